@@ -1,0 +1,171 @@
+// The validated configuration model: everything a generation is built from.
+//
+// Produced only by parseConfig()/loadConfigFile() (common/config.cpp), which accept the JSON-with-
+// comments format of docs/configuration.md and report every problem at once. The master parses
+// the file; a worker parses the same text again from its handover bundle (see FileSource), so the
+// model needs no serialisation of its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/address.hpp"
+
+namespace molt::common {
+
+using Millis = std::chrono::milliseconds;
+
+enum class Mode { Tcp, Http };
+enum class Balance { RoundRobin, LeastConn, Source, Random };
+enum class CheckType { Tcp, Http };
+enum class LogFormat { Text, Json };
+
+struct GlobalConfig {
+  unsigned workers = 0;  // 0 in the file is refused; absent means the number of CPUs
+  Millis hardStopAfter = std::chrono::minutes(30);
+  unsigned maxOldGenerations = 4;
+  Millis closeSpread = std::chrono::seconds(5);
+  std::string apiSocket;  // empty: no runtime API
+  std::string user, group;
+  std::string stateFile;
+  LogFormat logFormat = LogFormat::Text;
+};
+
+struct TlsConfig {
+  std::uint64_t sessionCacheBytes = 0;  // 0: no shared session cache
+  Millis ticketKeyRotation = std::chrono::hours(12);
+  Millis sessionTimeout = std::chrono::minutes(5);
+  std::string ciphers;       // TLS 1.2 cipher list; empty: OpenSSL's secure default
+  std::string ciphersuites;  // TLS 1.3 suites; empty: OpenSSL's default
+  std::string minVersion = "TLSv1.2";  // "TLSv1.2" or "TLSv1.3"
+};
+
+struct BindConfig {
+  std::string text;  // as written, after normalisation: the key listeners are reused by
+  SocketAddress address;
+  bool tls = false;
+  int backlog = 1024;
+};
+
+struct RouteConfig {
+  enum class Kind { PathPrefix, Host, HostMap };
+  Kind kind = Kind::PathPrefix;
+  std::string value;  // the prefix, the host (lower-case, may start with "*."), or the map path
+  std::string backend;        // PathPrefix and Host
+  std::string backendPrefix;  // HostMap
+  // HostMap: the map's entries in file order, host lower-cased.
+  std::vector<std::pair<std::string, std::string>> mapEntries;
+};
+
+struct FrontendTimeouts {
+  Millis client = std::chrono::seconds(50);
+  Millis httpRequest = std::chrono::seconds(10);
+  Millis keepAlive = std::chrono::seconds(5);
+};
+
+struct FrontendConfig {
+  std::string name;
+  Mode mode = Mode::Http;
+  std::vector<BindConfig> binds;
+  std::vector<std::string> certificates;  // paths as written (files or directories)
+  std::vector<RouteConfig> routes;
+  std::string defaultBackend;  // may be empty in http mode (then unrouted requests get 503)
+  FrontendTimeouts timeouts;
+};
+
+struct CheckConfig {
+  CheckType type = CheckType::Tcp;
+  std::string method = "GET";
+  std::string path = "/";
+  std::string host;  // empty: no Host header beyond the server address
+  int statusMin = 200, statusMax = 399;
+  Millis interval = std::chrono::seconds(2);
+  Millis timeout = std::chrono::seconds(1);
+  unsigned rise = 2, fall = 3;
+};
+
+struct ServerConfig {
+  std::string name;
+  std::string addressText;
+  SocketAddress address;
+  unsigned weight = 1;
+  bool check = false;  // resolved: true when this server is health-checked
+  std::optional<CheckConfig> checkOverride;  // a per-server check object, merged over the backend's
+  bool disabled = false;
+};
+
+struct BackendTimeouts {
+  Millis connect = std::chrono::seconds(5);
+  Millis server = std::chrono::seconds(50);
+  Millis tunnel = std::chrono::hours(1);
+};
+
+struct BackendConfig {
+  std::string name;
+  Balance balance = Balance::RoundRobin;
+  std::optional<CheckConfig> check;  // present: servers are checked unless they say "check": false
+  BackendTimeouts timeouts;
+  std::vector<ServerConfig> servers;  // templates expanded, in file order
+  int deny = 0;                        // non-zero: the backend answers with this status itself
+  unsigned retries = 3;                // further servers tried after a connect failure
+};
+
+struct Config {
+  std::string fileName;
+  GlobalConfig global;
+  TlsConfig tls;
+  std::vector<FrontendConfig> frontends;
+  std::vector<BackendConfig> backends;
+  // Every side file read through the FileSource (host maps, certificates), in first-read order.
+  // The master puts these in a worker's handover bundle.
+  std::vector<std::string> sideFiles;
+
+  const BackendConfig* findBackend(std::string_view name) const;
+};
+
+// One problem found in a config, printed as "FILE:LINE:COL: json.path: message".
+struct ConfigError {
+  std::string file;
+  int line = 0, column = 0;  // 1-based; 0 when the problem has no position (unreadable file)
+  std::string path;          // "backends[3].servers[7].address"; empty for syntax errors
+  std::string message;
+  std::string str() const;
+};
+
+// Thrown by parseConfig with every problem found, in file order.
+class ConfigErrors : public std::exception {
+ public:
+  explicit ConfigErrors(std::vector<ConfigError> errors);
+  const std::vector<ConfigError>& errors() const { return errors_; }
+  const char* what() const noexcept override { return text_.c_str(); }  // one error a line
+
+ private:
+  std::vector<ConfigError> errors_;
+  std::string text_;
+};
+
+// Where a config's side files (host maps, certificates) come from. The master reads the disk;
+// a worker reads the bundle its master handed over, so both see the same bytes.
+struct FileSource {
+  // Whole contents of `path`, or nullopt with `error` set (e.g. strerror text).
+  std::function<std::optional<std::string>(const std::string& path, std::string& error)> read;
+  // Entry names of a directory, sorted; nullopt when `path` is not a readable directory.
+  std::function<std::optional<std::vector<std::string>>(const std::string& path, std::string& error)>
+      list;
+  static FileSource disk();
+};
+
+// Parses and validates `text` (JSON with // and /* */ comments). Throws ConfigErrors.
+Config parseConfig(std::string_view text, const std::string& fileName,
+                   const FileSource& files = FileSource::disk());
+
+// Reads `path` and parses it. Throws ConfigErrors (an unreadable file is one error).
+Config loadConfigFile(const std::string& path, const FileSource& files = FileSource::disk());
+
+}  // namespace molt::common

@@ -1,0 +1,34 @@
+// Logging to stderr: one line per event, "TIME molt[PID] ROLE: message".
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace molt::common::log {
+
+enum class Level { Info, Warn, Error };
+
+// Sets the role printed on every line ("master", "worker gen 3 slot 1"). Call once per process
+// after fork/exec; not thread-safe (molt processes are single-threaded).
+void setRole(std::string role);
+
+// Writes one line with a single write(2) so lines from several processes sharing stderr never
+// interleave mid-line.
+void write(Level level, std::string_view message);
+
+template <class... Args>
+void info(fmt::format_string<Args...> format, Args&&... args) {
+  write(Level::Info, fmt::format(format, std::forward<Args>(args)...));
+}
+template <class... Args>
+void warn(fmt::format_string<Args...> format, Args&&... args) {
+  write(Level::Warn, fmt::format(format, std::forward<Args>(args)...));
+}
+template <class... Args>
+void error(fmt::format_string<Args...> format, Args&&... args) {
+  write(Level::Error, fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace molt::common::log
