@@ -34,6 +34,7 @@ enum class AddressUse {
 // Parses "HOST:PORT". HOST is an IPv4 literal, a bracketed IPv6 literal, "*" (bind only), or a
 // name resolved once with getaddrinfo (first result, IPv4 preferred). Returns the address, or
 // nullopt with `error` set to a short reason ("port out of range", "cannot resolve 'x': ...").
-std::optional<SocketAddress> parseAddress(std::string_view text, AddressUse use, std::string& error);
+std::optional<SocketAddress> parseAddress(std::string_view text, AddressUse use,
+                                          std::string& error);
 
 }  // namespace molt::common

@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,8 +42,8 @@ struct TlsConfig {
   std::uint64_t sessionCacheBytes = 0;  // 0: no shared session cache
   Millis ticketKeyRotation = std::chrono::hours(12);
   Millis sessionTimeout = std::chrono::minutes(5);
-  std::string ciphers;       // TLS 1.2 cipher list; empty: OpenSSL's secure default
-  std::string ciphersuites;  // TLS 1.3 suites; empty: OpenSSL's default
+  std::string ciphers;                 // TLS 1.2 cipher list; empty: OpenSSL's secure default
+  std::string ciphersuites;            // TLS 1.3 suites; empty: OpenSSL's default
   std::string minVersion = "TLSv1.2";  // "TLSv1.2" or "TLSv1.3"
 };
 
@@ -56,10 +57,11 @@ struct BindConfig {
 struct RouteConfig {
   enum class Kind { PathPrefix, Host, HostMap };
   Kind kind = Kind::PathPrefix;
-  std::string value;  // the prefix, the host (lower-case, may start with "*."), or the map path
-  std::string backend;        // PathPrefix and Host
+  std::string value;    // the prefix, the host (lower-case, may start with "*."), or the map path
+  std::string backend;  // PathPrefix and Host
   std::string backendPrefix;  // HostMap
-  // HostMap: the map's entries in file order, host lower-cased.
+  // HostMap: the map's (host, value) entries in file order, host lower-cased; the backend of an
+  // entry is backendPrefix + value.
   std::vector<std::pair<std::string, std::string>> mapEntries;
 };
 
@@ -96,7 +98,9 @@ struct ServerConfig {
   SocketAddress address;
   unsigned weight = 1;
   bool check = false;  // resolved: true when this server is health-checked
-  std::optional<CheckConfig> checkOverride;  // a per-server check object, merged over the backend's
+  // A per-server check object merged over the backend's (or the defaults); also the default tcp
+  // check when the server says "check": true and its backend has no check object.
+  std::optional<CheckConfig> checkOverride;
   bool disabled = false;
 };
 
@@ -112,8 +116,12 @@ struct BackendConfig {
   std::optional<CheckConfig> check;  // present: servers are checked unless they say "check": false
   BackendTimeouts timeouts;
   std::vector<ServerConfig> servers;  // templates expanded, in file order
-  int deny = 0;                        // non-zero: the backend answers with this status itself
-  unsigned retries = 3;                // further servers tried after a connect failure
+  int deny = 0;                       // non-zero: the backend answers with this status itself
+  unsigned retries = 3;               // further servers tried after a connect failure
+
+  // The check `server` (one of this backend's) runs: its merged override, else the backend's
+  // check, else the default tcp check; nullptr when the server is not checked.
+  const CheckConfig* checkOf(const ServerConfig& server) const;
 };
 
 struct Config {
@@ -122,7 +130,8 @@ struct Config {
   TlsConfig tls;
   std::vector<FrontendConfig> frontends;
   std::vector<BackendConfig> backends;
-  // Every side file read through the FileSource (host maps, certificates), in first-read order.
+  // Every side file read or directory listed through the FileSource (host maps, certificate
+  // files, certificate directories and each file in them), in first-read order, no duplicates.
   // The master puts these in a worker's handover bundle.
   std::vector<std::string> sideFiles;
 
@@ -155,8 +164,10 @@ class ConfigErrors : public std::exception {
 struct FileSource {
   // Whole contents of `path`, or nullopt with `error` set (e.g. strerror text).
   std::function<std::optional<std::string>(const std::string& path, std::string& error)> read;
-  // Entry names of a directory, sorted; nullopt when `path` is not a readable directory.
-  std::function<std::optional<std::vector<std::string>>(const std::string& path, std::string& error)>
+  // Names of the regular files in a directory (symlinks followed, hidden names skipped), sorted;
+  // nullopt when `path` is not a readable directory.
+  std::function<std::optional<std::vector<std::string>>(const std::string& path,
+                                                        std::string& error)>
       list;
   static FileSource disk();
 };

@@ -11,7 +11,9 @@ namespace {
 std::string gRole = "molt";
 }
 
-void setRole(std::string role) { gRole = std::move(role); }
+void setRole(std::string role) {
+  gRole = std::move(role);
+}
 
 void write(Level level, std::string_view message) {
   timeval now{};

@@ -43,7 +43,8 @@ class UvHandle {
     auto* h = reinterpret_cast<uv_handle_t*>(handle_);
     if (initialized()) {
       h->data = nullptr;
-      if (!uv_is_closing(h)) uv_close(h, [](uv_handle_t* closed) { delete reinterpret_cast<T*>(closed); });
+      if (!uv_is_closing(h))
+        uv_close(h, [](uv_handle_t* closed) { delete reinterpret_cast<T*>(closed); });
     } else {
       delete handle_;
     }

@@ -1,0 +1,216 @@
+#include "common/config.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <thread>
+
+#include "common/config_parse.hpp"
+#include "common/unique_fd.hpp"
+
+namespace molt::common {
+
+using config_detail::Fields;
+using config_detail::ParseContext;
+
+std::string ConfigError::str() const {
+  std::string out = file;
+  if (line > 0) out += ':' + std::to_string(line) + ':' + std::to_string(column);
+  out += ": ";
+  if (!path.empty()) out += path + ": ";
+  return out + message;
+}
+
+namespace {
+
+std::string joinLines(const std::vector<ConfigError>& errors) {
+  std::string out;
+  for (const ConfigError& e : errors) {
+    if (!out.empty()) out += '\n';
+    out += e.str();
+  }
+  return out;
+}
+
+}  // namespace
+
+ConfigErrors::ConfigErrors(std::vector<ConfigError> errors)
+    : errors_(std::move(errors)), text_(joinLines(errors_)) {}
+
+const BackendConfig* Config::findBackend(std::string_view name) const {
+  for (const BackendConfig& backend : backends) {
+    if (backend.name == name) return &backend;
+  }
+  return nullptr;
+}
+
+const CheckConfig* BackendConfig::checkOf(const ServerConfig& server) const {
+  static const CheckConfig kDefaultCheck;
+  if (!server.check) return nullptr;
+  if (server.checkOverride) return &*server.checkOverride;
+  return check ? &*check : &kDefaultCheck;
+}
+
+namespace {
+
+std::nullopt_t fail(std::string& error, const char* message) {
+  error = message;
+  return std::nullopt;
+}
+
+std::optional<std::string> readDiskFile(const std::string& path, std::string& error) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) return fail(error, std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return fail(error, std::strerror(EISDIR));
+  std::string text;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(error, std::strerror(errno));
+    if (n == 0) return text;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::optional<std::vector<std::string>> listDiskDirectory(const std::string& path,
+                                                          std::string& error) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
+  if (!dir) return fail(error, std::strerror(errno));
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* entry = ::readdir(dir.get())) {
+    // Hidden names are skipped too: editor droppings, and Kubernetes' "..data" secret-mount links.
+    struct stat st {};
+    if (entry->d_name[0] == '.' || ::fstatat(::dirfd(dir.get()), entry->d_name, &st, 0) != 0) {
+      continue;
+    }
+    if (S_ISREG(st.st_mode)) names.emplace_back(entry->d_name);
+  }
+  if (errno != 0) return fail(error, std::strerror(errno));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+unsigned defaultWorkers() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void checkAccount(const Fields& f, std::string_view key, std::string& out) {
+  const std::string* name = f.string(key);
+  if (!name) return;
+  const JsonValue& v = *f.get(key);
+  bool isUser = key == "user";
+  if (name->empty()) {
+    f.ctx().error(v.pos, f.at(key), "must not be empty");
+  } else if (isUser ? ::getpwnam(name->c_str()) == nullptr : ::getgrnam(name->c_str()) == nullptr) {
+    f.ctx().error(v.pos, f.at(key), (isUser ? "unknown user '" : "unknown group '") + *name + "'");
+  } else {
+    out = *name;
+  }
+}
+
+void parseTopLevel(ParseContext& ctx, const JsonValue& root, Config& config) {
+  if (!root.isObject()) {
+    ctx.error(root.pos, "", "the top level must be an object");
+    return;
+  }
+  Fields top(ctx, root, "", {"global", "tls", "frontends", "backends"});
+  if (const JsonValue* v = top.get("global")) config_detail::parseGlobal(ctx, *v, config.global);
+  if (const JsonValue* v = top.get("tls")) config_detail::parseTls(ctx, *v, config.tls);
+  // Backends first: frontends check their references against the backend names.
+  if (const JsonValue* v = top.array("backends")) {
+    config_detail::parseBackends(ctx, *v, config.backends);
+  }
+  if (const JsonValue* v = top.array("frontends")) {
+    config_detail::parseFrontends(ctx, *v, config.frontends);
+  }
+}
+
+}  // namespace
+
+FileSource FileSource::disk() {
+  return FileSource{readDiskFile, listDiskDirectory};
+}
+
+namespace config_detail {
+
+void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
+  Fields f(ctx, v, "global",
+           {"workers", "hard_stop_after", "max_old_generations", "close_spread", "api_socket",
+            "user", "group", "state_file", "log_format"});
+  if (auto n = f.integer("workers", 1, 1024)) out.workers = static_cast<unsigned>(*n);
+  if (auto d = f.duration("hard_stop_after", Millis(1))) out.hardStopAfter = *d;
+  if (auto n = f.integer("max_old_generations", 0, 1000)) {
+    out.maxOldGenerations = static_cast<unsigned>(*n);
+  }
+  if (auto d = f.duration("close_spread")) out.closeSpread = *d;
+  if (auto s = f.absolutePath("api_socket")) out.apiSocket = *s;
+  checkAccount(f, "user", out.user);
+  checkAccount(f, "group", out.group);
+  if (auto s = f.absolutePath("state_file")) out.stateFile = *s;
+  if (auto e = f.choice<LogFormat>("log_format",
+                                   {{"text", LogFormat::Text}, {"json", LogFormat::Json}})) {
+    out.logFormat = *e;
+  }
+}
+
+void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
+  constexpr std::uint64_t kMaxSessionCache = 64ull << 30;
+  Fields f(ctx, v, "tls",
+           {"session_cache", "ticket_key_rotation", "session_timeout", "ciphers", "ciphersuites",
+            "min_version"});
+  if (auto n = f.size("session_cache", kMaxSessionCache)) out.sessionCacheBytes = *n;
+  if (auto d = f.duration("ticket_key_rotation", std::chrono::minutes(1))) {
+    out.ticketKeyRotation = *d;
+  }
+  if (auto d = f.duration("session_timeout", Millis(1))) out.sessionTimeout = *d;
+  if (auto s = f.string("ciphers")) out.ciphers = *s;
+  if (auto s = f.string("ciphersuites")) out.ciphersuites = *s;
+  if (auto s = f.choice<std::string_view>("min_version",
+                                          {{"TLSv1.2", "TLSv1.2"}, {"TLSv1.3", "TLSv1.3"}})) {
+    out.minVersion = std::string(*s);
+  }
+}
+
+}  // namespace config_detail
+
+Config parseConfig(std::string_view text, const std::string& fileName, const FileSource& files) {
+  try {
+    Config config;
+    config.fileName = fileName;
+    config.global.workers = defaultWorkers();
+    ParseContext ctx(fileName, files, config);
+    JsonDocument doc = parseJsonc(text);
+    for (JsonError& e : doc.errors) ctx.error(e.pos, std::move(e.path), std::move(e.message));
+    if (doc.root) parseTopLevel(ctx, *doc.root, config);
+    if (ctx.hasErrors()) throw ConfigErrors(ctx.takeErrors());
+    return config;
+  } catch (const ConfigErrors&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw ConfigErrors({ConfigError{fileName, 0, 0, "", "out of memory while parsing"}});
+  } catch (const std::exception& e) {
+    // A FileSource callback may throw; the caller is promised ConfigErrors only.
+    throw ConfigErrors(
+        {ConfigError{fileName, 0, 0, "", std::string("internal error: ") + e.what()}});
+  }
+}
+
+Config loadConfigFile(const std::string& path, const FileSource& files) {
+  std::string error;
+  std::optional<std::string> text = files.read(path, error);
+  if (!text) throw ConfigErrors({ConfigError{path, 0, 0, "", "cannot read: " + error}});
+  return parseConfig(*text, path, files);
+}
+
+}  // namespace molt::common

@@ -1,0 +1,100 @@
+// The control channel between the master and one worker.
+//
+// Protocol description (the only one; keep it in step with master/ and worker/):
+//
+//   Transport: one AF_UNIX SOCK_SEQPACKET socketpair per worker. The worker's end is its only
+//   inherited descriptor (fd 3 after exec). Every message is one datagram: a JSON object
+//   {"type": T, ...} of at most kMaxControlMessage bytes, with 0..kMaxControlFds descriptors
+//   attached as SCM_RIGHTS. Datagram boundaries make fd/message pairing unambiguous. EOF on the
+//   socket means the peer is gone.
+//
+//   master -> worker
+//     "hello"    {generation, slot, workers}  fds: [bundle]   the handover bundle (memfd, see
+//                                                             common/bundle.hpp): config text and
+//                                                             side files, parsed by the worker
+//     "listener" {index, frontend, address}   fds: [socket]   a listening socket, for bind number
+//                                                             `index` (order of the config's binds)
+//     "start"    {}                                           every listener sent: start accepting
+//     "drain"    {close_spread_ms}                            stop accepting, finish live
+//                                                             connections, exit at zero
+//   worker -> master
+//     "ready"    {pid}                                        accepting on every listener
+//     "stats"    {connections}                                live connection count; sent when it
+//                                                             changes, at most every 100 ms
+//
+//   A message of an unknown type is logged and ignored, so a newer master can talk to an older
+//   worker across a binary upgrade.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "common/uv_handle.hpp"
+
+namespace molt::common {
+
+inline constexpr size_t kMaxControlMessage = 64 * 1024;
+inline constexpr size_t kMaxControlFds = 16;
+
+struct ControlMessage {
+  nlohmann::json body;
+  std::vector<UniqueFd> fds;
+  std::string type() const;
+};
+
+// Creates the socketpair (both ends close-on-exec, non-blocking). Returns 0 or -errno.
+int makeControlPair(UniqueFd& masterEnd, UniqueFd& workerEnd);
+
+// Sends one message on a non-blocking socket. Returns 0, or -errno (-EAGAIN: socket full).
+int sendControl(int fd, const nlohmann::json& body, std::span<const int> fds = {});
+
+// Receives one message. Returns 1 with `out` filled, 0 on EOF, or -errno (-EAGAIN: nothing
+// waiting, -EBADMSG: not a JSON object or truncated). Received descriptors are close-on-exec.
+int recvControl(int fd, ControlMessage& out);
+
+// One end of a control socket driven by a libuv loop: delivers each message to `onMessage`,
+// queues sends the socket cannot take yet, and reports the peer's disappearance once through
+// `onClosed`. Callbacks run on the loop; the channel may be destroyed from inside them.
+class ControlChannel {
+ public:
+  using MessageHandler = std::function<void(ControlMessage&&)>;
+  using ClosedHandler = std::function<void()>;
+
+  ControlChannel(uv_loop_t* loop, UniqueFd fd, MessageHandler onMessage, ClosedHandler onClosed);
+  ~ControlChannel();
+  ControlChannel(const ControlChannel&) = delete;
+  ControlChannel& operator=(const ControlChannel&) = delete;
+
+  // Queues a message; the descriptors are sent with it (the channel owns them until then).
+  void send(nlohmann::json body, std::vector<UniqueFd> fds = {});
+  int fd() const { return fd_.get(); }
+  bool open() const { return poll_.initialized(); }
+  // Gives up the socket without closing it (binary upgrade hands it to the new image).
+  UniqueFd release();
+
+ private:
+  struct Outgoing {
+    nlohmann::json body;
+    std::vector<UniqueFd> fds;
+  };
+  void onPoll(int status, int events);
+  void flush();
+  void updatePoll();
+  void fail(const char* what, int err);
+
+  UniqueFd fd_;
+  UvHandle<uv_poll_t> poll_;
+  MessageHandler onMessage_;
+  ClosedHandler onClosed_;
+  std::deque<Outgoing> queue_;
+  bool* destroyed_ = nullptr;  // set by a callback frame to learn that `this` was deleted
+};
+
+}  // namespace molt::common

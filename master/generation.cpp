@@ -1,0 +1,120 @@
+#include "master/generation.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/bundle.hpp"
+
+namespace molt::master {
+namespace {
+
+common::UniqueFd dupFd(int fd) {
+  return common::UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
+
+}  // namespace
+
+const char* phaseName(GenerationPhase phase) {
+  switch (phase) {
+    case GenerationPhase::Starting:
+      return "starting";
+    case GenerationPhase::Serving:
+      return "serving";
+    case GenerationPhase::Draining:
+      return "draining";
+    case GenerationPhase::Gone:
+      return "gone";
+  }
+  return "?";
+}
+
+LoadedConfig loadConfig(const std::string& path) {
+  common::Bundle bundle;
+  bundle.configPath = path;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf())) {
+    throw common::ConfigErrors(
+        {common::ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)}});
+  }
+  bundle.configText = text.str();
+  // Side files are read once, here, and the same bytes go to the workers.
+  common::FileSource disk = common::FileSource::disk();
+  common::FileSource recording = disk;
+  recording.read = [&](const std::string& file, std::string& error) {
+    auto data = disk.read(file, error);
+    if (data) bundle.files[file] = *data;
+    return data;
+  };
+  LoadedConfig loaded;
+  loaded.config =
+      std::make_unique<common::Config>(common::parseConfig(bundle.configText, path, recording));
+  std::string error;
+  loaded.bundle = common::writeBundle(bundle, error);
+  if (!loaded.bundle)
+    throw common::ConfigErrors({common::ConfigError{path, 0, 0, "", "handover bundle: " + error}});
+  return loaded;
+}
+
+bool Generation::acquireListeners(ListenerSet& listeners, std::vector<std::string>& errors) {
+  const auto& frontends = loaded_.config->frontends;
+  for (size_t i = 0; i < frontends.size(); ++i) {
+    for (size_t j = 0; j < frontends[i].binds.size(); ++j) {
+      std::string error;
+      auto listener = listeners.acquire(frontends[i].binds[j], error);
+      if (!listener) {
+        errors.push_back("frontends[" + std::to_string(i) + "].bind[" + std::to_string(j) +
+                         "]: " + error);
+        continue;
+      }
+      listeners_.push_back({frontends[i].name, static_cast<int>(j), std::move(listener)});
+    }
+  }
+  return errors.empty();
+}
+
+void Generation::sendHandover(WorkerProcess& worker) const {
+  std::vector<common::UniqueFd> bundle;
+  bundle.push_back(dupFd(loaded_.bundle.get()));
+  worker.send(
+      {{"type", "hello"}, {"generation", id_}, {"slot", worker.slot()}, {"workers", slots_.size()}},
+      std::move(bundle));
+  for (const auto& l : listeners_) {
+    std::vector<common::UniqueFd> fd;
+    fd.push_back(dupFd(l.listener->fd.get()));
+    worker.send({{"type", "listener"},
+                 {"frontend", l.frontend},
+                 {"bind", l.bind},
+                 {"address", l.listener->bound.text()}},
+                std::move(fd));
+  }
+  worker.send({{"type", "start"}});
+}
+
+bool Generation::allReady() const {
+  for (const auto& slot : slots_)
+    if (!slot.process || slot.process->phase() != WorkerPhase::Ready) return false;
+  return true;
+}
+
+size_t Generation::liveWorkers() const {
+  size_t live = 0;
+  for (const auto& slot : slots_)
+    if (slot.process && slot.process->phase() != WorkerPhase::Exited) ++live;
+  return live;
+}
+
+unsigned Generation::connections() const {
+  unsigned total = 0;
+  for (const auto& slot : slots_)
+    if (slot.process && slot.process->phase() != WorkerPhase::Exited)
+      total += slot.process->connections();
+  return total;
+}
+
+}  // namespace molt::master

@@ -1,0 +1,94 @@
+// A generation: everything built from one reading of the config file.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/unique_fd.hpp"
+#include "common/uv_handle.hpp"
+#include "master/listener.hpp"
+#include "master/worker_process.hpp"
+
+namespace molt::master {
+
+class Master;
+
+// Lifecycle of a generation.
+enum class GenerationPhase {
+  Starting,  // workers spawned, not all ready yet
+  Serving,   // every worker reported ready; this generation takes new connections
+  Draining,  // a newer generation serves (or molt is stopping); workers finish their connections
+  Gone       // every worker exited; the generation is about to be destroyed
+};
+
+const char* phaseName(GenerationPhase phase);
+
+// The validated config of a generation, with the bytes its workers will parse again.
+struct LoadedConfig {
+  std::unique_ptr<common::Config> config;
+  common::UniqueFd bundle;  // sealed memfd (common/bundle.hpp)
+};
+
+// Reads and validates `path`, recording every side file into the handover bundle. Throws
+// common::ConfigErrors on any problem (an unusable bundle is reported the same way).
+LoadedConfig loadConfig(const std::string& path);
+
+// A listener as one generation uses it: which frontend bind it serves.
+struct GenerationListener {
+  std::string frontend;
+  int bind = 0;
+  std::shared_ptr<Listener> listener;
+};
+
+// Everything built from one config: listeners (shared with other generations by address),
+// worker slots, the handover bundle. Owned by the Master.
+class Generation {
+ public:
+  struct Slot {
+    // What the respawn timer's callback needs; lives in the slot so the timer never outlives it.
+    struct RespawnTarget {
+      Master* master = nullptr;
+      Generation* generation = nullptr;
+      unsigned slot = 0;
+    };
+    std::unique_ptr<WorkerProcess> process;
+    RespawnTarget respawnTarget;
+    common::UvHandle<uv_timer_t> respawnTimer;
+    unsigned quickExits = 0;  // consecutive exits soon after spawn: drives the respawn backoff
+  };
+
+  Generation(unsigned id, LoadedConfig loaded) : id_(id), loaded_(std::move(loaded)) {}
+
+  // Takes the listeners of every frontend bind from `listeners` (reusing sockets by address).
+  // Returns false with one "frontends[i].bind[j]: reason" line per failure in `errors`.
+  bool acquireListeners(ListenerSet& listeners, std::vector<std::string>& errors);
+  // Sends a freshly spawned worker its handover: hello + bundle, each listener, start.
+  void sendHandover(WorkerProcess& worker) const;
+
+  unsigned id() const { return id_; }
+  const common::Config& config() const { return *loaded_.config; }
+  GenerationPhase phase() const { return phase_; }
+  void setPhase(GenerationPhase phase) { phase_ = phase; }
+  std::vector<Slot>& slots() { return slots_; }
+  const std::vector<GenerationListener>& listeners() const { return listeners_; }
+  uint64_t drainStartedMs() const { return drainStartedMs_; }
+  void setDrainStartedMs(uint64_t ms) { drainStartedMs_ = ms; }
+
+  bool allReady() const;
+  size_t liveWorkers() const;    // not yet exited
+  unsigned connections() const;  // as last reported by the workers
+
+ private:
+  unsigned id_;
+  LoadedConfig loaded_;
+  GenerationPhase phase_ = GenerationPhase::Starting;
+  std::vector<GenerationListener> listeners_;
+  std::vector<Slot> slots_;
+  uint64_t drainStartedMs_ = 0;
+};
+
+}  // namespace molt::master

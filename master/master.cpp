@@ -1,0 +1,300 @@
+#include "master/master.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace molt::master {
+namespace {
+
+// A worker that dies this soon after its spawn counts as a quick exit: respawns back off.
+constexpr uint64_t kQuickExitMs = 10'000;
+constexpr uint64_t kMaxBackoffMs = 10'000;
+// After SIGTERM at a stop deadline, SIGKILL follows this much later.
+constexpr uint64_t kKillGraceMs = 2'000;
+
+}  // namespace
+
+Master::Master(MasterOptions options) : options_(std::move(options)) {
+  uv_loop_init(&loop_);
+  uv_check_init(&loop_, reaper_.get());
+  reaper_->data = this;
+  uv_timer_init(&loop_, stopTimer_.get());
+  stopTimer_->data = this;
+  for (int signal : {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2}) {
+    common::UvHandle<uv_signal_t> handle;
+    uv_signal_init(&loop_, handle.get());
+    handle->data = this;
+    uv_signal_start(
+        handle.get(),
+        [](uv_signal_t* h, int signum) {
+          if (auto* self = static_cast<Master*>(h->data)) self->onSignal(signum);
+        },
+        signal);
+    signals_.push_back(std::move(handle));
+  }
+}
+
+Master::~Master() {
+  generations_.clear();
+  signals_.clear();
+  reaper_.close();
+  stopTimer_.close();
+  uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks free the handles
+  uv_loop_close(&loop_);
+}
+
+int Master::run() {
+  signal(SIGPIPE, SIG_IGN);
+  if (!startGeneration("start")) return 1;
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exitStatus_;
+}
+
+Generation* Master::current() const {
+  for (auto it = generations_.rbegin(); it != generations_.rend(); ++it)
+    if ((*it)->phase() == GenerationPhase::Serving) return it->get();
+  return nullptr;
+}
+
+bool Master::startGeneration(const char* why) {
+  LoadedConfig loaded;
+  try {
+    loaded = loadConfig(options_.configPath);
+  } catch (const common::ConfigErrors& e) {
+    common::log::error("{}: config {} has {} error(s), nothing changed:\n{}", why,
+                       options_.configPath, e.errors().size(), e.what());
+    return false;
+  }
+  auto generation = std::make_unique<Generation>(nextGenerationId_, std::move(loaded));
+  std::vector<std::string> errors;
+  for (size_t i = 0; i < generation->config().frontends.size(); ++i)
+    if (generation->config().frontends[i].mode != common::Mode::Tcp)
+      errors.push_back("frontends[" + std::to_string(i) +
+                       "].mode: \"http\" is not served by this version yet (use \"tcp\")");
+  if (errors.empty()) generation->acquireListeners(listeners_, errors);
+  if (!errors.empty()) {
+    std::string text;
+    for (const auto& e : errors) text += options_.configPath + ": " + e + "\n";
+    common::log::error("{}: generation {} not started, nothing changed:\n{}", why,
+                       nextGenerationId_, text);
+    listeners_.prune();
+    return false;
+  }
+  ++nextGenerationId_;
+  for (const auto& l : generation->listeners())
+    common::log::info("generation {}: frontend {} listening on {}", generation->id(), l.frontend,
+                      l.listener->bound.text());
+  unsigned workers = generation->config().global.workers;
+  generation->slots().resize(workers);
+  Generation& ref = *generation;
+  generations_.push_back(std::move(generation));
+  for (unsigned slot = 0; slot < workers; ++slot) spawnSlot(ref, slot);
+  return true;
+}
+
+void Master::spawnSlot(Generation& generation, unsigned slot) {
+  auto& s = generation.slots()[slot];
+  if (!s.process) {
+    WorkerProcess::Handlers handlers{
+        [this, &generation](WorkerProcess& w, common::ControlMessage&& m) {
+          onWorkerMessage(generation, w, std::move(m));
+        },
+        [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
+    s.process = std::make_unique<WorkerProcess>(slot, std::move(handlers));
+  }
+  if (int rc = s.process->spawn(&loop_, options_.exe); rc < 0) {
+    common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
+                       std::strerror(-rc));
+    return scheduleRespawn(generation, slot);
+  }
+  common::log::info("generation {}: worker slot {} started, pid {}", generation.id(), slot,
+                    s.process->pid());
+  generation.sendHandover(*s.process);
+}
+
+void Master::onWorkerMessage(Generation& generation, WorkerProcess& worker,
+                             common::ControlMessage&& message) {
+  std::string type = message.type();
+  if (type == "ready") return onWorkerReady(generation, worker);
+  if (type == "stats") {
+    worker.setConnections(message.body.value("connections", 0u));
+    return;
+  }
+  common::log::warn("worker pid {}: ignoring control message '{}'", worker.pid(), type);
+}
+
+void Master::onWorkerReady(Generation& generation, WorkerProcess& worker) {
+  if (worker.phase() != WorkerPhase::Spawned) return;
+  worker.setPhase(WorkerPhase::Ready);
+  if (generation.phase() == GenerationPhase::Draining) {
+    // Respawned into a generation that started draining meanwhile.
+    worker.setPhase(WorkerPhase::Draining);
+    worker.send({{"type", "drain"}});
+    return;
+  }
+  if (generation.phase() == GenerationPhase::Starting && generation.allReady()) promote(generation);
+}
+
+void Master::promote(Generation& generation) {
+  generation.setPhase(GenerationPhase::Serving);
+  common::log::info("generation {} serving with {} workers", generation.id(),
+                    generation.slots().size());
+  phase_ = MasterPhase::Running;
+  // Only now is it safe to retire older generations: the new one accepts on every listener.
+  for (auto& other : generations_)
+    if (other.get() != &generation && other->phase() != GenerationPhase::Draining &&
+        other->phase() != GenerationPhase::Gone)
+      drainGeneration(*other, "replaced");
+  listeners_.prune();
+}
+
+void Master::drainGeneration(Generation& generation, const char* why) {
+  generation.setPhase(GenerationPhase::Draining);
+  generation.setDrainStartedMs(uv_now(&loop_));
+  for (auto& slot : generation.slots()) {
+    slot.respawnTimer.close();
+    if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
+    slot.process->setPhase(WorkerPhase::Draining);
+    slot.process->send({{"type", "drain"}});
+  }
+  common::log::info("generation {} draining ({}): {} workers, {} connections left", generation.id(),
+                    why, generation.liveWorkers(), generation.connections());
+  if (generation.liveWorkers() == 0) generation.setPhase(GenerationPhase::Gone);
+}
+
+void Master::onWorkerExit(Generation& generation, WorkerProcess& worker, int status) {
+  bool stopping = phase_ == MasterPhase::Stopping || phase_ == MasterPhase::Exiting;
+  bool expected = stopping || generation.phase() == GenerationPhase::Draining;
+  if (expected) {
+    common::log::info("generation {}: worker slot {} pid {} exited ({}), {} workers left",
+                      generation.id(), worker.slot(), worker.pid(), describeWaitStatus(status),
+                      generation.liveWorkers());
+    if (generation.liveWorkers() == 0) {
+      generation.setPhase(GenerationPhase::Gone);
+      uv_check_start(reaper_.get(), [](uv_check_t* h) {
+        if (auto* self = static_cast<Master*>(h->data)) self->reapGenerations();
+      });
+    }
+    return;
+  }
+  common::log::warn("generation {}: worker slot {} pid {} died unexpectedly ({})", generation.id(),
+                    worker.slot(), worker.pid(), describeWaitStatus(status));
+  scheduleRespawn(generation, worker.slot());
+}
+
+void Master::scheduleRespawn(Generation& generation, unsigned slot) {
+  auto& s = generation.slots()[slot];
+  bool quick = !s.process || uv_now(&loop_) - s.process->startedMs() < kQuickExitMs;
+  s.quickExits = quick ? s.quickExits + 1 : 0;
+  uint64_t delay =
+      s.quickExits <= 1
+          ? 0
+          : std::min<uint64_t>(kMaxBackoffMs, 100ull << std::min(s.quickExits - 2, 10u));
+  common::log::info("generation {}: respawning slot {} in {} ms", generation.id(), slot, delay);
+  s.respawnTimer = common::UvHandle<uv_timer_t>();
+  uv_timer_init(&loop_, s.respawnTimer.get());
+  s.respawnTarget = {this, &generation, slot};
+  s.respawnTimer->data = &s.respawnTarget;
+  uv_timer_start(
+      s.respawnTimer.get(),
+      [](uv_timer_t* h) {
+        auto* target = static_cast<Generation::Slot::RespawnTarget*>(h->data);
+        if (target) target->master->spawnSlot(*target->generation, target->slot);
+      },
+      delay, 0);
+}
+
+void Master::reapGenerations() {
+  uv_check_stop(reaper_.get());
+  generations_.erase(
+      std::remove_if(generations_.begin(), generations_.end(),
+                     [](const auto& g) { return g->phase() == GenerationPhase::Gone; }),
+      generations_.end());
+  listeners_.prune();
+  exitIfDone();
+}
+
+void Master::onSignal(int signal) {
+  switch (signal) {
+    case SIGHUP:
+    case SIGUSR2:
+      return reload();
+    case SIGTERM:
+    case SIGQUIT:
+      return beginStop(true, signal == SIGTERM ? "SIGTERM" : "SIGQUIT");
+    case SIGINT:
+      return beginStop(false, "SIGINT");
+  }
+}
+
+void Master::reload() {
+  if (phase_ != MasterPhase::Running) {
+    common::log::warn("reload ignored: master is {}",
+                      phase_ == MasterPhase::Starting ? "starting" : "stopping");
+    return;
+  }
+  common::log::info("reload: reading {}", options_.configPath);
+  startGeneration("reload");
+}
+
+void Master::beginStop(bool graceful, const char* why) {
+  if (phase_ == MasterPhase::Exiting) return;
+  if (phase_ == MasterPhase::Stopping && graceful) return;
+  phase_ = graceful ? MasterPhase::Stopping : MasterPhase::Exiting;
+  uint64_t deadline = 0;
+  for (auto& g : generations_) {
+    if (graceful) {
+      if (g->phase() != GenerationPhase::Draining) drainGeneration(*g, why);
+      deadline = static_cast<uint64_t>(g->config().global.hardStopAfter.count());
+    } else {
+      for (auto& slot : g->slots()) {
+        slot.respawnTimer.close();
+        if (slot.process) slot.process->kill(SIGTERM);
+      }
+    }
+  }
+  common::log::info("{}: {} stop, {} generations", why, graceful ? "graceful" : "fast",
+                    generations_.size());
+  killSent_ = !graceful;
+  uv_timer_start(
+      stopTimer_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Master*>(h->data)) self->onStopDeadline();
+      },
+      graceful ? deadline : kKillGraceMs, 0);
+  exitIfDone();
+}
+
+void Master::onStopDeadline() {
+  int signal = killSent_ ? SIGKILL : SIGTERM;
+  common::log::warn("stop deadline: sending {} to remaining workers", strsignal(signal));
+  for (auto& g : generations_)
+    for (auto& slot : g->slots())
+      if (slot.process) slot.process->kill(signal);
+  if (!killSent_) {
+    killSent_ = true;
+    uv_timer_start(
+        stopTimer_.get(),
+        [](uv_timer_t* h) {
+          if (auto* self = static_cast<Master*>(h->data)) self->onStopDeadline();
+        },
+        kKillGraceMs, 0);
+  }
+}
+
+void Master::exitIfDone() {
+  if (phase_ != MasterPhase::Stopping && phase_ != MasterPhase::Exiting) return;
+  for (auto& g : generations_)
+    if (g->liveWorkers() > 0) return;
+  common::log::info("all workers gone; master exiting");
+  phase_ = MasterPhase::Exiting;
+  generations_.clear();
+  uv_stop(&loop_);
+}
+
+}  // namespace molt::master

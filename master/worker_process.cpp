@@ -1,0 +1,118 @@
+#include "master/worker_process.hpp"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace molt::master {
+namespace {
+
+constexpr int kWorkerControlFd = 3;
+
+int pidfdOpen(pid_t pid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+// Runs in the forked child: only async-signal-safe calls until exec.
+[[noreturn]] void execWorker(int controlFd, const char* exe) {
+  if (controlFd == kWorkerControlFd) {
+    fcntl(controlFd, F_SETFD, 0);
+  } else if (dup2(controlFd, kWorkerControlFd) < 0) {
+    _exit(127);
+  }
+  // Everything else the master holds (listeners, zones, other workers' sockets, the loop's
+  // epoll) must not leak into the worker: listeners arrive over the control socket instead.
+  syscall(SYS_close_range, kWorkerControlFd + 1, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  char arg0[] = "molt";
+  char arg1[] = "--worker";
+  char* argv[] = {arg0, arg1, nullptr};
+  execv(exe, argv);
+  _exit(127);
+}
+
+}  // namespace
+
+const char* phaseName(WorkerPhase phase) {
+  switch (phase) {
+    case WorkerPhase::Spawned:
+      return "spawned";
+    case WorkerPhase::Ready:
+      return "ready";
+    case WorkerPhase::Draining:
+      return "draining";
+    case WorkerPhase::Exited:
+      return "exited";
+  }
+  return "?";
+}
+
+WorkerProcess::~WorkerProcess() = default;
+
+int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe) {
+  common::UniqueFd masterEnd, workerEnd;
+  if (int rc = common::makeControlPair(masterEnd, workerEnd); rc < 0) return rc;
+  std::fflush(nullptr);  // nothing buffered may be written twice
+  pid_t pid = fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) execWorker(workerEnd.get(), exe.c_str());
+  pid_ = pid;
+  phase_ = WorkerPhase::Spawned;
+  connections_ = 0;
+  startedMs_ = uv_now(loop);
+  pidfd_.reset(pidfdOpen(pid));
+  if (!pidfd_) return -errno;
+  pidPoll_ = common::UvHandle<uv_poll_t>();
+  uv_poll_init(loop, pidPoll_.get(), pidfd_.get());
+  pidPoll_->data = this;
+  uv_poll_start(pidPoll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
+    if (auto* self = static_cast<WorkerProcess*>(h->data)) self->onPidfdReadable();
+  });
+  control_ = std::make_unique<common::ControlChannel>(
+      loop, std::move(masterEnd),
+      [this](common::ControlMessage&& m) { handlers_.onMessage(*this, std::move(m)); },
+      [] {});  // EOF alone proves nothing: the pidfd says when the process is gone
+  return 0;
+}
+
+void WorkerProcess::send(nlohmann::json body, std::vector<common::UniqueFd> fds) {
+  if (control_ && control_->open()) control_->send(std::move(body), std::move(fds));
+}
+
+void WorkerProcess::kill(int signal) const {
+  if (phase_ != WorkerPhase::Exited && pidfd_)
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), signal, nullptr, 0);
+}
+
+void WorkerProcess::onPidfdReadable() {
+  siginfo_t info{};
+  if (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) < 0) {
+    common::log::error("waitid(worker pid {}): {}", pid_, std::strerror(errno));
+    return;
+  }
+  if (info.si_pid == 0) return;
+  int status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
+  phase_ = WorkerPhase::Exited;
+  pidPoll_.close();
+  pidfd_.reset();
+  control_.reset();
+  handlers_.onExit(*this, status);  // may destroy this
+}
+
+std::string describeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  return "status " + std::to_string(status);
+}
+
+}  // namespace molt::master

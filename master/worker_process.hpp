@@ -1,0 +1,73 @@
+// One worker process as the master sees it: its pid, its control channel, its phase.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/control.hpp"
+#include "common/unique_fd.hpp"
+#include "common/uv_handle.hpp"
+
+namespace molt::master {
+
+// Lifecycle of a worker process.
+enum class WorkerPhase {
+  Spawned,   // forked and exec'd; handover sent, not ready yet
+  Ready,     // reported ready: accepting on its generation's listeners
+  Draining,  // told to drain: no listeners, finishing its connections
+  Exited     // reaped; only its exit status remains
+};
+
+const char* phaseName(WorkerPhase phase);
+
+// A child running `molt --worker`. Owns the pidfd (reaping) and the master's end of the control
+// socket. Events arrive through the handlers given at spawn, on the master's loop.
+class WorkerProcess {
+ public:
+  struct Handlers {
+    std::function<void(WorkerProcess&, common::ControlMessage&&)> onMessage;
+    std::function<void(WorkerProcess&, int waitStatus)> onExit;  // after reaping
+  };
+
+  WorkerProcess(unsigned slot, Handlers handlers) : slot_(slot), handlers_(std::move(handlers)) {}
+  ~WorkerProcess();
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+  // Forks and execs `exe --worker` with the control socket as fd 3 and nothing else inherited
+  // but stdio. Returns 0 or -errno (logged by the caller).
+  int spawn(uv_loop_t* loop, const std::string& exe);
+  void send(nlohmann::json body, std::vector<common::UniqueFd> fds = {});
+  // Sends a signal if the process still runs.
+  void kill(int signal) const;
+
+  unsigned slot() const { return slot_; }
+  pid_t pid() const { return pid_; }
+  WorkerPhase phase() const { return phase_; }
+  void setPhase(WorkerPhase phase) { phase_ = phase; }
+  unsigned connections() const { return connections_; }
+  void setConnections(unsigned n) { connections_ = n; }
+  uint64_t startedMs() const { return startedMs_; }
+
+ private:
+  void onPidfdReadable();
+
+  unsigned slot_;
+  Handlers handlers_;
+  pid_t pid_ = -1;
+  WorkerPhase phase_ = WorkerPhase::Spawned;
+  unsigned connections_ = 0;
+  uint64_t startedMs_ = 0;
+  common::UniqueFd pidfd_;
+  common::UvHandle<uv_poll_t> pidPoll_;
+  std::unique_ptr<common::ControlChannel> control_;
+};
+
+// Describes a wait status for a log line: "exit 0", "signal 9 (Killed)".
+std::string describeWaitStatus(int status);
+
+}  // namespace molt::master

@@ -1,0 +1,57 @@
+#include "tests/support/molt_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <map>
+#include <regex>
+
+namespace molt::test {
+
+Origin::Origin(const std::string& name) {
+  child_ = std::make_unique<Child>(std::vector<std::string>{
+      originBinary(), "--http", "127.0.0.1:0", "--tcp-echo", "127.0.0.1:0", "--name", name});
+  auto http = child_->waitForLine(R"(listening http 127\.0\.0\.1:(\d+))");
+  auto echo = child_->waitForLine(R"(listening tcp-echo 127\.0\.0\.1:(\d+))");
+  INFO(child_->output());
+  REQUIRE(http);
+  REQUIRE(echo);
+  httpPort_ = static_cast<std::uint16_t>(std::stoi((*http)[1]));
+  echoPort_ = static_cast<std::uint16_t>(std::stoi((*echo)[1]));
+}
+
+Molt::Molt(const std::string& configText, const std::vector<std::string>& env, bool waitServing) {
+  configPath_ = dir_.write("molt.json", configText);
+  child_ = std::make_unique<Child>(std::vector<std::string>{moltBinary(), "-f", configPath_}, env);
+  if (!waitServing) return;
+  auto serving = child_->waitForLine(R"(generation 1 serving)", 20s);
+  INFO(child_->output());
+  REQUIRE(serving);
+}
+
+void Molt::rewriteConfig(const std::string& configText) const {
+  std::ofstream(configPath_, std::ios::trunc) << configText;
+}
+
+std::uint16_t Molt::port(const std::string& frontend, unsigned generation) {
+  auto line = child_->waitForLine("generation " + std::to_string(generation) + ": frontend " +
+                                  frontend + R"( listening on [^ ]*:(\d+))");
+  INFO(child_->output());
+  REQUIRE(line);
+  return static_cast<std::uint16_t>(std::stoi((*line)[1]));
+}
+
+std::vector<pid_t> Molt::workerPids(unsigned generation) {
+  std::regex re("generation " + std::to_string(generation) +
+                R"(: worker slot (\d+) started, pid (\d+))");
+  std::map<int, pid_t> bySlot;
+  for (const auto& line : child_->lines()) {
+    std::smatch m;
+    if (std::regex_search(line, m, re)) bySlot[std::stoi(m[1])] = std::stoi(m[2]);
+  }
+  std::vector<pid_t> pids;
+  for (const auto& [slot, pid] : bySlot) pids.push_back(pid);
+  return pids;
+}
+
+}  // namespace molt::test

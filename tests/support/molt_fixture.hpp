@@ -1,0 +1,48 @@
+// Test support: the real molt master and the project's test origin, started per test.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace molt::test {
+
+// molt-origin with one HTTP and one TCP echo listener on loopback ports the kernel chose.
+class Origin {
+ public:
+  explicit Origin(const std::string& name = "origin");
+  std::uint16_t httpPort() const { return httpPort_; }
+  std::uint16_t echoPort() const { return echoPort_; }
+  Child& process() { return *child_; }
+
+ private:
+  std::unique_ptr<Child> child_;
+  std::uint16_t httpPort_ = 0, echoPort_ = 0;
+};
+
+// `molt -f CONFIG` with CONFIG written to a scratch directory. The constructor waits until the
+// first generation serves (and fails the test if it does not within the timeout).
+class Molt {
+ public:
+  explicit Molt(const std::string& configText, const std::vector<std::string>& env = {},
+                bool waitServing = true);
+  Child& process() { return *child_; }
+  const TempDir& dir() const { return dir_; }
+  const std::string& configPath() const { return configPath_; }
+  // Rewrites the config file (for reload tests).
+  void rewriteConfig(const std::string& configText) const;
+  // The port frontend `name` listens on in generation `generation`, from the master's log.
+  std::uint16_t port(const std::string& frontend, unsigned generation = 1);
+  // Worker pids of `generation`, from the master's log (respawns included, latest per slot).
+  std::vector<pid_t> workerPids(unsigned generation = 1);
+
+ private:
+  TempDir dir_;
+  std::string configPath_;
+  std::unique_ptr<Child> child_;
+};
+
+}  // namespace molt::test

@@ -1,0 +1,32 @@
+#include "worker/backend.hpp"
+
+#include <algorithm>
+
+namespace molt::worker {
+
+Backend::Backend(const common::BackendConfig& config) : config_(&config) {
+  servers_.reserve(config.servers.size());
+  for (const auto& s : config.servers) {
+    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled});
+    if (!s.disabled && s.weight > 0) eligible_.push_back(static_cast<int>(servers_.size() - 1));
+  }
+}
+
+int Backend::pick(std::span<const int> exclude) {
+  // nginx-style smooth weighting: every eligible server gains its weight, the richest wins and
+  // pays the total. Interleaves servers in proportion to weight without bursts.
+  std::int64_t total = 0;
+  int best = -1;
+  for (int index : eligible_) {
+    if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) continue;
+    Server& s = servers_[static_cast<size_t>(index)];
+    s.currentWeight += s.weight;
+    total += s.weight;
+    if (best < 0 || s.currentWeight > servers_[static_cast<size_t>(best)].currentWeight)
+      best = index;
+  }
+  if (best >= 0) servers_[static_cast<size_t>(best)].currentWeight -= total;
+  return best;
+}
+
+}  // namespace molt::worker

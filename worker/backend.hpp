@@ -1,0 +1,43 @@
+// A backend as a worker runs it: its servers and the choice of the next one.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+
+namespace molt::worker {
+
+struct Server {
+  std::string name;
+  common::SocketAddress address;
+  unsigned weight = 1;
+  bool disabled = false;
+  std::int64_t currentWeight = 0;  // smooth weighted round robin state
+  unsigned connections = 0;        // live connections from this worker
+};
+
+// Built from one BackendConfig; lives as long as the worker's generation config.
+class Backend {
+ public:
+  explicit Backend(const common::BackendConfig& config);
+
+  const std::string& name() const { return config_->name; }
+  const common::BackendConfig& config() const { return *config_; }
+  Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
+  size_t size() const { return servers_.size(); }
+
+  // Picks the next server by smooth weighted round robin among servers that are not disabled,
+  // have a weight above zero and are not in `exclude` (servers this connection already tried).
+  // Returns the server's index, or -1 when none is eligible.
+  int pick(std::span<const int> exclude = {});
+
+ private:
+  const common::BackendConfig* config_;
+  std::vector<Server> servers_;
+  std::vector<int> eligible_;  // indices of servers that can take traffic, in config order
+};
+
+}  // namespace molt::worker

@@ -1,0 +1,51 @@
+// A frontend as a worker runs it: its listener handles and where its connections go.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/unique_fd.hpp"
+#include "common/uv_handle.hpp"
+
+namespace molt::worker {
+
+class Backend;
+
+// Owns the libuv handles over the listening sockets the master handed over for this frontend.
+// Closing them (drain) leaves the sockets themselves open in the master, so connections queued
+// in the kernel are taken by the next generation.
+class Frontend {
+ public:
+  using AcceptHandler = std::function<void(Frontend&, uv_stream_t* listener)>;
+
+  Frontend(const common::FrontendConfig& config, Backend* defaultBackend)
+      : config_(&config), defaultBackend_(defaultBackend) {}
+
+  const common::FrontendConfig& config() const { return *config_; }
+  Backend* defaultBackend() const { return defaultBackend_; }
+
+  // Wraps a received listening socket. Returns 0 or a libuv error.
+  int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address, int backlog);
+  // Starts accepting on every listener; `onAccept` is called once per pending connection.
+  int startAccepting(AcceptHandler onAccept);
+  // Closes every listener handle (idempotent).
+  void closeListeners();
+  size_t listenerCount() const { return listeners_.size(); }
+
+ private:
+  struct Listener {
+    common::UvHandle<uv_tcp_t> handle;
+    std::string address;
+    int backlog = 0;
+  };
+  const common::FrontendConfig* config_;
+  Backend* defaultBackend_;
+  std::vector<Listener> listeners_;
+  AcceptHandler onAccept_;
+};
+
+}  // namespace molt::worker
