@@ -90,7 +90,7 @@ ControlChannel::ControlChannel(uv_loop_t* loop, UniqueFd fd, MessageHandler onMe
 }
 
 ControlChannel::~ControlChannel() {
-  if (destroyed_) *destroyed_ = true;
+  *alive_ = false;
 }
 
 UniqueFd ControlChannel::release() {
@@ -141,27 +141,19 @@ void ControlChannel::onPoll(int status, int events) {
   if (status < 0) return fail("uv_poll", -status);
   if (events & UV_WRITABLE) flush();
   if (!(events & UV_READABLE)) return;
-  bool destroyed = false;
-  destroyed_ = &destroyed;
-  for (int i = 0; i < 64 && !destroyed && fd_; ++i) {
+  std::shared_ptr<bool> alive = alive_;
+  for (int i = 0; i < 64 && *alive && fd_; ++i) {
     ControlMessage message;
     int rc = recvControl(fd_.get(), message);
     if (rc == -EAGAIN) break;
-    if (rc == 0) {
-      destroyed_ = nullptr;
-      return fail("peer closed", 0);
-    }
+    if (rc == 0) return fail("peer closed", 0);
     if (rc == -EBADMSG) {
       log::warn("control fd {}: dropped a malformed message", fd_.get());
       continue;
     }
-    if (rc < 0) {
-      destroyed_ = nullptr;
-      return fail("recvmsg", -rc);
-    }
+    if (rc < 0) return fail("recvmsg", -rc);
     if (onMessage_) onMessage_(std::move(message));
   }
-  if (!destroyed) destroyed_ = nullptr;
 }
 
 }  // namespace molt::common

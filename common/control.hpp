@@ -30,6 +30,7 @@
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -94,7 +95,8 @@ class ControlChannel {
   MessageHandler onMessage_;
   ClosedHandler onClosed_;
   std::deque<Outgoing> queue_;
-  bool* destroyed_ = nullptr;  // set by a callback frame to learn that `this` was deleted
+  // Cleared by the destructor; a callback frame holds a copy to learn that `this` was deleted.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace molt::common

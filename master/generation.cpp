@@ -1,6 +1,7 @@
 #include "master/generation.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "common/bundle.hpp"
+#include "common/log.hpp"
 
 namespace molt::master {
 namespace {
@@ -16,6 +18,9 @@ namespace {
 common::UniqueFd dupFd(int fd) {
   return common::UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
+
+// After SIGTERM, a worker gets this long to exit before SIGKILL.
+constexpr uint64_t kKillGraceMs = 2'000;
 
 }  // namespace
 
@@ -94,6 +99,76 @@ void Generation::sendHandover(WorkerProcess& worker) const {
                 std::move(fd));
   }
   worker.send({{"type", "start"}});
+}
+
+uint64_t monotonicMs() {
+  return uv_hrtime() / 1'000'000;
+}
+
+void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
+  phase_ = GenerationPhase::Draining;
+  drainStartedMs_ = monotonicMs();
+  auto after = static_cast<uint64_t>(hardStopAfter.count());
+  hardStopAtMs_ = drainStartedMs_ + after;
+  for (auto& slot : slots_) {
+    slot.respawnTimer.close();
+    if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
+    slot.process->setPhase(WorkerPhase::Draining);
+    slot.process->send({{"type", "drain"}, {"hard_stop_in_ms", after}});
+  }
+  if (liveWorkers() == 0) {
+    phase_ = GenerationPhase::Gone;
+    return;
+  }
+  armStopTimer(loop, after, [](uv_timer_t* h) {
+    auto* self = static_cast<Generation*>(h->data);
+    if (!self) return;
+    self->terminate(h->loop, "hard_stop_after reached");
+  });
+}
+
+void Generation::restoreDrain(uv_loop_t* loop, uint64_t startedMs, uint64_t hardStopAtMs) {
+  phase_ = GenerationPhase::Draining;
+  drainStartedMs_ = startedMs;
+  hardStopAtMs_ = hardStopAtMs;
+  uint64_t now = monotonicMs();
+  armStopTimer(loop, hardStopAtMs > now ? hardStopAtMs - now : 0, [](uv_timer_t* h) {
+    if (auto* self = static_cast<Generation*>(h->data))
+      self->terminate(h->loop, "hard_stop_after reached");
+  });
+}
+
+void Generation::terminate(uv_loop_t* loop, const std::string& why) {
+  if (stopStage_ != StopStage::None) return;
+  for (auto& slot : slots_) slot.respawnTimer.close();
+  if (liveWorkers() == 0) return;
+  common::log::info("generation {}: stopping {} workers with {} connections left ({})", id_,
+                    liveWorkers(), connections(), why);
+  escalate(loop);
+}
+
+void Generation::escalate(uv_loop_t* loop) {
+  stopStage_ = stopStage_ == StopStage::None ? StopStage::TermSent : StopStage::KillSent;
+  int signal = stopStage_ == StopStage::TermSent ? SIGTERM : SIGKILL;
+  for (auto& slot : slots_) {
+    if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
+    if (signal == SIGKILL)
+      common::log::warn("generation {}: worker slot {} pid {} ignored SIGTERM; sending SIGKILL",
+                        id_, slot.process->slot(), slot.process->pid());
+    slot.process->kill(signal);
+  }
+  if (stopStage_ == StopStage::KillSent) return;
+  armStopTimer(loop, kKillGraceMs, [](uv_timer_t* h) {
+    if (auto* self = static_cast<Generation*>(h->data)) self->escalate(h->loop);
+  });
+}
+
+void Generation::armStopTimer(uv_loop_t* loop, uint64_t delayMs, void (*fire)(uv_timer_t*)) {
+  if (!stopTimer_.initialized()) {
+    uv_timer_init(loop, stopTimer_.get());
+    stopTimer_->data = this;
+  }
+  uv_timer_start(stopTimer_.get(), fire, delayMs, 0);
 }
 
 bool Generation::allReady() const {

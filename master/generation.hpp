@@ -69,6 +69,12 @@ class Generation {
   // Sends a freshly spawned worker its handover: hello + bundle, each listener, start.
   void sendHandover(WorkerProcess& worker) const;
 
+  // Binary upgrade: the generation as the previous image left it.
+  void adoptListener(GenerationListener listener) { listeners_.push_back(std::move(listener)); }
+  // Re-arms a drain begun by the previous image: same start, same hard-stop instant.
+  void restoreDrain(uv_loop_t* loop, uint64_t startedMs, uint64_t hardStopAtMs);
+  int bundleFd() const { return loaded_.bundle.get(); }
+
   unsigned id() const { return id_; }
   const common::Config& config() const { return *loaded_.config; }
   GenerationPhase phase() const { return phase_; }
@@ -77,6 +83,15 @@ class Generation {
   const std::vector<GenerationListener>& listeners() const { return listeners_; }
   uint64_t drainStartedMs() const { return drainStartedMs_; }
   void setDrainStartedMs(uint64_t ms) { drainStartedMs_ = ms; }
+
+  // Starts this generation's drain: every live worker gets the drain order (with the time left
+  // before the hard stop, for its process title) and the hard stop is armed for `hardStopAfter`.
+  void drain(uv_loop_t* loop, common::Millis hardStopAfter);
+  // Stops every live worker now: SIGTERM, then SIGKILL after a short grace. Idempotent.
+  void terminate(uv_loop_t* loop, const std::string& why);
+  bool terminating() const { return stopStage_ != StopStage::None; }
+  // CLOCK_MONOTONIC milliseconds at which the hard stop fires (0: none armed).
+  uint64_t hardStopAtMs() const { return hardStopAtMs_; }
 
   bool allReady() const;
   size_t liveWorkers() const;    // not yet exited
@@ -89,6 +104,16 @@ class Generation {
   std::vector<GenerationListener> listeners_;
   std::vector<Slot> slots_;
   uint64_t drainStartedMs_ = 0;
+  uint64_t hardStopAtMs_ = 0;
+  enum class StopStage { None, TermSent, KillSent };
+  StopStage stopStage_ = StopStage::None;
+  common::UvHandle<uv_timer_t> stopTimer_;
+  void armStopTimer(uv_loop_t* loop, uint64_t delayMs, void (*fire)(uv_timer_t*));
+  void escalate(uv_loop_t* loop);
 };
+
+// Milliseconds on CLOCK_MONOTONIC: comparable across a binary upgrade (same boot, same clock),
+// unlike uv_now(), whose origin is the loop's start.
+uint64_t monotonicMs();
 
 }  // namespace molt::master

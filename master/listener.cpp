@@ -42,9 +42,10 @@ std::shared_ptr<Listener> ListenerSet::acquire(const common::BindConfig& bind, s
     }
   }
   for (auto it = adopted_.begin(); it != adopted_.end(); ++it) {
-    if ((*it)->key != bind.text) continue;
+    if ((*it)->key != bind.text && !((*it)->bound == bind.address)) continue;
     auto listener = *it;
     adopted_.erase(it);
+    listener->key = bind.text;
     byKey_[bind.text] = listener;
     return listener;
   }

@@ -32,8 +32,13 @@ class ListenerSet {
   // The listener for `bind`: an existing one with the same address when there is one (no
   // rebind, no lost SYN), else a new bound socket. Null with `error` set on failure.
   std::shared_ptr<Listener> acquire(const common::BindConfig& bind, std::string& error);
-  // Adopts an already-listening socket (systemd socket activation, binary upgrade).
+  // Adopts an already-listening socket (systemd socket activation, binary upgrade). It is
+  // claimed by the first bind with the same text or the same address.
   void adopt(std::shared_ptr<Listener> listener);
+  // Binary upgrade: registers a listener the previous image had (held by a restored generation).
+  void restore(const std::shared_ptr<Listener>& listener) { byKey_[listener->key] = listener; }
+  // Adopted sockets no generation has taken yet (kept for a later reload that binds them).
+  const std::vector<std::shared_ptr<Listener>>& unclaimed() const { return adopted_; }
   // Forgets listeners no generation references any more.
   void prune();
   size_t size() const { return byKey_.size(); }

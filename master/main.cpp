@@ -6,9 +6,13 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <unistd.h>
 
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/process_title.hpp"
 #include "master/master.hpp"
 #include "molt_version.h"
 #include "worker/worker.hpp"
@@ -39,6 +43,18 @@ int checkConfig(const std::string& path) {
   }
 }
 
+// The file this process was exec'd from, as a path on disk: what a binary upgrade re-execs.
+std::string binaryPath() {
+  char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return {};
+  std::string text(path, static_cast<size_t>(n));
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (text.size() > kDeleted.size() && text.ends_with(kDeleted))
+    text.resize(text.size() - kDeleted.size());
+  return text;
+}
+
 int usage(const char* problem) {
   if (problem) std::fprintf(stderr, "molt: %s\n", problem);
   std::fputs(kUsage, stderr);
@@ -48,6 +64,9 @@ int usage(const char* problem) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Copied before setproctitle may reuse argv's memory; a binary upgrade re-execs with it.
+  std::vector<std::string> arguments(argv, argv + argc);
+  molt::common::initProcessTitle(argc, argv);
   bool check = false;
   std::string file;
   for (int i = 1; i < argc; ++i) {
@@ -72,6 +91,10 @@ int main(int argc, char** argv) {
 
   molt::common::log::setRole("master");
   molt::common::log::info("molt {} starting with {}", MOLT_VERSION, file);
-  molt::master::Master master({file, "/proc/self/exe"});
+  molt::master::MasterOptions options;
+  options.configPath = file;
+  options.binaryPath = binaryPath();
+  options.argv = std::move(arguments);
+  molt::master::Master master(std::move(options));
   return master.run();
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "common/process_title.hpp"
 
 namespace molt::master {
 namespace {
@@ -14,8 +15,9 @@ namespace {
 // A worker that dies this soon after its spawn counts as a quick exit: respawns back off.
 constexpr uint64_t kQuickExitMs = 10'000;
 constexpr uint64_t kMaxBackoffMs = 10'000;
-// After SIGTERM at a stop deadline, SIGKILL follows this much later.
+// A fast stop sends SIGTERM, then SIGKILL to workers still alive this much later.
 constexpr uint64_t kKillGraceMs = 2'000;
+constexpr int kSignals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2};
 
 }  // namespace
 
@@ -25,7 +27,11 @@ Master::Master(MasterOptions options) : options_(std::move(options)) {
   reaper_->data = this;
   uv_timer_init(&loop_, stopTimer_.get());
   stopTimer_->data = this;
-  for (int signal : {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2}) {
+  uv_timer_init(&loop_, reloadTimer_.get());
+  reloadTimer_->data = this;
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int signal : kSignals) {
     common::UvHandle<uv_signal_t> handle;
     uv_signal_init(&loop_, handle.get());
     handle->data = this;
@@ -36,7 +42,12 @@ Master::Master(MasterOptions options) : options_(std::move(options)) {
         },
         signal);
     signals_.push_back(std::move(handle));
+    sigaddset(&handled, signal);
   }
+  // A binary upgrade execs with these blocked, so none can kill the master before its handlers
+  // exist; what arrived meanwhile is delivered now.
+  sigprocmask(SIG_UNBLOCK, &handled, nullptr);
+  rememberBinary();
 }
 
 Master::~Master() {
@@ -44,13 +55,22 @@ Master::~Master() {
   signals_.clear();
   reaper_.close();
   stopTimer_.close();
+  reloadTimer_.close();
   uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks free the handles
   uv_loop_close(&loop_);
 }
 
 int Master::run() {
   signal(SIGPIPE, SIG_IGN);
-  if (!startGeneration("start")) return 1;
+  if (restoreFromInventory()) {
+    upgraded_ = true;
+    startReload("binary upgrade");
+  } else {
+    adoptActivatedSockets();
+    notifier_.status("starting");
+    if (!startGeneration("start")) return 1;
+  }
+  updateTitle();
   uv_run(&loop_, UV_RUN_DEFAULT);
   return exitStatus_;
 }
@@ -61,13 +81,18 @@ Generation* Master::current() const {
   return nullptr;
 }
 
+Generation* Master::newest() const {
+  return generations_.empty() ? nullptr : generations_.back().get();
+}
+
 bool Master::startGeneration(const char* why) {
   LoadedConfig loaded;
   try {
     loaded = loadConfig(options_.configPath);
   } catch (const common::ConfigErrors& e) {
-    common::log::error("{}: config {} has {} error(s), nothing changed:\n{}", why,
-                       options_.configPath, e.errors().size(), e.what());
+    common::log::error("{}: {} has {} error(s); nothing changed:\n{}", why, options_.configPath,
+                       e.errors().size(), e.what());
+    recordFailure(e.what());
     return false;
   }
   auto generation = std::make_unique<Generation>(nextGenerationId_, std::move(loaded));
@@ -80,8 +105,10 @@ bool Master::startGeneration(const char* why) {
   if (!errors.empty()) {
     std::string text;
     for (const auto& e : errors) text += options_.configPath + ": " + e + "\n";
-    common::log::error("{}: generation {} not started, nothing changed:\n{}", why,
+    common::log::error("{}: generation {} not started; nothing changed:\n{}", why,
                        nextGenerationId_, text);
+    recordFailure(text);
+    generation.reset();
     listeners_.prune();
     return false;
   }
@@ -97,17 +124,18 @@ bool Master::startGeneration(const char* why) {
   return true;
 }
 
+WorkerProcess::Handlers Master::handlersFor(Generation& generation) {
+  return {
+      [this, &generation](WorkerProcess& w, common::ControlMessage&& m) {
+        onWorkerMessage(generation, w, std::move(m));
+      },
+      [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
+}
+
 void Master::spawnSlot(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
-  if (!s.process) {
-    WorkerProcess::Handlers handlers{
-        [this, &generation](WorkerProcess& w, common::ControlMessage&& m) {
-          onWorkerMessage(generation, w, std::move(m));
-        },
-        [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
-    s.process = std::make_unique<WorkerProcess>(slot, std::move(handlers));
-  }
-  if (int rc = s.process->spawn(&loop_, options_.exe); rc < 0) {
+  if (!s.process) s.process = std::make_unique<WorkerProcess>(slot, handlersFor(generation));
+  if (int rc = s.process->spawn(&loop_, options_.workerExe); rc < 0) {
     common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
                        std::strerror(-rc));
     return scheduleRespawn(generation, slot);
@@ -144,42 +172,65 @@ void Master::promote(Generation& generation) {
   generation.setPhase(GenerationPhase::Serving);
   common::log::info("generation {} serving with {} workers", generation.id(),
                     generation.slots().size());
+  bool first = phase_ == MasterPhase::Starting;
   phase_ = MasterPhase::Running;
   // Only now is it safe to retire older generations: the new one accepts on every listener.
   for (auto& other : generations_)
     if (other.get() != &generation && other->phase() != GenerationPhase::Draining &&
         other->phase() != GenerationPhase::Gone)
       drainGeneration(*other, "replaced");
+  enforceMaxOldGenerations();
   listeners_.prune();
+  updateTitle();
+  if (first) {
+    notifier_.ready(summary());
+    if (reloadPending_) {
+      reloadPending_ = false;
+      requestReload("queued reload");
+    }
+  } else if (reloading_ == &generation) {
+    finishReload(true, summary());
+  }
 }
 
 void Master::drainGeneration(Generation& generation, const char* why) {
-  generation.setPhase(GenerationPhase::Draining);
-  generation.setDrainStartedMs(uv_now(&loop_));
-  for (auto& slot : generation.slots()) {
-    slot.respawnTimer.close();
-    if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
-    slot.process->setPhase(WorkerPhase::Draining);
-    slot.process->send({{"type", "drain"}});
-  }
-  common::log::info("generation {} draining ({}): {} workers, {} connections left", generation.id(),
-                    why, generation.liveWorkers(), generation.connections());
-  if (generation.liveWorkers() == 0) generation.setPhase(GenerationPhase::Gone);
+  Generation* latest = current() ? current() : &generation;
+  generation.drain(&loop_, latest->config().global.hardStopAfter);
+  common::log::info(
+      "generation {} draining ({}): {} workers, {} connections left, hard stop in {} s",
+      generation.id(), why, generation.liveWorkers(), generation.connections(),
+      latest->config().global.hardStopAfter.count() / 1000);
+  if (generation.phase() == GenerationPhase::Gone) reapGenerations();
+}
+
+void Master::enforceMaxOldGenerations() {
+  Generation* latest = current();
+  if (!latest) return;
+  unsigned limit = latest->config().global.maxOldGenerations;
+  std::vector<Generation*> draining;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining && !g->terminating() && g->liveWorkers() > 0)
+      draining.push_back(g.get());
+  // Oldest first: generations_ is in creation order.
+  for (size_t i = 0; draining.size() - i > limit; ++i)
+    draining[i]->terminate(&loop_,
+                           "more than max_old_generations=" + std::to_string(limit) + " draining");
 }
 
 void Master::onWorkerExit(Generation& generation, WorkerProcess& worker, int status) {
   bool stopping = phase_ == MasterPhase::Stopping || phase_ == MasterPhase::Exiting;
-  bool expected = stopping || generation.phase() == GenerationPhase::Draining;
-  if (expected) {
+  if (stopping || generation.phase() == GenerationPhase::Draining) {
     common::log::info("generation {}: worker slot {} pid {} exited ({}), {} workers left",
                       generation.id(), worker.slot(), worker.pid(), describeWaitStatus(status),
                       generation.liveWorkers());
     if (generation.liveWorkers() == 0) {
       generation.setPhase(GenerationPhase::Gone);
+      // Destroyed from the check phase: this call comes from inside the worker's own callback.
       uv_check_start(reaper_.get(), [](uv_check_t* h) {
         if (auto* self = static_cast<Master*>(h->data)) self->reapGenerations();
       });
     }
+    updateTitle();
     return;
   }
   common::log::warn("generation {}: worker slot {} pid {} died unexpectedly ({})", generation.id(),
@@ -189,7 +240,7 @@ void Master::onWorkerExit(Generation& generation, WorkerProcess& worker, int sta
 
 void Master::scheduleRespawn(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
-  bool quick = !s.process || uv_now(&loop_) - s.process->startedMs() < kQuickExitMs;
+  bool quick = !s.process || monotonicMs() - s.process->startedMs() < kQuickExitMs;
   s.quickExits = quick ? s.quickExits + 1 : 0;
   uint64_t delay =
       s.quickExits <= 1
@@ -211,80 +262,54 @@ void Master::scheduleRespawn(Generation& generation, unsigned slot) {
 
 void Master::reapGenerations() {
   uv_check_stop(reaper_.get());
-  generations_.erase(
-      std::remove_if(generations_.begin(), generations_.end(),
-                     [](const auto& g) { return g->phase() == GenerationPhase::Gone; }),
-      generations_.end());
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Gone && g.get() != reloading_)
+      common::log::info("generation {} gone", g->id());
+  generations_.erase(std::remove_if(generations_.begin(), generations_.end(),
+                                    [this](const auto& g) {
+                                      return g->phase() == GenerationPhase::Gone &&
+                                             g.get() != reloading_;
+                                    }),
+                     generations_.end());
   listeners_.prune();
+  updateTitle();
   exitIfDone();
 }
 
 void Master::onSignal(int signal) {
   switch (signal) {
     case SIGHUP:
+      return requestReload("SIGHUP");
     case SIGUSR2:
-      return reload();
+      return requestReload("SIGUSR2");
     case SIGTERM:
+      return beginStop(true, "SIGTERM");
     case SIGQUIT:
-      return beginStop(true, signal == SIGTERM ? "SIGTERM" : "SIGQUIT");
+      return beginStop(true, "SIGQUIT");
     case SIGINT:
       return beginStop(false, "SIGINT");
   }
-}
-
-void Master::reload() {
-  if (phase_ != MasterPhase::Running) {
-    common::log::warn("reload ignored: master is {}",
-                      phase_ == MasterPhase::Starting ? "starting" : "stopping");
-    return;
-  }
-  common::log::info("reload: reading {}", options_.configPath);
-  startGeneration("reload");
 }
 
 void Master::beginStop(bool graceful, const char* why) {
   if (phase_ == MasterPhase::Exiting) return;
   if (phase_ == MasterPhase::Stopping && graceful) return;
   phase_ = graceful ? MasterPhase::Stopping : MasterPhase::Exiting;
-  uint64_t deadline = 0;
+  reloadTimer_.close();
+  reloading_ = nullptr;
+  reloadPending_ = false;
+  common::log::info("{}: {} stop of {} generations", why, graceful ? "graceful" : "fast",
+                    generations_.size());
+  notifier_.stopping(std::string(why) + ": stopping");
   for (auto& g : generations_) {
     if (graceful) {
       if (g->phase() != GenerationPhase::Draining) drainGeneration(*g, why);
-      deadline = static_cast<uint64_t>(g->config().global.hardStopAfter.count());
     } else {
-      for (auto& slot : g->slots()) {
-        slot.respawnTimer.close();
-        if (slot.process) slot.process->kill(SIGTERM);
-      }
+      g->terminate(&loop_, why);
     }
   }
-  common::log::info("{}: {} stop, {} generations", why, graceful ? "graceful" : "fast",
-                    generations_.size());
-  killSent_ = !graceful;
-  uv_timer_start(
-      stopTimer_.get(),
-      [](uv_timer_t* h) {
-        if (auto* self = static_cast<Master*>(h->data)) self->onStopDeadline();
-      },
-      graceful ? deadline : kKillGraceMs, 0);
+  updateTitle();
   exitIfDone();
-}
-
-void Master::onStopDeadline() {
-  int signal = killSent_ ? SIGKILL : SIGTERM;
-  common::log::warn("stop deadline: sending {} to remaining workers", strsignal(signal));
-  for (auto& g : generations_)
-    for (auto& slot : g->slots())
-      if (slot.process) slot.process->kill(signal);
-  if (!killSent_) {
-    killSent_ = true;
-    uv_timer_start(
-        stopTimer_.get(),
-        [](uv_timer_t* h) {
-          if (auto* self = static_cast<Master*>(h->data)) self->onStopDeadline();
-        },
-        kKillGraceMs, 0);
-  }
 }
 
 void Master::exitIfDone() {
@@ -295,6 +320,36 @@ void Master::exitIfDone() {
   phase_ = MasterPhase::Exiting;
   generations_.clear();
   uv_stop(&loop_);
+}
+
+std::string Master::summary() const {
+  Generation* serving = current();
+  size_t draining = 0;
+  unsigned oldConnections = 0;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining) {
+      ++draining;
+      oldConnections += g->connections();
+    }
+  std::string text = serving ? "generation " + std::to_string(serving->id()) + " serving, " +
+                                   std::to_string(serving->slots().size()) + " workers"
+                             : "no generation serving";
+  if (draining)
+    text += "; " + std::to_string(draining) + " draining with " + std::to_string(oldConnections) +
+            " connections";
+  return text;
+}
+
+void Master::updateTitle() {
+  Generation* serving = current();
+  size_t draining = 0;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining) ++draining;
+  std::string title = "master";
+  if (serving) title += " gen " + std::to_string(serving->id());
+  if (draining) title += " (" + std::to_string(draining) + " draining)";
+  if (phase_ == MasterPhase::Stopping) title += " stopping";
+  common::setProcessTitle(title);
 }
 
 }  // namespace molt::master

@@ -1,15 +1,18 @@
 // The master process: owns generations, listeners and worker supervision; never proxies.
 #pragma once
 
+#include <sys/stat.h>
 #include <uv.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/uv_handle.hpp"
 #include "master/generation.hpp"
 #include "master/listener.hpp"
+#include "master/notify.hpp"
 
 namespace molt::master {
 
@@ -23,7 +26,9 @@ enum class MasterPhase {
 
 struct MasterOptions {
   std::string configPath;
-  std::string exe;  // what workers exec: normally /proc/self/exe
+  std::string workerExe = "/proc/self/exe";  // what workers exec: the running image
+  std::string binaryPath;                    // the file on disk, re-exec'd by a binary upgrade
+  std::vector<std::string> argv;             // the master's own command line, for re-exec
 };
 
 class Master {
@@ -33,13 +38,15 @@ class Master {
   Master(const Master&) = delete;
   Master& operator=(const Master&) = delete;
 
-  // Loads the config, starts the first generation and runs until stopped. Returns the process
-  // exit status: 0 after a stop, 1 when the first generation could not be built.
+  // Starts (or, after a binary upgrade, adopts) the generations and runs until stopped.
+  // Returns the process exit status: 0 after a stop, 1 when the first generation failed.
   int run();
 
  private:
+  // Lifecycle (master.cpp)
   bool startGeneration(const char* why);
   void spawnSlot(Generation& generation, unsigned slot);
+  WorkerProcess::Handlers handlersFor(Generation& generation);
   void onWorkerMessage(Generation& generation, WorkerProcess& worker,
                        common::ControlMessage&& message);
   void onWorkerReady(Generation& generation, WorkerProcess& worker);
@@ -47,13 +54,30 @@ class Master {
   void scheduleRespawn(Generation& generation, unsigned slot);
   void promote(Generation& generation);
   void drainGeneration(Generation& generation, const char* why);
+  void enforceMaxOldGenerations();
   void onSignal(int signal);
-  void reload();
   void beginStop(bool graceful, const char* why);
-  void onStopDeadline();
   void reapGenerations();
   void exitIfDone();
+  void updateTitle();
+  std::string summary() const;
   Generation* current() const;
+  Generation* newest() const;
+
+  // Reloads (reload.cpp)
+  void requestReload(const char* why);
+  void startReload(const char* why);
+  void finishReload(bool ok, const std::string& status);
+  void onReloadTimeout();
+  void recordFailure(const std::string& errors);
+
+  // Binary upgrade and socket activation (upgrade.cpp)
+  bool binaryChanged() const;
+  void rememberBinary();
+  void upgrade(const char* why);
+  nlohmann::json inventory(std::vector<int>& fds) const;
+  bool restoreFromInventory();
+  void adoptActivatedSockets();
 
   MasterOptions options_;
   uv_loop_t loop_{};
@@ -65,6 +89,13 @@ class Master {
   std::vector<common::UvHandle<uv_signal_t>> signals_;
   common::UvHandle<uv_check_t> reaper_;
   common::UvHandle<uv_timer_t> stopTimer_;
+  common::UvHandle<uv_timer_t> reloadTimer_;
+  Notifier notifier_;
+  Generation* reloading_ = nullptr;      // the generation a reload is starting, until it serves
+  bool reloadPending_ = false;           // a reload asked for while one ran: one more after it
+  bool upgraded_ = false;                // this image was exec'd by a binary upgrade
+  std::vector<std::string> lastErrors_;  // the last failed reload's errors (runtime API: errors)
+  struct stat binary_ {};
   bool killSent_ = false;
 };
 

@@ -30,9 +30,12 @@ int pidfdOpen(pid_t pid) {
   // Everything else the master holds (listeners, zones, other workers' sockets, the loop's
   // epoll) must not leak into the worker: listeners arrive over the control socket instead.
   syscall(SYS_close_range, kWorkerControlFd + 1, ~0U, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Signals the worker handles or ignores stay blocked until it has set that up (a ^C to the
+  // process group must not kill a worker that is still starting); the rest are unblocked.
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  for (int s : {SIGINT, SIGQUIT, SIGHUP, SIGUSR2, SIGTERM}) sigaddset(&blocked, s);
+  sigprocmask(SIG_SETMASK, &blocked, nullptr);
   char arg0[] = "molt";
   char arg1[] = "--worker";
   char* argv[] = {arg0, arg1, nullptr};
@@ -68,9 +71,25 @@ int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe) {
   pid_ = pid;
   phase_ = WorkerPhase::Spawned;
   connections_ = 0;
-  startedMs_ = uv_now(loop);
+  startedMs_ = uv_hrtime() / 1'000'000;
   pidfd_.reset(pidfdOpen(pid));
   if (!pidfd_) return -errno;
+  watch(loop, std::move(masterEnd));
+  return 0;
+}
+
+void WorkerProcess::adopt(uv_loop_t* loop, pid_t pid, common::UniqueFd pidfd,
+                          common::UniqueFd control, WorkerPhase phase, unsigned connections,
+                          uint64_t startedMs) {
+  pid_ = pid;
+  pidfd_ = std::move(pidfd);
+  phase_ = phase;
+  connections_ = connections;
+  startedMs_ = startedMs;
+  watch(loop, std::move(control));
+}
+
+void WorkerProcess::watch(uv_loop_t* loop, common::UniqueFd control) {
   pidPoll_ = common::UvHandle<uv_poll_t>();
   uv_poll_init(loop, pidPoll_.get(), pidfd_.get());
   pidPoll_->data = this;
@@ -78,10 +97,9 @@ int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe) {
     if (auto* self = static_cast<WorkerProcess*>(h->data)) self->onPidfdReadable();
   });
   control_ = std::make_unique<common::ControlChannel>(
-      loop, std::move(masterEnd),
+      loop, std::move(control),
       [this](common::ControlMessage&& m) { handlers_.onMessage(*this, std::move(m)); },
       [] {});  // EOF alone proves nothing: the pidfd says when the process is gone
-  return 0;
 }
 
 void WorkerProcess::send(nlohmann::json body, std::vector<common::UniqueFd> fds) {

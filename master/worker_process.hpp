@@ -41,6 +41,11 @@ class WorkerProcess {
   // Forks and execs `exe --worker` with the control socket as fd 3 and nothing else inherited
   // but stdio. Returns 0 or -errno (logged by the caller).
   int spawn(uv_loop_t* loop, const std::string& exe);
+  // Binary upgrade: takes over a worker the previous master image started.
+  void adopt(uv_loop_t* loop, pid_t pid, common::UniqueFd pidfd, common::UniqueFd control,
+             WorkerPhase phase, unsigned connections, uint64_t startedMs);
+  int pidfd() const { return pidfd_.get(); }
+  int controlFd() const { return control_ ? control_->fd() : -1; }
   void send(nlohmann::json body, std::vector<common::UniqueFd> fds = {});
   // Sends a signal if the process still runs.
   void kill(int signal) const;
@@ -51,10 +56,11 @@ class WorkerProcess {
   void setPhase(WorkerPhase phase) { phase_ = phase; }
   unsigned connections() const { return connections_; }
   void setConnections(unsigned n) { connections_ = n; }
-  uint64_t startedMs() const { return startedMs_; }
+  uint64_t startedMs() const { return startedMs_; }  // CLOCK_MONOTONIC ms
 
  private:
   void onPidfdReadable();
+  void watch(uv_loop_t* loop, common::UniqueFd control);
 
   unsigned slot_;
   Handlers handlers_;

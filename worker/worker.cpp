@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "common/process_title.hpp"
 
 namespace molt::worker {
 
@@ -25,6 +26,10 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
         if (auto* self = static_cast<Worker*>(h->data)) self->stop("SIGTERM");
       },
       SIGTERM);
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &term, nullptr);
 }
 
 Worker::~Worker() = default;
@@ -34,7 +39,11 @@ void Worker::onMessage(common::ControlMessage&& message) {
   if (type == "hello") return onHello(message);
   if (type == "listener") return onListener(message);
   if (type == "start") return onStart();
-  if (type == "drain") return drain("drain order");
+  if (type == "drain") {
+    if (auto it = message.body.find("hard_stop_in_ms"); it != message.body.end() && it->is_number())
+      hardStopAtMs_ = uv_now(loop_) + it->get<uint64_t>();
+    return drain("drain order");
+  }
   common::log::warn("control: ignoring message of unknown type '{}'", type);
 }
 
@@ -42,6 +51,7 @@ void Worker::onHello(common::ControlMessage& message) {
   generation_ = message.body.value("generation", 0u);
   slot_ = message.body.value("slot", 0u);
   common::log::setRole(fmt::format("worker gen {} slot {}", generation_, slot_));
+  updateTitle();
   std::string error;
   if (message.fds.size() != 1 || !(bundle_ = common::readBundle(message.fds[0].get(), error))) {
     common::log::error("hello: no usable handover bundle: {}", error);
@@ -138,7 +148,23 @@ void Worker::connectionCountChanged() {
       100, 0);
 }
 
+void Worker::updateTitle() {
+  if (phase_ != WorkerPhase::Draining) {
+    common::setProcessTitle(fmt::format("worker gen {} slot {}", generation_, slot_));
+    return;
+  }
+  std::string title = fmt::format("worker gen {} draining conns={}", generation_, sessions_.size());
+  if (hardStopAtMs_) {
+    uint64_t now = uv_now(loop_);
+    uint64_t left = hardStopAtMs_ > now ? hardStopAtMs_ - now : 0;
+    title += left >= 60'000 ? fmt::format(" stop in {}m", (left + 59'999) / 60'000)
+                            : fmt::format(" stop in {}s", (left + 999) / 1000);
+  }
+  common::setProcessTitle(title);
+}
+
 void Worker::sendStats() {
+  updateTitle();
   if (!statsDirty_ || !control_ || !control_->open()) return;
   statsDirty_ = false;
   control_->send({{"type", "stats"}, {"connections", sessions_.size()}});
@@ -151,6 +177,15 @@ void Worker::drain(const char* why) {
   for (auto& frontend : frontends_) frontend->closeListeners();
   statsDirty_ = true;
   sendStats();
+  // The one timer a draining worker keeps besides its connections': the title's countdown.
+  uv_timer_init(loop_, titleTimer_.get());
+  titleTimer_->data = this;
+  uv_timer_start(
+      titleTimer_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Worker*>(h->data)) self->updateTitle();
+      },
+      10'000, 10'000);
   exitIfIdle();
 }
 
@@ -169,6 +204,7 @@ void Worker::stop(const char* why) {
   control_.reset();
   reaper_.close();
   statsTimer_.close();
+  titleTimer_.close();
   sigterm_.close();
   uv_stop(loop_);
 }
@@ -181,6 +217,11 @@ int runWorker(int controlFd) {
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR2, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
+  // The master execs workers with these blocked so none can kill a worker before this point.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGQUIT, SIGHUP, SIGUSR2}) sigaddset(&set, s);
+  sigprocmask(SIG_UNBLOCK, &set, nullptr);  // SIGTERM: once its handler exists (Worker())
   uv_loop_t loop;
   uv_loop_init(&loop);
   {

@@ -52,6 +52,7 @@ class Worker final : public SessionHost {
   void accept(Frontend& frontend, uv_stream_t* listener);
   void connectionCountChanged();
   void sendStats();
+  void updateTitle();
   void reapEnded();
   void exitIfIdle();
 
@@ -68,7 +69,9 @@ class Worker final : public SessionHost {
   std::vector<std::unique_ptr<TcpSession>> ended_;
   common::UvHandle<uv_check_t> reaper_;
   common::UvHandle<uv_timer_t> statsTimer_;
+  common::UvHandle<uv_timer_t> titleTimer_;
   common::UvHandle<uv_signal_t> sigterm_;
+  uint64_t hardStopAtMs_ = 0;  // loop time of the master's hard stop; 0: unknown
   bool statsDirty_ = false;
 };
 

@@ -13,7 +13,7 @@ TEST_CASE("molt --version names molt, libuv and OpenSSL", "[cli][integration]") 
   auto status = child.waitExit();
   REQUIRE(status);
   REQUIRE(WEXITSTATUS(*status) == 0);
-  REQUIRE(child.waitForLine(R"(^molt \S+ \(libuv 1\.\d+\.\d+, OpenSSL 3\.)", 2s));
+  REQUIRE_LINE(child, R"(^molt \S+ \(libuv 1\.\d+\.\d+, OpenSSL 3\.)", 2s);
 }
 
 TEST_CASE("molt -c lists every config error as FILE:LINE:COL: path: message and exits 1",
@@ -31,9 +31,9 @@ TEST_CASE("molt -c lists every config error as FILE:LINE:COL: path: message and 
   REQUIRE(status);
   REQUIRE(WEXITSTATUS(*status) == 1);
   INFO(child.output());
-  REQUIRE(child.waitForLine(path + R"(:3:\d+: frontends\[0\]\.bind\[0\].*port out of range)", 2s));
-  REQUIRE(child.waitForLine(path + R"(:4:\d+: frontends\[0\]\.default_backend: .*nope)", 2s));
-  REQUIRE(child.waitForLine(path + R"(:6:\d+: backends\[0\]\.servers\[0\].*reversed)", 2s));
+  REQUIRE_LINE(child, path + R"(:3:\d+: frontends\[0\]\.bind\[0\].*port out of range)", 2s);
+  REQUIRE_LINE(child, path + R"(:4:\d+: frontends\[0\]\.default_backend: .*nope)", 2s);
+  REQUIRE_LINE(child, path + R"(:6:\d+: backends\[0\]\.servers\[0\].*reversed)", 2s);
 }
 
 TEST_CASE("molt -c accepts a valid config", "[cli][integration][config]") {
@@ -60,6 +60,6 @@ TEST_CASE("molt refuses to start when a listener cannot be bound, naming the bin
   auto status = child.waitExit();
   REQUIRE(status);
   REQUIRE(WEXITSTATUS(*status) == 1);
-  REQUIRE(child.waitForLine(
-      R"(frontends\[0\]\.bind\[0\]: bind\(127\.0\.0\.1:\d+\): Address already in use)", 2s));
+  REQUIRE_LINE(
+      child, R"(frontends\[0\]\.bind\[0\]: bind\(127\.0\.0\.1:\d+\): Address already in use)", 2s);
 }

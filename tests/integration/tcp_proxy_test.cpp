@@ -106,7 +106,7 @@ TEST_CASE("a refused server is skipped and the connection goes to the next one",
   std::uint16_t port = molt.port("fe");
   for (int i = 0; i < 6; ++i)
     REQUIRE(echoThrough(port, "ping " + std::to_string(i)) == "ping " + std::to_string(i));
-  REQUIRE(molt.process().waitForLine("server dead .*connection refused", 5s));
+  REQUIRE_LINE(molt.process(), "server dead .*connection refused", 5s);
 }
 
 TEST_CASE("connections fail cleanly when no server can be reached", "[tcp][integration]") {
@@ -117,7 +117,7 @@ TEST_CASE("connections fail cleanly when no server can be reached", "[tcp][integ
   REQUIRE(fd);
   bool eof = false;
   recvUntilEof(fd.get(), &eof);  // closed by the proxy, not left hanging
-  REQUIRE(molt.process().waitForLine("no server could take the connection", 5s));
+  REQUIRE_LINE(molt.process(), "no server could take the connection", 5s);
 }
 
 TEST_CASE("an idle connection is closed after the backend's tunnel timeout", "[tcp][integration]") {
@@ -162,10 +162,11 @@ TEST_CASE("a worker killed with SIGKILL is respawned and new connections succeed
   auto before = molt.workerPids();
   REQUIRE(before.size() == 2);
   kill(before[0], SIGKILL);
-  REQUIRE(molt.process().waitForLine(
-      "worker slot 0 pid " + std::to_string(before[0]) + R"( died unexpectedly \(signal 9)", 5s));
-  REQUIRE(molt.process().waitForLine(R"(generation 1: worker slot 0 started, pid (\d+))", 5s,
-                                     /*fromLine=*/0));
+  REQUIRE_LINE(
+      molt.process(),
+      "worker slot 0 pid " + std::to_string(before[0]) + R"( died unexpectedly \(signal 9)", 5s);
+  REQUIRE_LINE(molt.process(), R"(generation 1: worker slot 0 started, pid (\d+))", 5s,
+               /*fromLine=*/0);
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (molt.workerPids()[0] == before[0] && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(20ms);
@@ -215,7 +216,7 @@ TEST_CASE("SIGTERM stops the master and every worker with exit status 0",
   REQUIRE(WIFEXITED(*status));
   REQUIRE(WEXITSTATUS(*status) == 0);
   for (pid_t pid : workers) REQUIRE_FALSE(processAlive(pid));
-  REQUIRE(molt.process().waitForLine(R"(worker slot \d+ pid \d+ exited \(exit 0\))", 1s));
+  REQUIRE_LINE(molt.process(), R"(worker slot \d+ pid \d+ exited \(exit 0\))", 1s);
 }
 
 TEST_CASE("SIGINT stops molt at once even with a connection open", "[tcp][integration][stop]") {

@@ -8,6 +8,14 @@
 
 #include "tests/support/process.hpp"
 
+// Fails the test unless `child` prints a line matching `pattern` (within the optional timeout
+// and from the optional line), showing everything it printed so far.
+#define REQUIRE_LINE(child, pattern, ...)                                                  \
+  do {                                                                                     \
+    if (!(child).waitForLine(pattern, ##__VA_ARGS__))                                      \
+      FAIL("no line matching: " << (pattern) << "\n--- output ---\n" << (child).output()); \
+  } while (0)
+
 namespace molt::test {
 
 // molt-origin with one HTTP and one TCP echo listener on loopback ports the kernel chose.
