@@ -13,6 +13,7 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/process_title.hpp"
+#include "master/ctl.hpp"
 #include "master/master.hpp"
 #include "molt_version.h"
 #include "worker/worker.hpp"
@@ -22,6 +23,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: molt -f FILE          run the master in the foreground\n"
     "       molt -c -f FILE       check FILE and exit (0: valid, 1: errors listed)\n"
+    "       molt ctl [-s SOCKET | -f FILE] COMMAND [ARGS] [--json]\n"
+    "                             talk to a running master's runtime API (molt ctl --help)\n"
     "       molt --version        print versions\n";
 
 int printVersion() {
@@ -67,6 +70,8 @@ int main(int argc, char** argv) {
   // Copied before setproctitle may reuse argv's memory; a binary upgrade re-execs with it.
   std::vector<std::string> arguments(argv, argv + argc);
   molt::common::initProcessTitle(argc, argv);
+  if (argc > 1 && std::string_view(argv[1]) == "ctl")
+    return molt::master::runCtl(argc - 2, argv + 2);
   bool check = false;
   std::string file;
   for (int i = 1; i < argc; ++i) {

@@ -21,7 +21,10 @@ constexpr int kSignals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2};
 
 }  // namespace
 
-Master::Master(MasterOptions options) : options_(std::move(options)) {
+Master::Master(MasterOptions options)
+    : options_(std::move(options)), api_(&loop_, [this](const nlohmann::json& r, ApiReply reply) {
+        handleApi(r, std::move(reply));
+      }) {
   uv_loop_init(&loop_);
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
@@ -51,6 +54,7 @@ Master::Master(MasterOptions options) : options_(std::move(options)) {
 }
 
 Master::~Master() {
+  api_.close();
   generations_.clear();
   signals_.clear();
   reaper_.close();
@@ -182,11 +186,14 @@ void Master::promote(Generation& generation) {
   enforceMaxOldGenerations();
   listeners_.prune();
   updateTitle();
+  setupApi(generation.config());
   if (first) {
     notifier_.ready(summary());
     if (reloadPending_) {
       reloadPending_ = false;
-      requestReload("queued reload");
+      reloadWaiters_ = std::move(pendingReloadWaiters_);
+      pendingReloadWaiters_.clear();
+      startReload("queued reload");
     }
   } else if (reloading_ == &generation) {
     finishReload(true, summary());
@@ -298,6 +305,9 @@ void Master::beginStop(bool graceful, const char* why) {
   reloadTimer_.close();
   reloading_ = nullptr;
   reloadPending_ = false;
+  answerReloadWaiters({{"ok", false}, {"error", std::string(why) + ": molt is stopping"}});
+  for (auto& waiter : pendingReloadWaiters_) waiter({{"ok", false}, {"error", "molt is stopping"}});
+  pendingReloadWaiters_.clear();
   common::log::info("{}: {} stop of {} generations", why, graceful ? "graceful" : "fast",
                     generations_.size());
   notifier_.stopping(std::string(why) + ": stopping");
@@ -317,6 +327,7 @@ void Master::exitIfDone() {
   for (auto& g : generations_)
     if (g->liveWorkers() > 0) return;
   common::log::info("all workers gone; master exiting");
+  api_.close();
   phase_ = MasterPhase::Exiting;
   generations_.clear();
   uv_stop(&loop_);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/uv_handle.hpp"
+#include "master/api_server.hpp"
 #include "master/generation.hpp"
 #include "master/listener.hpp"
 #include "master/notify.hpp"
@@ -64,14 +65,22 @@ class Master {
   Generation* current() const;
   Generation* newest() const;
 
-  // Reloads (reload.cpp)
-  void requestReload(const char* why);
+  // Reloads (reload.cpp). `waiter` (the runtime API) is answered when the reload it caused or
+  // joined ends.
+  void requestReload(const char* why, ApiReply waiter = {});
   void startReload(const char* why);
   void finishReload(bool ok, const std::string& status);
+  void answerReloadWaiters(const nlohmann::json& response);
   void onReloadTimeout();
   void recordFailure(const std::string& errors);
 
+  // Runtime API (api.cpp)
+  void setupApi(const common::Config& config);
+  void handleApi(const nlohmann::json& request, ApiReply reply);
+  nlohmann::json procReport() const;
+
   // Binary upgrade and socket activation (upgrade.cpp)
+  void requestUpgrade(ApiReply reply);
   bool binaryChanged() const;
   void rememberBinary();
   void upgrade(const char* why);
@@ -95,6 +104,10 @@ class Master {
   bool reloadPending_ = false;           // a reload asked for while one ran: one more after it
   bool upgraded_ = false;                // this image was exec'd by a binary upgrade
   std::vector<std::string> lastErrors_;  // the last failed reload's errors (runtime API: errors)
+  std::vector<ApiReply> reloadWaiters_;  // answered when the running reload ends
+  std::vector<ApiReply> pendingReloadWaiters_;  // answered when the queued reload ends
+  bool forceUpgrade_ = false;                   // the next reload re-execs even if unchanged
+  ApiServer api_;
   struct stat binary_ {};
   bool killSent_ = false;
 };

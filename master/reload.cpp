@@ -16,9 +16,10 @@ std::string firstLine(const std::string& text) {
 
 }  // namespace
 
-void Master::requestReload(const char* why) {
+void Master::requestReload(const char* why, ApiReply waiter) {
   if (phase_ == MasterPhase::Stopping || phase_ == MasterPhase::Exiting) {
     common::log::warn("{}: reload ignored, molt is stopping", why);
+    if (waiter) waiter({{"ok", false}, {"error", "molt is stopping"}});
     return;
   }
   if (phase_ == MasterPhase::Starting || reloading_) {
@@ -26,14 +27,23 @@ void Master::requestReload(const char* why) {
       common::log::info("{}: reload queued until generation {} serves", why,
                         newest() ? newest()->id() : 0);
     reloadPending_ = true;  // any number of requests meanwhile make one more reload
+    if (waiter) pendingReloadWaiters_.push_back(std::move(waiter));
     return;
   }
+  if (waiter) reloadWaiters_.push_back(std::move(waiter));
   startReload(why);
 }
 
+void Master::answerReloadWaiters(const nlohmann::json& response) {
+  auto waiters = std::move(reloadWaiters_);
+  reloadWaiters_.clear();
+  for (auto& waiter : waiters) waiter(response);
+}
+
 void Master::startReload(const char* why) {
-  if (!upgraded_ && binaryChanged()) upgrade(why);  // returns only when the exec failed
+  if (!upgraded_ && (forceUpgrade_ || binaryChanged())) upgrade(why);  // returns if exec failed
   upgraded_ = false;
+  forceUpgrade_ = false;
   common::log::info("{}: reloading {} as generation {}", why, options_.configPath,
                     nextGenerationId_);
   notifier_.reloading("reloading: starting generation " + std::to_string(nextGenerationId_));
@@ -57,9 +67,16 @@ void Master::finishReload(bool ok, const std::string& status) {
   if (ok) lastErrors_.clear();
   common::log::info("reload {}: {}", ok ? "done" : "failed", status);
   notifier_.ready(status);
+  nlohmann::json response = {{"ok", ok}, {"status", status}};
+  if (!ok) response["error"] = lastErrors_.empty() ? status : lastErrors_.front();
+  if (!ok) response["errors"] = lastErrors_;
+  if (Generation* serving = current()) response["generation"] = serving->id();
+  answerReloadWaiters(response);
   if (reloadPending_) {
     reloadPending_ = false;
-    requestReload("queued reload");
+    reloadWaiters_ = std::move(pendingReloadWaiters_);
+    pendingReloadWaiters_.clear();
+    startReload("queued reload");
   }
 }
 

@@ -80,12 +80,21 @@ bool Master::binaryChanged() const {
   return !sameFile(now, binary_);
 }
 
+void Master::requestUpgrade(ApiReply reply) {
+  forceUpgrade_ = true;  // `molt ctl upgrade` re-execs even an unchanged binary
+  requestReload("api upgrade", std::move(reply));
+}
+
 void Master::upgrade(const char* why) {
   common::log::info("{}: {} changed on disk; re-executing the master (binary upgrade)", why,
                     options_.binaryPath);
   notifier_.reloading("binary upgrade");
   std::vector<int> fds;
   std::string text = inventory(fds).dump();
+  // Clients waiting on this reload lose their connection with the exec; answer them first.
+  answerReloadWaiters({{"ok", true},
+                       {"status", "binary upgrade: re-executing " + options_.binaryPath +
+                                      "; the new master reloads (see proc)"}});
   common::UniqueFd memfd(memfd_create("molt-inventory", 0));
   if (!memfd || write(memfd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
     common::log::error("upgrade: inventory memfd: {}; reloading without upgrade",
@@ -162,6 +171,10 @@ nlohmann::json Master::inventory(std::vector<int>& fds) const {
   }
   for (const auto& l : listeners_.unclaimed()) addListener(*l);
   doc["listeners"] = listeners;
+  if (api_.listening()) {
+    doc["api"] = {{"fd", api_.fd()}, {"path", api_.path()}, {"uid", api_.allowedUid()}};
+    fds.push_back(api_.fd());
+  }
   doc["generations"] = generations;
   return doc;
 }
@@ -185,6 +198,14 @@ bool Master::restoreFromInventory() {
     std::abort();
   }
   nextGenerationId_ = doc["next_generation"].get<unsigned>();
+  if (auto api = doc.find("api"); api != doc.end()) {
+    common::UniqueFd fd(api->at("fd").get<int>());
+    setCloexec(fd.get(), true);
+    if (std::string error = api_.adopt(std::move(fd), api->at("path").get<std::string>(),
+                                       api->at("uid").get<uid_t>());
+        !error.empty())
+      common::log::error("upgrade: api socket: {}", error);
+  }
   lastErrors_ = doc["last_errors"].get<std::vector<std::string>>();
   std::map<std::string, std::shared_ptr<Listener>> byKey;
   for (const auto& l : doc["listeners"]) {

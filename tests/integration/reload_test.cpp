@@ -50,6 +50,16 @@ void reloadTo(Molt& molt, unsigned id, int signal = SIGUSR2) {
   REQUIRE_LINE(molt.process(), "generation " + std::to_string(id) + " serving", 20s, from);
 }
 
+// Waits until both workers of `generation` took their drain order: from then on, only newer
+// generations accept.
+void awaitDrainOrders(Molt& molt, unsigned generation) {
+  for (int slot = 0; slot < 2; ++slot)
+    REQUIRE_LINE(molt.process(),
+                 "worker gen " + std::to_string(generation) + " slot " + std::to_string(slot) +
+                     ": draining",
+                 5s);
+}
+
 std::string psArgs(pid_t pid) {
   Child ps({"/bin/ps", "-o", "args=", "-p", std::to_string(pid)});
   ps.waitExit();
@@ -74,8 +84,7 @@ TEST_CASE("a connection held through a reload keeps its generation until it clos
   reloadTo(molt, 2);
   REQUIRE(molt.port("fe", 2) == port);  // the same listening socket, not a rebind
   // Until an old worker has taken its drain order it may still accept; after, never.
-  REQUIRE_LINE(molt.process(), "worker gen 1 slot 0: draining", 5s);
-  REQUIRE_LINE(molt.process(), "worker gen 1 slot 1: draining", 5s);
+  awaitDrainOrders(molt, 1);
   for (int i = 0; i < 10; ++i) REQUIRE(askNew(port) == "b\n");
   REQUIRE(askOrigin(held.get()) == "a\n");  // still served by generation 1
   REQUIRE_LINE(molt.process(),
@@ -183,6 +192,7 @@ TEST_CASE("past max_old_generations the oldest draining generation is stopped",
   REQUIRE(sendAll(first.get(), "1"));
   REQUIRE(recvExactly(first.get(), 1) == "1");
   reloadTo(molt, 2);
+  awaitDrainOrders(molt, 1);
   auto second = connectTo(port);
   REQUIRE(sendAll(second.get(), "2"));
   REQUIRE(recvExactly(second.get(), 1) == "2");

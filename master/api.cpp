@@ -1,0 +1,81 @@
+// Master: the runtime API's commands (see docs/api.md). Requests arrive from ApiServer.
+#include <pwd.h>
+#include <unistd.h>
+
+#include "common/log.hpp"
+#include "common/proc_memory.hpp"
+#include "master/master.hpp"
+
+namespace molt::master {
+namespace {
+
+nlohmann::json memoryOf(pid_t pid) {
+  auto memory = common::readProcessMemory(pid);
+  if (!memory) return nullptr;
+  return {{"rss", memory->rss},
+          {"pss", memory->pss},
+          {"private", memory->privateBytes},
+          {"shmem", memory->shmem}};
+}
+
+nlohmann::json failure(const std::string& error) {
+  return {{"ok", false}, {"error", error}};
+}
+
+}  // namespace
+
+void Master::setupApi(const common::Config& config) {
+  const std::string& path = config.global.apiSocket;
+  if (path == api_.path() && api_.listening()) return;
+  if (path.empty()) return api_.close();
+  uid_t allowed = geteuid();
+  if (!config.global.user.empty())
+    if (passwd* pw = getpwnam(config.global.user.c_str())) allowed = pw->pw_uid;
+  if (std::string error = api_.listen(path, allowed); !error.empty()) {
+    common::log::error("api: {}", error);
+    return;
+  }
+  common::log::info("api: listening on {}", path);
+}
+
+void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
+  auto cmd = request.find("cmd");
+  if (cmd == request.end() || !cmd->is_string())
+    return reply(failure("cmd: missing, or not a string"));
+  const std::string name = cmd->get<std::string>();
+  if (name == "proc") return reply(procReport());
+  if (name == "errors") return reply({{"ok", true}, {"errors", lastErrors_}});
+  if (name == "reload") return requestReload("api", std::move(reply));
+  if (name == "upgrade") return requestUpgrade(std::move(reply));
+  reply(failure("cmd: unknown command '" + name + "' (known: proc, reload, upgrade, errors)"));
+}
+
+nlohmann::json Master::procReport() const {
+  uint64_t now = monotonicMs();
+  nlohmann::json generations = nlohmann::json::array();
+  for (const auto& g : generations_) {
+    nlohmann::json workers = nlohmann::json::array();
+    for (const auto& slot : g->slots()) {
+      const WorkerProcess* w = slot.process.get();
+      if (!w || w->phase() == WorkerPhase::Exited) continue;
+      workers.push_back({{"slot", w->slot()},
+                         {"pid", w->pid()},
+                         {"phase", phaseName(w->phase())},
+                         {"connections", w->connections()},
+                         {"uptime_ms", now - w->startedMs()},
+                         {"memory", memoryOf(w->pid())}});
+    }
+    nlohmann::json entry = {
+        {"id", g->id()}, {"phase", phaseName(g->phase())}, {"workers", workers}};
+    if (g->phase() == GenerationPhase::Draining) {
+      entry["drain_started_ms_ago"] = now - g->drainStartedMs();
+      entry["hard_stop_in_ms"] = g->hardStopAtMs() > now ? g->hardStopAtMs() - now : 0;
+    }
+    generations.push_back(std::move(entry));
+  }
+  return {{"ok", true},
+          {"master", {{"pid", getpid()}, {"memory", memoryOf(getpid())}}},
+          {"generations", generations}};
+}
+
+}  // namespace molt::master

@@ -1,0 +1,59 @@
+// The runtime API's socket: JSON lines over a unix stream socket, owned by the master's loop.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "common/uv_handle.hpp"
+
+namespace molt::master {
+
+// Answers one request; may be called later (a reload answers when the generation serves).
+// Calling it after the client went away is harmless.
+using ApiReply = std::function<void(nlohmann::json response)>;
+using ApiHandler = std::function<void(const nlohmann::json& request, ApiReply reply)>;
+
+// Listens on a unix socket (mode 0600), admits peers whose uid (SO_PEERCRED) is root, the
+// master's own, or `allowedUid`, and hands each request line to the handler. Responses go back
+// in request order, one JSON object per line. A slow client never blocks the loop: its output is
+// queued up to a bound, past which the client is dropped. Master process only.
+class ApiServer {
+ public:
+  ApiServer(uv_loop_t* loop, ApiHandler handler) : loop_(loop), handler_(std::move(handler)) {}
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds `path` (replacing a stale socket file). Returns "" or an error naming the call.
+  std::string listen(const std::string& path, uid_t allowedUid);
+  // Uses a socket that already listens (binary upgrade).
+  std::string adopt(common::UniqueFd fd, const std::string& path, uid_t allowedUid);
+  const std::string& path() const { return path_; }
+  uid_t allowedUid() const { return allowedUid_; }
+  // The listening socket's descriptor (-1 when not listening).
+  int fd() const;
+  bool listening() const { return listener_.initialized(); }
+  void close();
+
+  class Client;
+
+ private:
+  void onConnection();
+  void removeClient(Client* client);
+
+  uv_loop_t* loop_;
+  ApiHandler handler_;
+  std::string path_;
+  uid_t allowedUid_ = 0;
+  common::UvHandle<uv_pipe_t> listener_;
+  std::vector<std::shared_ptr<Client>> clients_;
+};
+
+}  // namespace molt::master
