@@ -54,11 +54,30 @@ void reloadTo(Molt& molt, unsigned id, int signal = SIGUSR2) {
 // generations accept.
 void awaitDrainOrders(Molt& molt, unsigned generation) {
   for (int slot = 0; slot < 2; ++slot)
-    REQUIRE_LINE(molt.process(),
-                 "worker gen " + std::to_string(generation) + " slot " + std::to_string(slot) +
-                     ": draining",
-                 5s);
+    REQUIRE_LINE(
+        molt.process(),
+        "worker gen " + std::to_string(generation) + " slot " + std::to_string(slot) + ": draining",
+        5s);
 }
+
+// molt run from a private copy of its binary, so a test can replace or touch that file.
+struct CopiedMolt {
+  TempDir bin, dir;
+  std::string binary = bin.path() + "/molt";
+  std::unique_ptr<Child> master;
+
+  explicit CopiedMolt(const std::string& configText) {
+    install(binary);
+    master = std::make_unique<Child>(
+        std::vector<std::string>{binary, "-f", dir.write("molt.json", configText)});
+    REQUIRE_LINE(*master, "generation 1 serving", 20s);
+  }
+  // Puts a fresh copy of the build's binary at `path`.
+  static void install(const std::string& path) {
+    std::filesystem::copy_file(moltBinary(), path);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  }
+};
 
 std::string psArgs(pid_t pid) {
   Child ps({"/bin/ps", "-o", "args=", "-p", std::to_string(pid)});
@@ -235,14 +254,8 @@ TEST_CASE("process titles show generations, slots and draining connections",
 TEST_CASE("a binary upgrade re-execs the master and keeps workers, listeners and connections",
           "[reload][integration][upgrade]") {
   Origin origin;
-  TempDir bin;
-  std::string copy = bin.path() + "/molt";
-  std::filesystem::copy_file(moltBinary(), copy);
-  std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
-  TempDir dir;
-  std::string path = dir.write("molt.json", config(origin.echoPort()));
-  Child master({copy, "-f", path});
-  REQUIRE_LINE(master, "generation 1 serving", 20s);
+  CopiedMolt molt(config(origin.echoPort()));
+  Child& master = *molt.master;
   auto portLine = master.waitForLine(R"(frontend fe listening on [^ ]*:(\d+))");
   REQUIRE(portLine);
   auto port = static_cast<std::uint16_t>(std::stoi((*portLine)[1]));
@@ -251,13 +264,11 @@ TEST_CASE("a binary upgrade re-execs the master and keeps workers, listeners and
   REQUIRE(recvExactly(held.get(), 6) == "before");
 
   // Replace the file the way a package manager does: a new inode renamed over the old path.
-  std::filesystem::copy_file(moltBinary(), copy + ".new");
-  std::filesystem::permissions(copy + ".new", std::filesystem::perms::owner_all);
-  std::filesystem::rename(copy + ".new", copy);
+  CopiedMolt::install(molt.binary + ".new");
+  std::filesystem::rename(molt.binary + ".new", molt.binary);
   struct stat replaced {};
-  REQUIRE(stat(copy.c_str(), &replaced) == 0);
+  REQUIRE(stat(molt.binary.c_str(), &replaced) == 0);
   master.signal(SIGUSR2);
-  INFO(master.output());
   REQUIRE_LINE(master, "changed on disk; re-executing the master", 10s);
   REQUIRE_LINE(master, "upgrade: adopted generation 1 \\(serving\\) with 2 workers", 10s);
   REQUIRE_LINE(master, "generation 2 serving", 20s);
@@ -281,16 +292,9 @@ TEST_CASE("a binary upgrade re-execs the master and keeps workers, listeners and
 TEST_CASE("touching the binary forces a re-exec of the same file",
           "[reload][integration][upgrade]") {
   Origin origin;
-  TempDir bin;
-  std::string copy = bin.path() + "/molt";
-  std::filesystem::copy_file(moltBinary(), copy);
-  std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
-  TempDir dir;
-  Child master({copy, "-f", dir.write("molt.json", config(origin.echoPort()))});
-  REQUIRE_LINE(master, "generation 1 serving", 20s);
-  std::filesystem::last_write_time(copy, std::filesystem::file_time_type::clock::now());
-  master.signal(SIGUSR2);
-  INFO(master.output());
-  REQUIRE_LINE(master, "re-executing the master", 10s);
-  REQUIRE_LINE(master, "generation 2 serving", 20s);
+  CopiedMolt molt(config(origin.echoPort()));
+  std::filesystem::last_write_time(molt.binary, std::filesystem::file_time_type::clock::now());
+  molt.master->signal(SIGUSR2);
+  REQUIRE_LINE(*molt.master, "re-executing the master", 10s);
+  REQUIRE_LINE(*molt.master, "generation 2 serving", 20s);
 }
