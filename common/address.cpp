@@ -123,6 +123,7 @@ std::optional<SocketAddress> resolve(const std::string& host, std::string& error
     }
   }
   SocketAddress out;
+  if (pick->ai_addrlen > sizeof out.storage) return fail(error, "unsupported address family");
   std::memcpy(&out.storage, pick->ai_addr, pick->ai_addrlen);
   out.length = pick->ai_addrlen;
   freeaddrinfo(list);

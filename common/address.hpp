@@ -14,10 +14,12 @@ namespace molt::common {
 // A resolved IPv4 or IPv6 address with a port. Plain value type; safe to copy across fork/exec
 // as text (text() round-trips through parseAddress).
 struct SocketAddress {
-  sockaddr_storage storage{};
+  // Large enough for sockaddr_in and sockaddr_in6, the only families molt speaks; 28 bytes
+  // rather than sockaddr_storage's 128 matters with a million servers.
+  sockaddr_in6 storage{};
   socklen_t length = 0;
 
-  int family() const { return storage.ss_family; }
+  int family() const { return reinterpret_cast<const sockaddr*>(&storage)->sa_family; }
   std::uint16_t port() const;
   void setPort(std::uint16_t port);
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,13 +95,13 @@ struct CheckConfig {
 
 struct ServerConfig {
   std::string name;
-  std::string addressText;
   SocketAddress address;
   unsigned weight = 1;
   bool check = false;  // resolved: true when this server is health-checked
   // A per-server check object merged over the backend's (or the defaults); also the default tcp
   // check when the server says "check": true and its backend has no check object.
-  std::optional<CheckConfig> checkOverride;
+  // Shared by every server a template made: one object, not one per server.
+  std::shared_ptr<const CheckConfig> checkOverride;
   bool disabled = false;
 };
 

@@ -68,11 +68,11 @@ void resolveServerCheck(const Fields& f, const BackendConfig& backend, ServerCon
   if (!v) return;
   if (v->isBool()) {
     s.check = v->boolean;
-    if (s.check && !backend.check) s.checkOverride = CheckConfig{};
+    if (s.check && !backend.check) s.checkOverride = std::make_shared<const CheckConfig>();
   } else if (v->isObject()) {
     s.check = true;
-    s.checkOverride =
-        parseCheck(f.ctx(), *v, f.pathOf("check"), backend.check.value_or(CheckConfig{}));
+    s.checkOverride = std::make_shared<const CheckConfig>(
+        parseCheck(f.ctx(), *v, f.pathOf("check"), backend.check.value_or(CheckConfig{})));
   } else {
     f.ctx().error(v->pos, f.at("check"), "expected a boolean or an object");
   }
@@ -81,9 +81,7 @@ void resolveServerCheck(const Fields& f, const BackendConfig& backend, ServerCon
 // The fields servers and templates share: address, weight, check, disabled.
 void readServerCommon(const Fields& f, const BackendConfig& backend, ServerConfig& s) {
   if (f.require("address")) {
-    auto text = readAddressText(f.ctx(), *f.get("address"), f.at("address"), AddressUse::Connect,
-                                s.address);
-    if (text) s.addressText = std::move(*text);
+    readAddressText(f.ctx(), *f.get("address"), f.at("address"), AddressUse::Connect, s.address);
   }
   if (auto n = f.integer("weight", 0, 256)) s.weight = static_cast<unsigned>(*n);
   if (auto b = f.boolean("disabled")) s.disabled = *b;

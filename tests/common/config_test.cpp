@@ -114,7 +114,7 @@ TEST_CASE("frontend, bind, backend and server defaults", "[config]") {
   CHECK(b.deny == 0);
   REQUIRE(b.servers.size() == 1);
   CHECK(b.servers[0].name == "s");
-  CHECK(b.servers[0].addressText == "127.0.0.1:9");
+  CHECK(b.servers[0].address.text() == "127.0.0.1:9");
   CHECK(b.servers[0].address.text() == "127.0.0.1:9");
   CHECK(b.servers[0].weight == 1);
   CHECK_FALSE(b.servers[0].check);
@@ -762,4 +762,10 @@ TEST_CASE("a template of a million servers parses", "[.][config][perf]") {
   auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK(c.backends[0].servers.size() == 1000000);
   CHECK(elapsed < 2s);
+}
+
+TEST_CASE("a declared server costs under 100 bytes in the config model", "[config][memory]") {
+  // Guards the per-server budget: a million template servers must not cost a gigabyte.
+  STATIC_REQUIRE(sizeof(molt::common::SocketAddress) <= 32);
+  STATIC_REQUIRE(sizeof(molt::common::ServerConfig) <= 96);
 }
