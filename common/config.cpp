@@ -1,5 +1,7 @@
 #include "common/config.hpp"
 
+#include <cstdlib>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -166,10 +168,18 @@ void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
 
 void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
   constexpr std::uint64_t kMaxSessionCache = 64ull << 30;
+  constexpr std::uint64_t kMinSessionCache = 128 * 1024;  // room for a few hundred sessions
   Fields f(ctx, v, "tls",
            {"session_cache", "ticket_key_rotation", "session_timeout", "ciphers", "ciphersuites",
-            "min_version"});
-  if (auto n = f.size("session_cache", kMaxSessionCache)) out.sessionCacheBytes = *n;
+            "min_version", "tickets"});
+  if (auto n = f.size("session_cache", kMaxSessionCache)) {
+    if (*n != 0 && *n < kMinSessionCache)
+      ctx.error(f.get("session_cache")->pos, f.at("session_cache"),
+                "too small: at least \"128KB\" (or \"0B\" for no shared cache)");
+    else
+      out.sessionCacheBytes = *n;
+  }
+  if (auto b = f.boolean("tickets")) out.tickets = *b;
   if (auto d = f.duration("ticket_key_rotation", std::chrono::minutes(1))) {
     out.ticketKeyRotation = *d;
   }
@@ -184,6 +194,47 @@ void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
 
 }  // namespace config_detail
 
+namespace {
+
+ConfigValidator gValidator;
+
+// The value at a path like "frontends[0].certificates[1]", or the deepest one found on the way.
+const JsonValue& valueAt(const JsonValue& root, std::string_view path) {
+  const JsonValue* at = &root;
+  while (!path.empty()) {
+    if (path.front() == '.') path.remove_prefix(1);
+    if (path.front() == '[') {
+      size_t close = path.find(']');
+      if (close == std::string_view::npos || !at->isArray()) break;
+      size_t index = std::strtoul(std::string(path.substr(1, close - 1)).c_str(), nullptr, 10);
+      if (index >= at->items.size()) break;
+      at = &at->items[index];
+      path.remove_prefix(close + 1);
+      continue;
+    }
+    size_t end = path.find_first_of(".[");
+    const JsonMember* member = at->find(path.substr(0, end));
+    if (!member) break;
+    at = &member->value;
+    path.remove_prefix(end == std::string_view::npos ? path.size() : end);
+  }
+  return *at;
+}
+
+void runValidator(ParseContext& ctx, const JsonValue& root, const Config& config,
+                  const FileSource& files) {
+  if (!gValidator) return;
+  gValidator(config, files, [&](const std::string& path, const std::string& message) {
+    ctx.error(valueAt(root, path).pos, path, message);
+  });
+}
+
+}  // namespace
+
+void setConfigValidator(ConfigValidator validator) {
+  gValidator = std::move(validator);
+}
+
 Config parseConfig(std::string_view text, const std::string& fileName, const FileSource& files) {
   try {
     Config config;
@@ -193,6 +244,7 @@ Config parseConfig(std::string_view text, const std::string& fileName, const Fil
     JsonDocument doc = parseJsonc(text);
     for (JsonError& e : doc.errors) ctx.error(e.pos, std::move(e.path), std::move(e.message));
     if (doc.root) parseTopLevel(ctx, *doc.root, config);
+    if (!ctx.hasErrors() && doc.root) runValidator(ctx, *doc.root, config, files);
     if (ctx.hasErrors()) throw ConfigErrors(ctx.takeErrors());
     return config;
   } catch (const ConfigErrors&) {

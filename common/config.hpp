@@ -46,6 +46,7 @@ struct TlsConfig {
   std::string ciphers;                 // TLS 1.2 cipher list; empty: OpenSSL's secure default
   std::string ciphersuites;            // TLS 1.3 suites; empty: OpenSSL's default
   std::string minVersion = "TLSv1.2";  // "TLSv1.2" or "TLSv1.3"
+  bool tickets = true;                 // false: no session tickets (TLS 1.2 resumes by session id)
 };
 
 struct BindConfig {
@@ -172,6 +173,17 @@ struct FileSource {
       list;
   static FileSource disk();
 };
+
+// Checks a parsed config further with code common/ cannot link (certificates through OpenSSL).
+// Reports each problem by JSON path ("frontends[0].certificates[1]"); the position comes from
+// the path. Runs only when the config has no other error.
+using ConfigValidator = std::function<void(
+    const Config& config, const FileSource& files,
+    const std::function<void(const std::string& path, const std::string& message)>& report)>;
+
+// Installs the validator every later parseConfig runs (process-wide; main() sets it for the
+// master and `molt -c`, not for workers, which trust the bundle their master validated).
+void setConfigValidator(ConfigValidator validator);
 
 // Parses and validates `text` (JSON with // and /* */ comments). Throws ConfigErrors.
 Config parseConfig(std::string_view text, const std::string& fileName,

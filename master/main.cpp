@@ -2,8 +2,10 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "master/ctl.hpp"
 #include "master/master.hpp"
 #include "molt_version.h"
+#include "worker/tls_context.hpp"
 #include "worker/worker.hpp"
 
 namespace {
@@ -26,6 +29,27 @@ constexpr const char* kUsage =
     "       molt ctl [-s SOCKET | -f FILE] COMMAND [ARGS] [--json]\n"
     "                             talk to a running master's runtime API (molt ctl --help)\n"
     "       molt --version        print versions\n";
+
+// Certificates and TLS settings are checked by the code workers will run (OpenSSL), as part of
+// every config check: `molt -c`, start and reload.
+void installTlsValidator() {
+  molt::common::setConfigValidator([](const molt::common::Config& config,
+                                      const molt::common::FileSource& files, const auto& report) {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < config.frontends.size(); ++i) {
+      const auto& frontend = config.frontends[i];
+      bool tls = std::any_of(frontend.binds.begin(), frontend.binds.end(),
+                             [](const auto& b) { return b.tls; });
+      if (!tls && frontend.certificates.empty()) continue;
+      for (const auto& problem : molt::worker::validateTls(frontend, config.tls, files)) {
+        std::string path = problem.key.rfind("tls.", 0) == 0
+                               ? problem.key
+                               : "frontends[" + std::to_string(i) + "]." + problem.key;
+        if (seen.insert(path + problem.message).second) report(path, problem.message);
+      }
+    }
+  });
+}
 
 int printVersion() {
   std::printf("molt %s (libuv %s, %s)\n", MOLT_VERSION, uv_version_string(),
@@ -92,6 +116,7 @@ int main(int argc, char** argv) {
     }
   }
   if (file.empty()) return usage("no config file given (-f FILE)");
+  installTlsValidator();
   if (check) return checkConfig(file);
 
   molt::common::log::setRole("master");
