@@ -12,8 +12,11 @@
 //     "hello"    {generation, slot, workers}  fds: [bundle]   the handover bundle (memfd, see
 //                                                             common/bundle.hpp): config text and
 //                                                             side files, parsed by the worker
-//     "listener" {index, frontend, address}   fds: [socket]   a listening socket, for bind number
-//                                                             `index` (order of the config's binds)
+//     "zone"     {kind, size?}               fds: [memfd]    a shared-memory zone (shm/zone.hpp):
+//                                                             kind "session-cache" (with its size)
+//                                                             or "ticket-keys"; sent before start
+//     "listener" {frontend, bind, address}    fds: [socket]   a listening socket, for bind number
+//                                                             `bind` of frontend `frontend`
 //     "start"    {}                                           every listener sent: start accepting
 //     "drain"    {close_spread_ms}                            stop accepting, finish live
 //                                                             connections, exit at zero

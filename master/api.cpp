@@ -45,9 +45,39 @@ void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
   const std::string name = cmd->get<std::string>();
   if (name == "proc") return reply(procReport());
   if (name == "errors") return reply({{"ok", true}, {"errors", lastErrors_}});
+  if (name == "cache") return reply(cacheReport());
   if (name == "reload") return requestReload("api", std::move(reply));
   if (name == "upgrade") return requestUpgrade(std::move(reply));
-  reply(failure("cmd: unknown command '" + name + "' (known: proc, reload, upgrade, errors)"));
+  reply(
+      failure("cmd: unknown command '" + name + "' (known: proc, reload, upgrade, errors, cache)"));
+}
+
+nlohmann::json Master::cacheReport() const {
+  nlohmann::json report = {{"ok", true}};
+  if (auto cache = tlsZones_->sessionCache()) {
+    shm::SessionCacheStats s = cache->stats();
+    report["session_cache"] = {{"size", cache->zone().size()},
+                               {"capacity", s.capacity},
+                               {"shards", s.shards},
+                               {"entries", s.entries},
+                               {"bytes", s.bytes},
+                               {"hits", s.hits},
+                               {"misses", s.misses},
+                               {"stores", s.stores},
+                               {"evictions", s.evictions},
+                               {"expirations", s.expirations},
+                               {"lock_recoveries", s.lockRecoveries},
+                               {"lock_failures", s.lockFailures}};
+  } else {
+    report["session_cache"] = nullptr;
+  }
+  if (auto keys = tlsZones_->ticketKeys()) {
+    auto snapshot = keys->snapshot();
+    report["ticket_keys"] = {{"rotations", snapshot.rotations}, {"rotated_at", snapshot.rotatedAt}};
+  } else {
+    report["ticket_keys"] = nullptr;
+  }
+  return report;
 }
 
 nlohmann::json Master::procReport() const {

@@ -89,6 +89,18 @@ void Generation::sendHandover(WorkerProcess& worker) const {
   worker.send(
       {{"type", "hello"}, {"generation", id_}, {"slot", worker.slot()}, {"workers", slots_.size()}},
       std::move(bundle));
+  if (sessionCache_) {
+    std::vector<common::UniqueFd> fd;
+    fd.push_back(dupFd(sessionCache_->zone().fd()));
+    worker.send(
+        {{"type", "zone"}, {"kind", "session-cache"}, {"size", sessionCache_->zone().size()}},
+        std::move(fd));
+  }
+  if (ticketKeys_) {
+    std::vector<common::UniqueFd> fd;
+    fd.push_back(dupFd(ticketKeys_->zone().fd()));
+    worker.send({{"type", "zone"}, {"kind", "ticket-keys"}}, std::move(fd));
+  }
   for (const auto& l : listeners_) {
     std::vector<common::UniqueFd> fd;
     fd.push_back(dupFd(l.listener->fd.get()));

@@ -12,6 +12,8 @@
 #include "common/uv_handle.hpp"
 #include "master/listener.hpp"
 #include "master/worker_process.hpp"
+#include "shm/session_cache.hpp"
+#include "shm/ticket_keys.hpp"
 
 namespace molt::master {
 
@@ -66,7 +68,13 @@ class Generation {
   // Takes the listeners of every frontend bind from `listeners` (reusing sockets by address).
   // Returns false with one "frontends[i].bind[j]: reason" line per failure in `errors`.
   bool acquireListeners(ListenerSet& listeners, std::vector<std::string>& errors);
-  // Sends a freshly spawned worker its handover: hello + bundle, each listener, start.
+  // The TLS zones its workers use (either may be null); held for as long as the generation.
+  void setZones(std::shared_ptr<shm::SessionCache> cache, std::shared_ptr<shm::TicketKeys> keys) {
+    sessionCache_ = std::move(cache);
+    ticketKeys_ = std::move(keys);
+  }
+  const std::shared_ptr<shm::SessionCache>& sessionCache() const { return sessionCache_; }
+  // Sends a freshly spawned worker its handover: hello + bundle, zones, each listener, start.
   void sendHandover(WorkerProcess& worker) const;
 
   // Binary upgrade: the generation as the previous image left it.
@@ -103,6 +111,8 @@ class Generation {
   GenerationPhase phase_ = GenerationPhase::Starting;
   std::vector<GenerationListener> listeners_;
   std::vector<Slot> slots_;
+  std::shared_ptr<shm::SessionCache> sessionCache_;
+  std::shared_ptr<shm::TicketKeys> ticketKeys_;
   uint64_t drainStartedMs_ = 0;
   uint64_t hardStopAtMs_ = 0;
   enum class StopStage { None, TermSent, KillSent };

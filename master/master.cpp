@@ -26,6 +26,7 @@ Master::Master(MasterOptions options)
         handleApi(r, std::move(reply));
       }) {
   uv_loop_init(&loop_);
+  tlsZones_ = std::make_unique<TlsZones>(&loop_);
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
   uv_timer_init(&loop_, stopTimer_.get());
@@ -56,6 +57,7 @@ Master::Master(MasterOptions options)
 Master::~Master() {
   api_.close();
   generations_.clear();
+  tlsZones_.reset();
   signals_.clear();
   reaper_.close();
   stopTimer_.close();
@@ -101,10 +103,9 @@ bool Master::startGeneration(const char* why) {
   }
   auto generation = std::make_unique<Generation>(nextGenerationId_, std::move(loaded));
   std::vector<std::string> errors;
-  for (size_t i = 0; i < generation->config().frontends.size(); ++i)
-    if (generation->config().frontends[i].mode != common::Mode::Tcp)
-      errors.push_back("frontends[" + std::to_string(i) +
-                       "].mode: \"http\" is not served by this version yet (use \"tcp\")");
+  if (std::string error = tlsZones_->apply(generation->config()); !error.empty())
+    errors.push_back(error);
+  generation->setZones(tlsZones_->sessionCache(), tlsZones_->ticketKeys());
   if (errors.empty()) generation->acquireListeners(listeners_, errors);
   if (!errors.empty()) {
     std::string text;

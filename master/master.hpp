@@ -14,6 +14,7 @@
 #include "master/generation.hpp"
 #include "master/listener.hpp"
 #include "master/notify.hpp"
+#include "master/tls_zones.hpp"
 
 namespace molt::master {
 
@@ -78,6 +79,7 @@ class Master {
   void setupApi(const common::Config& config);
   void handleApi(const nlohmann::json& request, ApiReply reply);
   nlohmann::json procReport() const;
+  nlohmann::json cacheReport() const;
 
   // Binary upgrade and socket activation (upgrade.cpp)
   void requestUpgrade(ApiReply reply);
@@ -108,6 +110,7 @@ class Master {
   std::vector<ApiReply> pendingReloadWaiters_;  // answered when the queued reload ends
   bool forceUpgrade_ = false;                   // the next reload re-execs even if unchanged
   ApiServer api_;
+  std::unique_ptr<TlsZones> tlsZones_;  // made in the constructor, once the loop exists
   struct stat binary_ {};
   bool killSent_ = false;
 };

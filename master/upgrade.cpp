@@ -160,7 +160,9 @@ nlohmann::json Master::inventory(std::vector<int>& fds) const {
       }
     }
     fds.push_back(g->bundleFd());
+    int cacheFd = g->sessionCache() ? g->sessionCache()->zone().fd() : -1;
     generations.push_back({{"id", g->id()},
+                           {"session_cache_fd", cacheFd},
                            {"phase", phaseName(g->phase())},
                            {"bundle_fd", g->bundleFd()},
                            {"drain_started_ms", g->drainStartedMs()},
@@ -171,6 +173,7 @@ nlohmann::json Master::inventory(std::vector<int>& fds) const {
   }
   for (const auto& l : listeners_.unclaimed()) addListener(*l);
   doc["listeners"] = listeners;
+  doc["tls_zones"] = tlsZones_->inventory(fds);
   if (api_.listening()) {
     doc["api"] = {{"fd", api_.fd()}, {"path", api_.path()}, {"uid", api_.allowedUid()}};
     fds.push_back(api_.fd());
@@ -207,6 +210,9 @@ bool Master::restoreFromInventory() {
       common::log::error("upgrade: api socket: {}", error);
   }
   lastErrors_ = doc["last_errors"].get<std::vector<std::string>>();
+  if (auto zones = doc.find("tls_zones"); zones != doc.end())
+    if (std::string error = tlsZones_->restore(*zones); !error.empty())
+      common::log::error("upgrade: {}", error);
   std::map<std::string, std::shared_ptr<Listener>> byKey;
   for (const auto& l : doc["listeners"]) {
     auto listener = std::make_shared<Listener>();
@@ -225,6 +231,9 @@ bool Master::restoreFromInventory() {
     setCloexec(bundleFd, true);
     auto generation =
         std::make_unique<Generation>(g["id"].get<unsigned>(), configFromBundle(bundleFd));
+    // Generations on an older cache zone lose the master's hold on it, not their workers' maps.
+    generation->setZones(tlsZones_->cacheByFd(g.value("session_cache_fd", -1)),
+                         tlsZones_->ticketKeys());
     for (const auto& l : g["listeners"])
       generation->adoptListener({l["frontend"].get<std::string>(), l["bind"].get<int>(),
                                  byKey[l["key"].get<std::string>()]});

@@ -1,0 +1,119 @@
+#include "master/tls_zones.hpp"
+
+#include <fcntl.h>
+
+#include <ctime>
+
+#include "common/log.hpp"
+#include "common/proc_memory.hpp"
+
+namespace molt::master {
+namespace {
+
+bool needsTls(const common::Config& config) {
+  for (const auto& f : config.frontends)
+    for (const auto& b : f.binds)
+      if (b.tls) return true;
+  return false;
+}
+
+}  // namespace
+
+TlsZones::TlsZones(uv_loop_t* loop) : loop_(loop) {
+  uv_timer_init(loop_, timer_.get());
+  timer_->data = this;
+}
+
+TlsZones::~TlsZones() = default;
+
+std::string TlsZones::apply(const common::Config& config) {
+  if (!needsTls(config)) {
+    cache_.reset();  // generations that use them keep them alive
+    keys_.reset();
+    uv_timer_stop(timer_.get());
+    return {};
+  }
+  std::string error;
+  std::uint64_t bytes = config.tls.sessionCacheBytes;
+  if (bytes == 0) {
+    cache_.reset();
+  } else if (!cache_ || cache_->zone().size() != bytes) {
+    std::shared_ptr<shm::SessionCache> fresh = shm::SessionCache::create(bytes, error);
+    if (!fresh) return "tls.session_cache: " + error;
+    common::log::info("tls: session cache zone of {} ({} shards){}", common::formatBytes(bytes),
+                      fresh->shardCount(), cache_ ? ", replacing the old size" : "");
+    cache_ = std::move(fresh);
+  }
+  if (!keys_) {
+    std::shared_ptr<shm::TicketKeys> fresh = shm::TicketKeys::create(error);
+    if (!fresh) return "tls: ticket keys zone: " + error;
+    keys_ = std::move(fresh);
+  }
+  rotation_ = config.tls.ticketKeyRotation;
+  scheduleRotation();
+  return {};
+}
+
+void TlsZones::scheduleRotation() {
+  if (!keys_ || rotation_.count() <= 0) return;
+  // From the zone's own record, so neither a reload nor an upgrade restarts the period.
+  std::int64_t due = keys_->snapshot().rotatedAt + rotation_.count() / 1000;
+  std::int64_t now = std::time(nullptr);
+  std::uint64_t delayMs = due > now ? static_cast<std::uint64_t>(due - now) * 1000 : 0;
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<TlsZones*>(t->data)) self->rotate();
+      },
+      delayMs, 0);
+}
+
+void TlsZones::rotate() {
+  if (!keys_) return;
+  if (keys_->rotate()) {
+    common::log::info("tls: ticket keys rotated ({} rotations)", keys_->snapshot().rotations);
+  } else {
+    common::log::error("tls: ticket key rotation failed (no randomness?); keeping the keys");
+  }
+  scheduleRotation();
+}
+
+nlohmann::json TlsZones::inventory(std::vector<int>& fds) const {
+  nlohmann::json entry = nlohmann::json::object();
+  if (cache_) {
+    entry["session_cache"] = {{"fd", cache_->zone().fd()}, {"size", cache_->zone().size()}};
+    fds.push_back(cache_->zone().fd());
+  }
+  if (keys_) {
+    entry["ticket_keys"] = {{"fd", keys_->zone().fd()}};
+    fds.push_back(keys_->zone().fd());
+  }
+  entry["rotation_ms"] = rotation_.count();
+  return entry;
+}
+
+std::string TlsZones::restore(const nlohmann::json& entry) {
+  std::string error;
+  if (auto c = entry.find("session_cache"); c != entry.end()) {
+    common::UniqueFd fd(c->at("fd").get<int>());
+    fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+    cache_ = shm::SessionCache::attach(std::move(fd), c->at("size").get<std::uint64_t>(), error);
+    if (!cache_) return "session cache zone: " + error;
+  }
+  if (auto k = entry.find("ticket_keys"); k != entry.end()) {
+    common::UniqueFd fd(k->at("fd").get<int>());
+    fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+    keys_ = shm::TicketKeys::attach(std::move(fd), shm::Access::ReadWrite, error);
+    if (!keys_) return "ticket keys zone: " + error;
+  }
+  rotation_ = common::Millis(entry.value("rotation_ms", 0));
+  scheduleRotation();
+  return {};
+}
+
+std::shared_ptr<shm::SessionCache> TlsZones::cacheByFd(int fd) const {
+  if (cache_ && cache_->zone().fd() == fd) return cache_;
+  return nullptr;
+}
+
+}  // namespace molt::master

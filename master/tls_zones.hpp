@@ -1,0 +1,55 @@
+// The instance's TLS zones, owned by the master: the session cache and the ticket keys.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/uv_handle.hpp"
+#include "shm/session_cache.hpp"
+#include "shm/ticket_keys.hpp"
+
+namespace molt::master {
+
+// One session cache zone (sized by tls.session_cache) and one ticket-key zone for all workers
+// of all generations. A reload keeps both when the size is unchanged, so sessions survive it;
+// a new size makes a new cache zone, and the old one lives exactly as long as the generations
+// holding it (its pages go when the last process unmaps it). The master rotates the ticket keys
+// on tls.ticket_key_rotation, resuming the schedule from the zone's own record after a reload or
+// a binary upgrade. Master process, master loop.
+class TlsZones {
+ public:
+  explicit TlsZones(uv_loop_t* loop);
+  ~TlsZones();
+  TlsZones(const TlsZones&) = delete;
+  TlsZones& operator=(const TlsZones&) = delete;
+
+  // Makes or reuses the zones `config` needs (none when it has no TLS bind). "" or an error
+  // naming the zone and the system call; on error nothing changed.
+  std::string apply(const common::Config& config);
+  std::shared_ptr<shm::SessionCache> sessionCache() const { return cache_; }
+  std::shared_ptr<shm::TicketKeys> ticketKeys() const { return keys_; }
+
+  // Binary upgrade: the zones' descriptors for the inventory, and their adoption after exec.
+  nlohmann::json inventory(std::vector<int>& fds) const;
+  // Re-attaches the zones listed by inventory() (same descriptor numbers). "" or an error.
+  std::string restore(const nlohmann::json& entry);
+  // A cache zone by the descriptor number the inventory gave it (after restore).
+  std::shared_ptr<shm::SessionCache> cacheByFd(int fd) const;
+
+ private:
+  void scheduleRotation();
+  void rotate();
+
+  uv_loop_t* loop_;
+  std::shared_ptr<shm::SessionCache> cache_;
+  std::shared_ptr<shm::TicketKeys> keys_;
+  common::Millis rotation_{0};
+  common::UvHandle<uv_timer_t> timer_;
+};
+
+}  // namespace molt::master
