@@ -50,6 +50,9 @@
 //                              u8 hmac[32], i64 created}, i64 rotated at, u64 rotations
 //     360   copy 1, the same
 //
+//   kind 3, server state (shm/server_state.hpp, which holds its layout), version 1: one zone
+//   per generation, the server table plus live per-server state.
+//
 //   Crash semantics: a process SIGKILLed while holding a shard lock costs that shard's contents
 //   (the next locker gets EOWNERDEAD and wipes it); a master killed mid-rotation leaves one
 //   intact copy of the keys, which readers keep using. Nothing waits on a dead process, and a

@@ -1,0 +1,108 @@
+#include "shm/server_state.hpp"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+using namespace molt;
+using shm::ServerState;
+
+namespace {
+
+common::Config twoBackends(unsigned templateServers) {
+  std::string text = R"({"frontends": [], "backends": [
+    {"name": "web", "servers": [{"name": "a", "address": "127.0.0.1:8001", "weight": 3},
+                                {"name": "b", "address": "[::1]:8002", "disabled": true}]},
+    {"name": "api", "check": {"type": "tcp"}, "servers": [
+      {"template": "spare", "from": 1, "to": )" + std::to_string(templateServers) +
+                     R"(, "address": "10.0.0.1:9000", "disabled": true}]}]})";
+  return common::parseConfig(text, "test.json");
+}
+
+common::UniqueFd dupOf(ServerState& state) {
+  return common::UniqueFd(fcntl(state.zone().fd(), F_DUPFD_CLOEXEC, 0));
+}
+
+}  // namespace
+
+TEST_CASE("the server table holds every server's name, address, weight and flags", "[shm][servers]") {
+  auto config = twoBackends(100);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  REQUIRE(state->backendCount() == 2);
+  REQUIRE(state->serverCount() == 102);
+  REQUIRE(state->backend(0).name == "web");
+  REQUIRE(state->backend(1).name == "api");
+  REQUIRE(state->backend(1).first == 2);
+  REQUIRE(state->backend(1).count == 100);
+  auto a = state->server(0);
+  REQUIRE(a.name == "a");
+  REQUIRE(a.address.text() == "127.0.0.1:8001");
+  REQUIRE(a.weight == 3);
+  REQUIRE_FALSE(a.disabled);
+  REQUIRE(state->server(1).address.text() == "[::1]:8002");
+  REQUIRE(state->server(1).disabled);
+  REQUIRE(state->server(101).name == "spare100");
+  REQUIRE(state->server(101).checked);
+  REQUIRE(state->findBackend("api") == 1);
+  REQUIRE(state->findBackend("nope") == -1);
+}
+
+TEST_CASE("eligibility follows health, admin state and weight", "[shm][servers]") {
+  auto config = twoBackends(1);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state->eligible(0));
+  REQUIRE_FALSE(state->eligible(1));  // configured disabled: starts in maintenance
+  state->live(1).admin = static_cast<std::uint8_t>(shm::ServerAdmin::Ready);
+  REQUIRE(state->eligible(1));
+  state->live(0).health = static_cast<std::uint8_t>(shm::ServerHealth::Down);
+  REQUIRE_FALSE(state->eligible(0));
+  state->live(0).health = 0;
+  state->live(0).weightPlusOne = 1;  // weight 0: no new traffic
+  REQUIRE(state->weight(0) == 0);
+  REQUIRE_FALSE(state->eligible(0));
+  state->live(0).weightPlusOne = 0;
+  REQUIRE(state->weight(0) == 3);
+}
+
+TEST_CASE("a worker process attached to the zone sees the table and shares live state", "[shm][servers]") {
+  auto config = twoBackends(10);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  auto fd = dupOf(*state);
+  pid_t child = fork();
+  if (child == 0) {
+    std::string e;
+    auto view = ServerState::attach(std::move(fd), e);
+    bool ok = view && view->serverCount() == 12 && view->server(0).name == "a";
+    if (view) view->live(0).connections.fetch_add(7);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(state->live(0).connections.load() == 7);
+}
+
+TEST_CASE("a server costs under 56 bytes of zone (32 table, 8 live, its name), shared by every process", "[shm][servers][memory]") {
+  auto config = twoBackends(100000);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  double perServer = static_cast<double>(state->zone().size()) / 100002.0;
+  INFO("bytes per server: " << perServer);
+  REQUIRE(perServer < 56);
+}
+
+TEST_CASE("a zone of another kind is refused as a server table", "[shm][servers]") {
+  std::string error;
+  auto other = shm::Zone::create(shm::ZoneKind::TicketKeys, 1, 4096, error);
+  REQUIRE(other);
+  auto state = ServerState::attach(common::UniqueFd(fcntl(other->fd(), F_DUPFD_CLOEXEC, 0)), error);
+  REQUIRE_FALSE(state);
+  REQUIRE(error.find("server-state zone") != std::string::npos);
+}
