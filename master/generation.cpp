@@ -70,8 +70,13 @@ bool Generation::acquireListeners(ListenerSet& listeners, std::vector<std::strin
   const auto& frontends = loaded_.config->frontends;
   for (size_t i = 0; i < frontends.size(); ++i) {
     for (size_t j = 0; j < frontends[i].binds.size(); ++j) {
+      const common::BindConfig& bind = frontends[i].binds[j];
+      // Two port-0 binds are two sockets, each kept by its frontend across reloads.
+      std::string key = bind.address.port() != 0 ? bind.text
+                                                 : bind.text + " (" + frontends[i].name + " bind " +
+                                                       std::to_string(j) + ")";
       std::string error;
-      auto listener = listeners.acquire(frontends[i].binds[j], error);
+      auto listener = listeners.acquire(bind, key, error);
       if (!listener) {
         errors.push_back("frontends[" + std::to_string(i) + "].bind[" + std::to_string(j) +
                          "]: " + error);

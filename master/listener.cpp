@@ -34,23 +34,24 @@ std::shared_ptr<Listener> bindListener(const common::BindConfig& bind, std::stri
   return listener;
 }
 
-std::shared_ptr<Listener> ListenerSet::acquire(const common::BindConfig& bind, std::string& error) {
-  if (auto it = byKey_.find(bind.text); it != byKey_.end()) {
-    if (auto existing = it->second.lock()) {
-      // A configured port 0 is reused too: the key is the configured text, not the bound port.
-      return existing;
-    }
+std::shared_ptr<Listener> ListenerSet::acquire(const common::BindConfig& bind,
+                                               const std::string& key, std::string& error) {
+  if (auto it = byKey_.find(key); it != byKey_.end()) {
+    if (auto existing = it->second.lock()) return existing;
   }
   for (auto it = adopted_.begin(); it != adopted_.end(); ++it) {
-    if ((*it)->key != bind.text && !((*it)->bound == bind.address)) continue;
+    if ((*it)->key != key && !((*it)->bound == bind.address)) continue;
     auto listener = *it;
     adopted_.erase(it);
-    listener->key = bind.text;
-    byKey_[bind.text] = listener;
+    listener->key = key;
+    byKey_[key] = listener;
     return listener;
   }
   auto listener = bindListener(bind, error);
-  if (listener) byKey_[bind.text] = listener;
+  if (listener) {
+    listener->key = key;
+    byKey_[key] = listener;
+  }
   return listener;
 }
 

@@ -31,7 +31,10 @@ class ListenerSet {
  public:
   // The listener for `bind`: an existing one with the same address when there is one (no
   // rebind, no lost SYN), else a new bound socket. Null with `error` set on failure.
-  std::shared_ptr<Listener> acquire(const common::BindConfig& bind, std::string& error);
+  // `key` names the socket across reloads: the bind's text, except that every port-0 bind is
+  // its own socket (the caller makes its key unique, e.g. by frontend and bind index).
+  std::shared_ptr<Listener> acquire(const common::BindConfig& bind, const std::string& key,
+                                    std::string& error);
   // Adopts an already-listening socket (systemd socket activation, binary upgrade). It is
   // claimed by the first bind with the same text or the same address.
   void adopt(std::shared_ptr<Listener> listener);
