@@ -5,7 +5,7 @@
 namespace molt::worker {
 
 int Frontend::addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address,
-                          int backlog) {
+                          int backlog, bool tls) {
   Listener listener;
   if (int rc = uv_tcp_init(loop, listener.handle.get()); rc < 0) return rc;
   if (int rc = uv_tcp_open(listener.handle.get(), fd.get()); rc < 0) return rc;
@@ -13,6 +13,7 @@ int Frontend::addListener(uv_loop_t* loop, common::UniqueFd fd, const std::strin
   listener.handle->data = this;
   listener.address = address;
   listener.backlog = backlog;
+  listener.tls = tls;
   listeners_.push_back(std::move(listener));
   return 0;
 }
@@ -40,6 +41,18 @@ int Frontend::startAccepting(AcceptHandler onAccept) {
     }
   }
   return 0;
+}
+
+bool Frontend::isTls(const uv_stream_t* listener) const {
+  for (const auto& l : listeners_)
+    if (l.handle.stream() == listener) return l.tls;
+  return false;
+}
+
+bool Frontend::anyTls() const {
+  for (const auto& b : config_->binds)
+    if (b.tls) return true;
+  return false;
 }
 
 void Frontend::closeListeners() {

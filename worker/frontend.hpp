@@ -29,7 +29,12 @@ class Frontend {
   Backend* defaultBackend() const { return defaultBackend_; }
 
   // Wraps a received listening socket. Returns 0 or a libuv error.
-  int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address, int backlog);
+  int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address, int backlog,
+                  bool tls = false);
+  // True when `listener` (as given to the accept handler) is a bind with "tls": true.
+  bool isTls(const uv_stream_t* listener) const;
+  // True when any of the frontend's binds terminates TLS.
+  bool anyTls() const;
   // Starts accepting on every listener; `onAccept` is called once per pending connection.
   int startAccepting(AcceptHandler onAccept);
   // Closes every listener handle (idempotent).
@@ -41,6 +46,7 @@ class Frontend {
     common::UvHandle<uv_tcp_t> handle;
     std::string address;
     int backlog = 0;
+    bool tls = false;
   };
   const common::FrontendConfig* config_;
   Backend* defaultBackend_;

@@ -3,23 +3,13 @@
 #include "common/log.hpp"
 
 namespace molt::worker {
-namespace {
 
-// Write requests carry the pooled buffer they send; the session is found through the stream's
-// `data`, which UvHandle clears when the session is gone (callbacks of cancelled writes still run).
-struct WriteRequest {
-  uv_write_t req;
-  char* buffer;
-  BufferPool* pool;
-};
-
-}  // namespace
-
-TcpSession::TcpSession(SessionHost& host, const common::FrontendConfig& frontend, Backend& backend)
-    : host_(host), frontend_(frontend), backend_(backend) {
-  uv_tcp_init(host_.loop(), client_.tcp.get());
+TcpSession::TcpSession(SessionHost& host, const common::FrontendConfig& frontend, Backend& backend,
+                       std::unique_ptr<ClientStream> client)
+    : host_(host), frontend_(frontend), backend_(backend), clientStream_(std::move(client)) {
+  client_.stream = clientStream_.get();
+  clientStream_->setHandler(this);
   uv_timer_init(host_.loop(), timer_.get());
-  client_.tcp->data = this;
   timer_->data = this;
   // Tunnel timeout when the backend sets one, else the frontend's client timeout: in tcp mode
   // a connection is idle only when neither side sent anything.
@@ -33,7 +23,6 @@ TcpSession::~TcpSession() {
 }
 
 void TcpSession::start() {
-  uv_tcp_nodelay(client_.tcp.get(), 1);
   connectNext();
 }
 
@@ -54,17 +43,11 @@ void TcpSession::connectNext() {
   Server& server = backend_.server(index);
   ++server.connections;
 
-  server_.tcp = common::UvHandle<uv_tcp_t>();  // a failed attempt's handle closes here
-  uv_tcp_init(host_.loop(), server_.tcp.get());
-  server_.tcp->data = this;
-  auto* req = new uv_connect_t{};
-  int rc = uv_tcp_connect(req, server_.tcp.get(), server.address.sa(), [](uv_connect_t* r, int st) {
-    auto* self = static_cast<TcpSession*>(r->handle->data);
-    delete r;
-    if (self) self->onConnected(st);
-  });
-  if (rc < 0) {
-    delete req;
+  // A failed attempt's stream closes here; its pending connect callback finds no owner.
+  serverStream_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());
+  server_.stream = serverStream_.get();
+  serverStream_->setHandler(this);
+  if (int rc = serverStream_->connect(server.address); rc < 0) {
     common::log::warn("connect(backend {} server {} {}): {}", backend_.name(), server.name,
                       server.address.text(), uv_strerror(rc));
     return connectNext();
@@ -72,7 +55,7 @@ void TcpSession::connectNext() {
   armTimer(static_cast<uint64_t>(backend_.config().timeouts.connect.count()));
 }
 
-void TcpSession::onConnected(int status) {
+void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
   if (phase_ != SessionPhase::Connecting) return;
   if (status < 0) {
     const Server& server = backend_.server(serverIndex_);
@@ -85,7 +68,6 @@ void TcpSession::onConnected(int status) {
 
 void TcpSession::startSplicing() {
   phase_ = SessionPhase::Splicing;
-  uv_tcp_nodelay(server_.tcp.get(), 1);
   lastActivity_ = uv_now(host_.loop());
   armTimer(idleTimeoutMs_);
   startReading(client_);
@@ -95,80 +77,43 @@ void TcpSession::startSplicing() {
 void TcpSession::startReading(Side& side) {
   side.paused = false;
   if (side.eof) return;
-  auto alloc = [](uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* self = static_cast<TcpSession*>(handle->data);
-    char* memory = self ? self->host_.buffers().take() : nullptr;
-    *buf = uv_buf_init(memory, memory ? BufferPool::kBufferSize : 0);
-  };
-  auto read = [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-    auto* self = static_cast<TcpSession*>(stream->data);
-    if (!self) return;
-    Side& side = stream == self->client_.tcp.stream() ? self->client_ : self->server_;
-    self->onRead(side, nread, buf);
-  };
-  uv_read_start(side.tcp.stream(), alloc, read);
+  if (int rc = side.stream->startReading(); rc < 0) finish(uv_strerror(rc));
 }
 
-void TcpSession::onRead(Side& side, ssize_t nread, const uv_buf_t* buf) {
-  BufferPool& pool = host_.buffers();
-  if (nread <= 0) {
-    pool.give(buf->base);
-    if (nread == 0) return;
-    if (nread == UV_EOF) return forwardEof(side);
-    return finish(uv_strerror(static_cast<int>(nread)));
-  }
-  lastActivity_ = uv_now(host_.loop());
+void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept {
+  Side& side = sideOf(stream);
   Side& target = other(side);
-  auto* write = new WriteRequest{{}, buf->base, &pool};
-  uv_buf_t out = uv_buf_init(buf->base, static_cast<unsigned>(nread));
-  int rc = uv_write(&write->req, target.tcp.stream(), &out, 1, [](uv_write_t* req, int status) {
-    auto* w = reinterpret_cast<WriteRequest*>(req);
-    auto* self = static_cast<TcpSession*>(req->handle->data);
-    w->pool->give(w->buffer);
-    uv_stream_t* target = req->handle;
-    delete w;
-    if (!self) return;
-    self->onWritten(target == self->client_.tcp.stream() ? self->client_ : self->server_, status);
-  });
-  if (rc < 0) {
-    pool.give(write->buffer);
-    delete write;
-    return finish(uv_strerror(rc));
-  }
-  if (target.tcp->write_queue_size > kHighWater) {
-    uv_read_stop(side.tcp.stream());
+  lastActivity_ = uv_now(host_.loop());
+  BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
+  if (int rc = target.stream->write({&slice, 1}); rc < 0) return finish(uv_strerror(rc));
+  if (target.stream->queuedBytes() > kHighWater) {
+    side.stream->stopReading();
     side.paused = true;
   }
 }
 
-void TcpSession::onWritten(Side& target, int status) {
+void TcpSession::onStreamEnd(ClientStream& stream, int status) noexcept {
+  if (status == UV_EOF) return forwardEof(sideOf(stream));
+  finish(uv_strerror(status));
+}
+
+void TcpSession::onStreamWritten(ClientStream& stream, int status) noexcept {
   if (status < 0) return finish(uv_strerror(status));
+  Side& target = sideOf(stream);
   Side& source = other(target);
-  if (source.paused && target.tcp->write_queue_size < kLowWater) startReading(source);
+  if (source.paused && target.stream->queuedBytes() < kLowWater) startReading(source);
 }
 
 void TcpSession::forwardEof(Side& from) {
   from.eof = true;
-  uv_read_stop(from.tcp.stream());
-  Side& to = other(from);
-  // uv_shutdown waits for the writes already queued on `to`, so no byte is lost behind the FIN.
-  auto* req = new uv_shutdown_t{};
-  int rc = uv_shutdown(req, to.tcp.stream(), [](uv_shutdown_t* r, int status) {
-    auto* self = static_cast<TcpSession*>(r->handle->data);
-    uv_stream_t* stream = r->handle;
-    delete r;
-    if (!self) return;
-    if (status < 0) return self->finish(uv_strerror(status));
-    (stream == self->client_.tcp.stream() ? self->client_ : self->server_).shutdown = true;
-    self->maybeFinish();
-  });
-  if (rc < 0) {
-    delete req;
-    finish(uv_strerror(rc));
-  }
+  from.stream->stopReading();
+  // The shutdown waits for the writes already queued, so no byte is lost behind the FIN.
+  if (int rc = other(from).stream->shutdown(); rc < 0) finish(uv_strerror(rc));
 }
 
-void TcpSession::maybeFinish() {
+void TcpSession::onStreamShutdown(ClientStream& stream, int status) noexcept {
+  if (status < 0) return finish(uv_strerror(status));
+  sideOf(stream).shutdown = true;
   if (client_.shutdown && server_.shutdown) finish(nullptr);
 }
 
@@ -201,8 +146,8 @@ void TcpSession::finish(const char* reason) noexcept {
   (void)reason;
   phase_ = SessionPhase::Done;
   uv_timer_stop(timer_.get());
-  if (client_.tcp.initialized()) uv_read_stop(client_.tcp.stream());
-  if (server_.tcp.initialized()) uv_read_stop(server_.tcp.stream());
+  clientStream_->stopReading();
+  if (serverStream_) serverStream_->stopReading();
   host_.sessionEnded(this);
 }
 

@@ -4,9 +4,13 @@
 
 #include <csignal>
 #include <cstring>
+#include <random>
 
 #include "common/log.hpp"
 #include "common/process_title.hpp"
+#include "worker/http_session.hpp"
+#include "worker/plain_stream.hpp"
+#include "worker/tcp_session.hpp"
 
 namespace molt::worker {
 
@@ -14,6 +18,8 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
   control_ = std::make_unique<common::ControlChannel>(
       loop_, std::move(control), [this](common::ControlMessage&& m) { onMessage(std::move(m)); },
       [this] { drain("master gone"); });
+  serverPool_ = std::make_unique<ServerPool>(loop_, buffers_);
+  accessLog_ = std::make_unique<AccessLog>(loop_);
   uv_check_init(loop_, reaper_.get());
   reaper_->data = this;
   uv_timer_init(loop_, statsTimer_.get());
@@ -38,6 +44,7 @@ void Worker::onMessage(common::ControlMessage&& message) {
   std::string type = message.type();
   if (type == "hello") return onHello(message);
   if (type == "listener") return onListener(message);
+  if (type == "zone") return onZone(message);
   if (type == "start") return onStart();
   if (type == "drain") {
     if (auto it = message.body.find("hard_stop_in_ms"); it != message.body.end() && it->is_number())
@@ -74,6 +81,16 @@ void Worker::onHello(common::ControlMessage& message) {
     auto it = byName.find(f.defaultBackend);
     frontends_.push_back(std::make_unique<Frontend>(f, it == byName.end() ? nullptr : it->second));
   }
+  accessLog_->configure(config_->global.logFormat,
+                        fmt::format("worker gen {} slot {}", generation_, slot_));
+  // http: routing tables (host maps included) are built once here, never per request.
+  auto lookup = [&byName](std::string_view name) -> Backend* {
+    auto it = byName.find(std::string(name));
+    return it == byName.end() ? nullptr : it->second;
+  };
+  for (auto& frontend : frontends_)
+    if (frontend->config().mode == common::Mode::Http)
+      routers_.emplace(frontend.get(), std::make_unique<Router>(frontend->config(), lookup));
 }
 
 void Worker::onListener(common::ControlMessage& message) {
@@ -85,16 +102,69 @@ void Worker::onListener(common::ControlMessage& message) {
     if (frontend->config().name != name || bind < 0 || bind >= static_cast<int>(binds.size()))
       continue;
     if (message.fds.size() != 1) break;
-    int rc = frontend->addListener(loop_, std::move(message.fds[0]), address,
-                                   binds[static_cast<size_t>(bind)].backlog);
+    const auto& b = binds[static_cast<size_t>(bind)];
+    int rc = frontend->addListener(loop_, std::move(message.fds[0]), address, b.backlog, b.tls);
     if (rc < 0) common::log::error("listener {} {}: {}", name, address, uv_strerror(rc));
     return;
   }
   common::log::error("control: listener message for unknown frontend '{}' bind {}", name, bind);
 }
 
+void Worker::onZone(common::ControlMessage& message) {
+  std::string kind = message.body.value("kind", "");
+  std::string error;
+  if (message.fds.size() != 1) {
+    common::log::error("control: zone '{}' arrived without its descriptor", kind);
+    return;
+  }
+  if (kind == "session-cache") {
+    sessionCache_ = shm::SessionCache::attach(std::move(message.fds[0]),
+                                              message.body.value("size", std::uint64_t{0}), error);
+  } else if (kind == "ticket-keys") {
+    ticketKeys_ = shm::TicketKeys::attach(std::move(message.fds[0]), shm::Access::ReadOnly, error);
+  } else {
+    error = "unknown zone kind";
+  }
+  if (!error.empty()) common::log::error("zone {}: {}", kind, error);
+}
+
+bool Worker::buildTlsContexts() {
+  for (auto& frontend : frontends_) {
+    if (!frontend->anyTls()) continue;
+    TlsOptions options = tlsOptions(config_->tls, frontend->config());
+    options.sessionCache = sessionCache_.get();
+    options.ticketKeys = ticketKeys_.get();
+    std::string error;
+    auto context =
+        TlsContext::load(frontend->config().certificates, bundle_->fileSource(), options, error);
+    if (!context) {
+      // The master loaded these same bytes at its config check: a broken invariant.
+      common::log::error("frontend {}: TLS: {}", frontend->config().name, error);
+      return false;
+    }
+    tlsContexts_[frontend.get()] = std::move(context);
+  }
+  return true;
+}
+
+void Worker::handshakeEnded() noexcept {
+  --handshakes_;
+  if (phase_ == WorkerPhase::Draining) releaseZonesIfQuiet();
+}
+
+// A draining worker accepts no new connection, so once no handshake is under way nothing will
+// read or write the session cache again: unmap it (MADV_DONTNEED would not free shared pages).
+void Worker::releaseZonesIfQuiet() {
+  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_)) return;
+  for (auto& [frontend, context] : tlsContexts_) context->detachZones();
+  sessionCache_.reset();
+  ticketKeys_.reset();
+  common::log::info("draining: unmapped the TLS zones");
+}
+
 void Worker::onStart() {
   if (phase_ != WorkerPhase::Starting || !config_) return;
+  if (!buildTlsContexts()) return stop("TLS setup failed");
   for (auto& frontend : frontends_) {
     int rc = frontend->startAccepting(
         [this](Frontend& f, uv_stream_t* listener) { accept(f, listener); });
@@ -105,21 +175,40 @@ void Worker::onStart() {
 }
 
 void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
-  Backend* backend = frontend.defaultBackend();
-  auto session = std::make_unique<TcpSession>(*this, frontend.config(), *backend);
-  if (int rc = uv_accept(listener, reinterpret_cast<uv_stream_t*>(session->client())); rc < 0) {
+  std::unique_ptr<ClientStream> client;
+  int rc;
+  if (frontend.isTls(listener)) {
+    auto tls = std::make_unique<TlsStream>(loop_, buffers_, tlsContexts_.at(&frontend), *this);
+    rc = tls->accept(listener);
+    client = std::move(tls);
+  } else {
+    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
+    rc = plain->accept(listener);
+    client = std::move(plain);
+  }
+  if (rc < 0) {
     // Another worker sharing the socket took it first: not an error.
     if (rc != UV_EAGAIN)
       common::log::warn("uv_accept({}): {}", frontend.config().name, uv_strerror(rc));
     return;
   }
-  TcpSession* raw = session.get();
+  std::unique_ptr<Session> session = makeSession(frontend, std::move(client));
+  Session* raw = session.get();
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
   raw->start();
 }
 
-void Worker::sessionEnded(TcpSession* session) noexcept {
+std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
+                                             std::unique_ptr<ClientStream> client) {
+  if (frontend.config().mode == common::Mode::Http)
+    return std::make_unique<HttpSession>(*this, frontend.config(), *routers_.at(&frontend),
+                                         std::move(client));
+  return std::make_unique<TcpSession>(*this, frontend.config(), *frontend.defaultBackend(),
+                                      std::move(client));
+}
+
+void Worker::sessionEnded(Session* session) noexcept {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   // Destroyed from the check phase: we are inside one of the session's own callbacks here.
@@ -175,6 +264,8 @@ void Worker::drain(const char* why) {
   common::log::info("draining ({}): {} connections left", why, sessions_.size());
   phase_ = WorkerPhase::Draining;
   for (auto& frontend : frontends_) frontend->closeListeners();
+  releaseZonesIfQuiet();
+  drainSessions();
   statsDirty_ = true;
   sendStats();
   // The one timer a draining worker keeps besides its connections': the title's countdown.
@@ -189,6 +280,20 @@ void Worker::drain(const char* why) {
   exitIfIdle();
 }
 
+// Idle pooled server connections close now; each session learns of the drain, idle keep-alive
+// ones with a random delay in [0, close_spread) so that clients do not all reconnect at once.
+void Worker::drainSessions() {
+  serverPool_->closeAll();
+  uint64_t spread = config_ ? static_cast<uint64_t>(config_->global.closeSpread.count()) : 0;
+  std::minstd_rand random(static_cast<unsigned>(getpid() ^ uv_hrtime()));
+  std::vector<Session*> live;
+  for (auto& [raw, session] : sessions_) live.push_back(raw);
+  for (Session* session : live) {
+    uint64_t delay = spread ? random() % spread : 0;
+    session->drain(common::Millis(delay));
+  }
+}
+
 void Worker::exitIfIdle() {
   if (phase_ == WorkerPhase::Draining && sessions_.empty()) stop("drained");
 }
@@ -198,9 +303,11 @@ void Worker::stop(const char* why) {
   common::log::info("stopping ({}), {} connections closed", why, sessions_.size());
   phase_ = WorkerPhase::Stopped;
   for (auto& frontend : frontends_) frontend->closeListeners();
+  serverPool_->closeAll();
   for (auto& [raw, session] : sessions_) ended_.push_back(std::move(session));
   sessions_.clear();
   ended_.clear();
+  accessLog_->flush();
   control_.reset();
   reaper_.close();
   statsTimer_.close();
@@ -226,6 +333,9 @@ int runWorker(int controlFd) {
   uv_loop_init(&loop);
   {
     Worker worker(&loop, common::UniqueFd(controlFd));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    // Callbacks of writes cancelled by stop() give their buffers back to the worker's pool:
+    // run them while the pool exists.
     uv_run(&loop, UV_RUN_DEFAULT);
   }
   // Let close callbacks of everything the worker owned run, then free the loop.

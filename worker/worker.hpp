@@ -13,10 +13,17 @@
 #include "common/config.hpp"
 #include "common/control.hpp"
 #include "common/uv_handle.hpp"
+#include "shm/session_cache.hpp"
+#include "shm/ticket_keys.hpp"
+#include "worker/access_log.hpp"
 #include "worker/backend.hpp"
 #include "worker/buffer_pool.hpp"
 #include "worker/frontend.hpp"
-#include "worker/tcp_session.hpp"
+#include "worker/router.hpp"
+#include "worker/server_pool.hpp"
+#include "worker/session.hpp"
+#include "worker/tls_context.hpp"
+#include "worker/tls_stream.hpp"
 
 namespace molt::worker {
 
@@ -33,23 +40,32 @@ enum class WorkerPhase {
   Stopped    // everything closed; the loop is ending
 };
 
-class Worker final : public SessionHost {
+class Worker final : public SessionHost, public HandshakeObserver {
  public:
   Worker(uv_loop_t* loop, common::UniqueFd control);
   ~Worker() override;
 
   uv_loop_t* loop() override { return loop_; }
   BufferPool& buffers() override { return buffers_; }
-  void sessionEnded(TcpSession* session) noexcept override;
+  ServerPool& serverPool() override { return *serverPool_; }
+  AccessLog& accessLog() override { return *accessLog_; }
+  void sessionEnded(Session* session) noexcept override;
+  void handshakeStarted() noexcept override { ++handshakes_; }
+  void handshakeEnded() noexcept override;
 
  private:
   void onMessage(common::ControlMessage&& message);
   void onHello(common::ControlMessage& message);
   void onListener(common::ControlMessage& message);
+  void onZone(common::ControlMessage& message);
+  bool buildTlsContexts();
+  void releaseZonesIfQuiet();
   void onStart();
   void drain(const char* why);
+  void drainSessions();
   void stop(const char* why);
   void accept(Frontend& frontend, uv_stream_t* listener);
+  std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client);
   void connectionCountChanged();
   void sendStats();
   void updateTitle();
@@ -65,8 +81,16 @@ class Worker final : public SessionHost {
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<Frontend>> frontends_;
   BufferPool buffers_;
-  std::unordered_map<TcpSession*, std::unique_ptr<TcpSession>> sessions_;
-  std::vector<std::unique_ptr<TcpSession>> ended_;
+  std::unique_ptr<ServerPool> serverPool_;
+  std::unique_ptr<AccessLog> accessLog_;
+  std::unordered_map<const Frontend*, std::unique_ptr<Router>> routers_;  // http frontends
+  // TLS: the zones from the master, and a context per frontend with a tls bind.
+  std::unique_ptr<shm::SessionCache> sessionCache_;
+  std::unique_ptr<shm::TicketKeys> ticketKeys_;
+  std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
+  unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> ended_;
   common::UvHandle<uv_check_t> reaper_;
   common::UvHandle<uv_timer_t> statsTimer_;
   common::UvHandle<uv_timer_t> titleTimer_;

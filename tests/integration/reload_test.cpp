@@ -60,25 +60,6 @@ void awaitDrainOrders(Molt& molt, unsigned generation) {
         5s);
 }
 
-// molt run from a private copy of its binary, so a test can replace or touch that file.
-struct CopiedMolt {
-  TempDir bin, dir;
-  std::string binary = bin.path() + "/molt";
-  std::unique_ptr<Child> master;
-
-  explicit CopiedMolt(const std::string& configText) {
-    install(binary);
-    master = std::make_unique<Child>(
-        std::vector<std::string>{binary, "-f", dir.write("molt.json", configText)});
-    REQUIRE_LINE(*master, "generation 1 serving", 20s);
-  }
-  // Puts a fresh copy of the build's binary at `path`.
-  static void install(const std::string& path) {
-    std::filesystem::copy_file(moltBinary(), path);
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-  }
-};
-
 std::string psArgs(pid_t pid) {
   Child ps({"/bin/ps", "-o", "args=", "-p", std::to_string(pid)});
   ps.waitExit();
@@ -178,7 +159,7 @@ TEST_CASE("reloads asked for while one runs are coalesced into one more", "[relo
     std::this_thread::sleep_for(5ms);
   }
   REQUIRE_LINE(molt.process(), "generation 3 serving", 30s);
-  REQUIRE_LINE(molt.process(), "reload queued until generation 2 serves", 0ms);
+  REQUIRE_LINE(molt.process(), "reload queued until generation 2 serves", 5s);
   std::this_thread::sleep_for(1s);
   INFO(molt.process().output());
   REQUIRE_FALSE(molt.process().waitForLine("generation 4", 0ms));
@@ -256,9 +237,7 @@ TEST_CASE("a binary upgrade re-execs the master and keeps workers, listeners and
   Origin origin;
   CopiedMolt molt(config(origin.echoPort()));
   Child& master = *molt.master;
-  auto portLine = master.waitForLine(R"(frontend fe listening on [^ ]*:(\d+))");
-  REQUIRE(portLine);
-  auto port = static_cast<std::uint16_t>(std::stoi((*portLine)[1]));
+  std::uint16_t port = molt.port("fe");
   auto held = connectTo(port);
   REQUIRE(sendAll(held.get(), "before"));
   REQUIRE(recvExactly(held.get(), 6) == "before");

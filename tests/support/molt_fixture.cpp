@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -52,6 +54,33 @@ std::vector<pid_t> Molt::workerPids(unsigned generation) {
   std::vector<pid_t> pids;
   for (const auto& [slot, pid] : bySlot) pids.push_back(pid);
   return pids;
+}
+
+CopiedMolt::CopiedMolt(const std::string& configText) {
+  install(binary);
+  master = std::make_unique<Child>(
+      std::vector<std::string>{binary, "-f", dir.write("molt.json", configText)});
+  REQUIRE_LINE(*master, "generation 1 serving", 20s);
+}
+
+void CopiedMolt::install(const std::string& path) {
+  std::filesystem::copy_file(moltBinary(), path);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+}
+
+void CopiedMolt::upgradeTo(unsigned next) {
+  install(binary + ".new");
+  std::filesystem::rename(binary + ".new", binary);
+  size_t from = master->lines().size();
+  master->signal(SIGUSR2);
+  REQUIRE_LINE(*master, "changed on disk; re-executing the master", 10s, from);
+  REQUIRE_LINE(*master, "generation " + std::to_string(next) + " serving", 20s, from);
+}
+
+std::uint16_t CopiedMolt::port(const std::string& frontend) {
+  auto line = master->waitForLine("frontend " + frontend + R"( listening on [^ ]*:(\d+))");
+  REQUIRE(line);
+  return static_cast<std::uint16_t>(std::stoi((*line)[1]));
 }
 
 }  // namespace molt::test

@@ -53,4 +53,21 @@ class Molt {
   std::unique_ptr<Child> child_;
 };
 
+// molt run from a private copy of its binary, so a test can replace or touch that file (binary
+// upgrade). The constructor waits until generation 1 serves.
+struct CopiedMolt {
+  TempDir bin, dir;
+  std::string binary = bin.path() + "/molt";
+  std::unique_ptr<Child> master;
+
+  explicit CopiedMolt(const std::string& configText);
+  // Puts a fresh copy of the build's binary at `path`.
+  static void install(const std::string& path);
+  // Replaces the binary the way a package manager does (a new inode renamed over the path) and
+  // sends SIGUSR2; waits until generation `next` serves.
+  void upgradeTo(unsigned next);
+  // The port frontend `name` listens on (from the log).
+  std::uint16_t port(const std::string& frontend);
+};
+
 }  // namespace molt::test

@@ -1,0 +1,77 @@
+// libFuzzer target over HttpParser (requests and responses) and the head rewriting that follows
+// a parsed head (issue 4). Built only with -Dfuzz=true and clang; see docs/http.md for a run.
+//
+// Input: byte 0 picks the parser kind (bit 0: response), a HEAD request (bit 1) and whether the
+// body is decoded through a sink (bit 2); byte 1 is the feeding step (1..256 bytes); the rest is
+// the stream, parsed message after message as a keep-alive connection would.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "worker/buffer_pool.hpp"
+#include "worker/http_parser.hpp"
+#include "worker/http_rewrite.hpp"
+#include "worker/output_chain.hpp"
+#include "worker/router.hpp"
+
+using namespace molt::worker;
+
+namespace {
+
+struct Sink final : BodySink {
+  std::size_t bytes = 0;
+  void onBodyData(const char*, std::size_t n) noexcept override { bytes += n; }
+};
+
+void rewrite(const HttpParser& parser, bool response, BufferPool& pool) {
+  OutputChain out(pool);
+  const HttpHead& head = parser.head();
+  if (response) {
+    writeResponseHead(head, ResponseFraming{head.chunked, !head.keepAlive, false}, out);
+    return;
+  }
+  writeRequestHead(head, ForwardedInfo{"192.0.2.1", false}, out);
+  std::string scratch;
+  std::string_view host = targetAuthority(head.target());
+  if (const HttpField* f = head.find(FieldKind::Host); f && host.empty()) host = head.value(*f);
+  Router::normalizeHost(host, scratch);
+  (void)targetPath(head.target());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return 0;
+  bool response = data[0] & 1;
+  static BufferPool pool;
+  Sink sink;
+  HttpParser parser(response ? HttpParser::Kind::Response : HttpParser::Kind::Request);
+  parser.setNoBody(data[0] & 2);
+  if (data[0] & 4) parser.setBodySink(&sink);
+  std::size_t step = static_cast<std::size_t>(data[1]) + 1;
+  const char* stream = reinterpret_cast<const char*>(data + 2);
+  std::size_t length = size - 2, at = 0;
+  while (at <= length) {
+    std::size_t n = std::min(step, length - at);
+    ParseResult r = parser.feed(stream + at, n);
+    if (r.status == ParseStatus::Error) break;
+    if (r.status == ParseStatus::NeedMore) {
+      at += n;
+      if (at == length) {
+        if (parser.inBody() && parser.head().bodyUntilEof) parser.finish();
+        break;
+      }
+      continue;
+    }
+    at += r.consumed;
+    if (r.status == ParseStatus::HeadComplete) {
+      rewrite(parser, response, pool);
+      if (parser.head().upgrade && !response) break;  // the rest is another protocol
+    } else {
+      parser.reset();
+      parser.setNoBody(data[0] & 2);
+    }
+    if (at == length && r.status == ParseStatus::MessageComplete) break;
+  }
+  return 0;
+}

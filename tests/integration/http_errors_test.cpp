@@ -1,0 +1,188 @@
+// End-to-end: the proxy's own error responses, each from a real condition; the request
+// smuggling table; HTTP draining on reload (issue 4).
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+
+#include "tests/integration/http_client.hpp"
+#include "tests/support/molt_fixture.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/smuggling_cases.hpp"
+
+using namespace molt::test;
+
+namespace {
+
+std::string server(const std::string& name, std::uint16_t port) {
+  return R"({"name": ")" + name + R"(", "address": "127.0.0.1:)" + std::to_string(port) + R"("})";
+}
+
+std::string httpConfig(const std::string& servers, const std::string& backendExtra = "",
+                       const std::string& frontendExtra = "", const std::string& global = "") {
+  return R"({"global": {"workers": 1, "hard_stop_after": "20s")" + global + R"(},
+    "frontends": [{"name": "fe", "mode": "http", "bind": ["127.0.0.1:0"], )" +
+         frontendExtra + R"( "default_backend": "be"}],
+    "backends": [{"name": "be", )" +
+         backendExtra + R"( "servers": [)" + servers + R"(]}]})";
+}
+
+// Sends `raw` on a new connection; the response, and whether the proxy closed the connection.
+std::pair<Response, bool> exchange(std::uint16_t port, const std::string& raw) {
+  auto fd = connectTo(port);
+  sendAll(fd.get(), raw);
+  Reader reader(fd.get());
+  Response r = readResponse(reader);
+  return {r, reader.closed()};
+}
+
+void reload(Molt& molt, unsigned generation) {
+  size_t from = molt.process().lines().size();
+  molt.process().signal(SIGUSR2);
+  REQUIRE_LINE(molt.process(), "generation " + std::to_string(generation) + " serving", 20s, from);
+  REQUIRE_LINE(molt.process(), "worker gen " + std::to_string(generation - 1) + " slot 0: draining",
+               5s, from);
+}
+
+}  // namespace
+
+TEST_CASE("a malformed request gets 400 and the connection is closed",
+          "[http][integration][errors]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort())));
+  auto [r, closed] =
+      exchange(molt.port("fe"), "GET / HTTP/1.1\r\nHost: a\r\nNo colon here\r\n\r\n");
+  REQUIRE(r.status == 400);
+  REQUIRE(r.header("connection") == "close");
+  REQUIRE(closed);
+}
+
+TEST_CASE("a slowloris client gets 408 after http_request", "[http][integration][errors]") {
+  Origin origin;
+  Molt molt(
+      httpConfig(server("o1", origin.httpPort()), "", R"("timeouts": {"http_request": "300ms"},)"));
+  auto fd = connectTo(molt.port("fe"));
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "));
+  Reader reader(fd.get());
+  Response r = readResponse(reader);
+  auto waited = std::chrono::steady_clock::now() - start;
+  REQUIRE(r.status == 408);
+  REQUIRE(reader.closed());
+  REQUIRE(waited >= 250ms);
+  REQUIRE(waited < 5s);
+}
+
+TEST_CASE("a head over 64 KiB gets 431", "[http][integration][errors]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort())));
+  auto [r, closed] =
+      exchange(molt.port("fe"),
+               "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n");
+  REQUIRE(r.status == 431);
+  REQUIRE(closed);
+}
+
+TEST_CASE("a refused server after retries gets 502", "[http][integration][errors]") {
+  Molt molt(httpConfig(server("dead", unusedPort()), R"("retries": 1,)"));
+  auto [r, closed] = exchange(molt.port("fe"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(r.status == 502);
+  REQUIRE(closed);
+  REQUIRE_LINE(molt.process(), R"re(access .* 502 .*term="no server could be reached")re", 5s);
+}
+
+TEST_CASE("a server answering garbage gets 502", "[http][integration][errors]") {
+  Origin origin;  // its tcp echo sends our own request back: not a response
+  Molt molt(httpConfig(server("echo", origin.echoPort())));
+  auto [r, closed] = exchange(molt.port("fe"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(r.status == 502);
+  REQUIRE(closed);
+}
+
+TEST_CASE("no server up gets 503", "[http][integration][errors]") {
+  Origin origin;
+  std::string disabled = R"({"name": "off", "address": "127.0.0.1:)" +
+                         std::to_string(origin.httpPort()) + R"(", "disabled": true})";
+  Molt molt(httpConfig(disabled));
+  auto fd = connectTo(molt.port("fe"));
+  Reader reader(fd.get());
+  for (int i = 0; i < 2; ++i) {  // no body was left unread: the connection stays usable
+    REQUIRE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    Response r = readResponse(reader);
+    REQUIRE(r.status == 503);
+    REQUIRE_FALSE(r.has("connection"));
+  }
+}
+
+TEST_CASE("a server slower than timeouts.server gets 504", "[http][integration][errors]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), R"("timeouts": {"server": "300ms"},)"));
+  auto start = std::chrono::steady_clock::now();
+  auto [r, closed] = exchange(molt.port("fe"), "GET /slow?ms=5000 HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(r.status == 504);
+  REQUIRE(closed);
+  REQUIRE(std::chrono::steady_clock::now() - start < 3s);
+}
+
+TEST_CASE("every request of the smuggling table is refused with 400 and the connection closed",
+          "[http][integration][smuggling]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort())));
+  std::uint16_t port = molt.port("fe");
+  auto cases = smugglingCases();
+  REQUIRE(cases.size() >= 25);
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto [r, closed] = exchange(port, c.request);
+    REQUIRE(r.status == 400);
+    REQUIRE(closed);
+  }
+  // The proxy still serves well-formed requests afterwards.
+  REQUIRE(request(port, "/").body == "origin\n");
+}
+
+TEST_CASE("on drain an idle keep-alive connection is closed", "[http][integration][drain]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "300ms")"));
+  std::uint16_t port = molt.port("fe");
+  auto fd = connectTo(port);
+  Reader reader(fd.get());
+  REQUIRE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  REQUIRE(readResponse(reader).status == 200);
+  reload(molt, 2);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(reader.closed());
+  REQUIRE(std::chrono::steady_clock::now() - start < 3s);
+  REQUIRE(request(port, "/").body == "origin\n");  // generation 2 serves
+}
+
+TEST_CASE("on drain a busy connection gets Connection: close on its response",
+          "[http][integration][drain]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "300ms")"));
+  auto fd = connectTo(molt.port("fe"));
+  REQUIRE(sendAll(fd.get(), "GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  REQUIRE_LINE(molt.process(), "", 1s);  // (the request is in flight)
+  reload(molt, 2);
+  Reader reader(fd.get());
+  Response r = readResponse(reader);
+  REQUIRE(r.status == 200);
+  REQUIRE(r.header("connection") == "close");
+  REQUIRE(reader.closed());
+}
+
+TEST_CASE("on drain a websocket stays open until it ends", "[http][integration][drain]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  auto ws = openWebSocket(molt.port("fe"));
+  REQUIRE(ws);
+  REQUIRE(webSocketEcho(ws.get(), "before") == "before");
+  pid_t oldWorker = molt.workerPids(1).at(0);
+  reload(molt, 2);
+  REQUIRE(webSocketEcho(ws.get(), "after") == "after");
+  REQUIRE(processAlive(oldWorker));
+  ws.reset();
+  REQUIRE_LINE(molt.process(),
+               "generation 1: worker slot 0 pid " + std::to_string(oldWorker) + " exited", 10s);
+}

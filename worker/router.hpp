@@ -1,0 +1,59 @@
+// Router: which backend serves an http request, from one frontend's `routes`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/config.hpp"
+
+namespace molt::worker {
+
+class Backend;
+
+// Built once per generation from a FrontendConfig (host maps become hash maps here, never per
+// request); read-only afterwards. Routes are tried in file order, the first match wins, then the
+// default backend.
+class Router {
+ public:
+  // Finds a backend of the worker's generation by name; null if absent.
+  using BackendLookup = std::function<Backend*(std::string_view name)>;
+
+  Router(const common::FrontendConfig& config, const BackendLookup& lookup);
+
+  // The backend for a request whose normalised host (see normalizeHost) is `host` and whose
+  // target path is `path`; null when nothing matches and there is no default backend.
+  Backend* route(std::string_view host, std::string_view path) const;
+
+  // Host as routes compare it: lower-case, without a port ("Example.COM:8080" -> "example.com",
+  // "[::1]:80" -> "[::1]"). Writes into `scratch` (its storage is reused) and returns a view of it.
+  static std::string_view normalizeHost(std::string_view host, std::string& scratch);
+
+ private:
+  struct TransparentHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using HostMap = std::unordered_map<std::string, Backend*, TransparentHash, std::equal_to<>>;
+
+  enum class Kind {
+    PathPrefix,  // value: the prefix
+    HostExact,   // value: the host
+    HostSuffix,  // value: ".example.com" for "*.example.com" (any depth of subdomain)
+    HostMap      // map: host -> backend
+  };
+  struct Route {
+    Kind kind;
+    std::string value;
+    Backend* backend = nullptr;
+    std::unique_ptr<HostMap> map;
+  };
+
+  std::vector<Route> routes_;
+  Backend* defaultBackend_ = nullptr;
+};
+
+}  // namespace molt::worker

@@ -1,0 +1,58 @@
+// ServerPool: a worker's idle keep-alive connections to servers, reused by http sessions.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/uv_handle.hpp"
+#include "worker/buffer_pool.hpp"
+#include "worker/client_stream.hpp"
+#include "worker/plain_stream.hpp"
+
+namespace molt::worker {
+
+struct Server;
+
+// Keeps at most kMaxIdlePerServer idle connections per server, most recently used first, for at
+// most kIdleMs each. An idle connection keeps reading so that a server closing it (or sending
+// anything unasked) is noticed at once and the connection dropped. Single-threaded; owned by the
+// worker, which must close it (closeAll) before the loop ends.
+class ServerPool {
+ public:
+  static constexpr size_t kMaxIdlePerServer = 64;
+  static constexpr std::uint64_t kIdleMs = 10'000;
+
+  ServerPool(uv_loop_t* loop, BufferPool& buffers);
+  ~ServerPool();
+  ServerPool(const ServerPool&) = delete;
+  ServerPool& operator=(const ServerPool&) = delete;
+
+  // An idle connection to `server`, or null. The caller owns it: no handler yet (input that
+  // arrives before one is set is dropped), still reading.
+  std::unique_ptr<PlainStream> take(const Server* server);
+  // Keeps `stream` (a connection to `server` between two complete exchanges) for reuse, or
+  // closes it when the server already has kMaxIdlePerServer idle or the pool is closed.
+  void give(const Server* server, std::unique_ptr<PlainStream> stream);
+  // Closes every idle connection and refuses new ones (drain and stop); stops the sweep timer.
+  void closeAll();
+  size_t idleCount() const { return idleCount_; }
+
+ private:
+  class Idle;
+  void drop(Idle* idle);
+  void sweep();
+
+  uv_loop_t* loop_;
+  BufferPool& buffers_;
+  // Per server, oldest first; taken from the back.
+  std::unordered_map<const Server*, std::vector<std::unique_ptr<Idle>>> idle_;
+  common::UvHandle<uv_timer_t> sweepTimer_;
+  size_t idleCount_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace molt::worker
