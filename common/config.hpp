@@ -81,6 +81,7 @@ struct FrontendConfig {
   std::vector<RouteConfig> routes;
   std::string defaultBackend;  // may be empty in http mode (then unrouted requests get 503)
   FrontendTimeouts timeouts;
+  std::uint64_t maxRequestBody = 0;  // http: larger request bodies get 413; 0: no limit
 };
 
 struct CheckConfig {

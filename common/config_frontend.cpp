@@ -239,7 +239,8 @@ void parseFrontendTimeouts(const Fields& parent, FrontendTimeouts& out) {
 
 FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string path) {
   Fields f(ctx, v, std::move(path),
-           {"name", "mode", "bind", "certificates", "routes", "default_backend", "timeouts"});
+           {"name", "mode", "bind", "certificates", "routes", "default_backend", "timeouts",
+            "max_request_body"});
   FrontendConfig frontend;
   if (!f.ok()) return frontend;
   if (f.require("name")) {
@@ -257,6 +258,11 @@ FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string 
     frontend.defaultBackend = *b;
   }
   parseFrontendTimeouts(f, frontend.timeouts);
+  if (auto n = f.size("max_request_body", std::uint64_t{1} << 50)) {
+    if (frontend.mode == Mode::Tcp)
+      ctx.error(f.get("max_request_body")->pos, f.at("max_request_body"), "needs mode http");
+    frontend.maxRequestBody = *n;
+  }
   return frontend;
 }
 

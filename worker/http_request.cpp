@@ -88,6 +88,9 @@ void HttpSession::onRequestHead() {
   if (!head.keepAlive) closeAfter_ = true;
   backend_ = routeRequest();
   bool mustClose = request_ != RequestState::Complete;
+  std::uint64_t limit = frontend_.maxRequestBody;
+  if (limit && !head.chunked && head.length > limit)
+    return respondLocal(413, "request body too large", true);
   if (!backend_) return respondLocal(503, "no route", mustClose);
   if (int deny = backend_->config().deny) return respondLocal(deny, "denied", mustClose);
   connectServer();
@@ -116,7 +119,17 @@ void HttpSession::parseRequestBody() {
     return finish(requestParser_.error().reason);
   }
   bool complete = r.status == ParseStatus::MessageComplete;
-  forwardRequestBytes(complete ? r.consumed : input_.size());
+  std::size_t consumed = complete ? r.consumed : input_.size();
+  // A chunked body has no declared length: it is stopped once it passes the limit (counted with
+  // its chunk framing, a few bytes per chunk).
+  if (std::uint64_t limit = frontend_.maxRequestBody; limit && bodySent_ + consumed > limit) {
+    releaseInput();
+    serverReusable_ = false;
+    if (response_ == ResponseState::Waiting)
+      return respondLocal(413, "request body too large", true);
+    return finish("request body too large");
+  }
+  forwardRequestBytes(consumed);
   if (phase_ != HttpPhase::Exchange) return;  // the write failed and the exchange ended
   if (complete) {
     request_ = RequestState::Complete;

@@ -47,6 +47,28 @@ void reload(Molt& molt, unsigned generation) {
 
 }  // namespace
 
+TEST_CASE("a request body over max_request_body gets 413, declared or chunked",
+          "[http][integration][errors]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", R"("max_request_body": "1KB",)"));
+  std::uint16_t port = molt.port("fe");
+  // (exchange) in parentheses: a std::string argument would make ADL prefer std::exchange.
+  std::string small(1000, 's'), big(5000, 'b');
+  auto [ok, okClosed] =
+      (exchange)(port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + small);
+  REQUIRE(ok.status == 200);
+  auto [declared, declaredClosed] =
+      (exchange)(port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + big);
+  REQUIRE(declared.status == 413);
+  REQUIRE(declaredClosed);
+  auto [chunked, chunkedClosed] =
+      (exchange)(port,
+                 "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n" +
+                     big + "\r\n0\r\n\r\n");
+  REQUIRE(chunked.status == 413);
+  REQUIRE(chunkedClosed);
+}
+
 TEST_CASE("a malformed request gets 400 and the connection is closed",
           "[http][integration][errors]") {
   Origin origin;
