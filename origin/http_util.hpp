@@ -5,10 +5,11 @@
 #include <optional>
 #include <string_view>
 
+#include "common/http_status.hpp"
+
 namespace molt::origin {
 
-// "OK", "Not Found", ...; a generic phrase for codes without a registered one.
-std::string_view reasonPhrase(int status);
+using common::reasonPhrase;
 
 // The path of a request target: origin-form or absolute-form ("http://h/p?q" -> "/p"), without
 // the query.

@@ -2,6 +2,8 @@
 // added, framing restated for the next hop; and the small responses the proxy makes itself.
 #pragma once
 
+#include "common/http_status.hpp"
+
 #include <string_view>
 
 #include "worker/http_head.hpp"
@@ -38,7 +40,6 @@ void writeResponseHead(const HttpHead& response, const ResponseFraming& framing,
 void writeLocalResponse(int status, const ResponseFraming& framing, bool headOnly,
                         OutputChain& out);
 
-// The standard reason phrase of `status` ("Bad Gateway"); "Unknown" for others.
-std::string_view reasonPhrase(int status);
+using common::reasonPhrase;
 
 }  // namespace molt::worker

@@ -154,20 +154,6 @@ std::uint64_t originConnections(std::uint16_t originPort) {
   return at == std::string::npos ? 0 : std::stoull(r.body.substr(at + key.size()));
 }
 
-long rssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = -1;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      in >> value;
-      return value;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return value;
-}
-
 common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path) {
   auto fd = connectTo(port);
   if (!fd) return {};

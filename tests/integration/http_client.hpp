@@ -60,9 +60,6 @@ Response request(std::uint16_t port, const std::string& path, const std::string&
 // counts in the number returned).
 std::uint64_t originConnections(std::uint16_t originPort);
 
-// VmRSS of `pid` in KiB (-1 if unreadable).
-long rssKiB(pid_t pid);
-
 // Opens a websocket to `path` through `port`; invalid fd unless the handshake got a 101 with the
 // right Sec-WebSocket-Accept.
 common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path = "/ws");

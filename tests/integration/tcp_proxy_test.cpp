@@ -39,20 +39,6 @@ std::string randomBytes(size_t n, unsigned seed) {
   return out;
 }
 
-long rssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = -1;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      in >> value;
-      return value;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return value;
-}
-
 // Echoes `payload` through the proxy: sends it, half-closes, reads everything back.
 std::string echoThrough(std::uint16_t port, const std::string& payload) {
   auto fd = connectTo(port);

@@ -74,6 +74,8 @@ std::string originBinary();
 
 // True when `pid` names a live (not zombie) process.
 bool processAlive(pid_t pid);
+// VmRSS of `pid` in KiB (from /proc/PID/status), or -1.
+long rssKiB(pid_t pid);
 // Pids of the children of `pid` (from /proc/PID/task/*/children).
 std::vector<pid_t> childrenOf(pid_t pid);
 
