@@ -101,6 +101,11 @@ void Generation::sendHandover(WorkerProcess& worker) const {
         {{"type", "zone"}, {"kind", "session-cache"}, {"size", sessionCache_->zone().size()}},
         std::move(fd));
   }
+  if (serverState_) {
+    std::vector<common::UniqueFd> fd;
+    fd.push_back(dupFd(serverState_->zone().fd()));
+    worker.send({{"type", "zone"}, {"kind", "server-state"}}, std::move(fd));
+  }
   if (ticketKeys_) {
     std::vector<common::UniqueFd> fd;
     fd.push_back(dupFd(ticketKeys_->zone().fd()));
@@ -186,6 +191,38 @@ void Generation::armStopTimer(uv_loop_t* loop, uint64_t delayMs, void (*fire)(uv
     stopTimer_->data = this;
   }
   uv_timer_start(stopTimer_.get(), fire, delayMs, 0);
+}
+
+bool Generation::buildServerState(
+    const std::function<bool(const std::string&, const std::string&)>& isUp, std::string& error) {
+  serverState_ = shm::ServerState::build(*loaded_.config, error);
+  if (!serverState_) return false;
+  adoptServerState(std::move(serverState_));
+  for (const auto& [key, index] : checked_) {
+    auto slash = key.find('/');
+    if (!isUp(key.substr(0, slash), key.substr(slash + 1)))
+      serverState_->live(index).health.store(static_cast<std::uint8_t>(shm::ServerHealth::Down));
+  }
+  return true;
+}
+
+void Generation::adoptServerState(std::unique_ptr<shm::ServerState> state) {
+  serverState_ = std::move(state);
+  checked_.clear();
+  std::uint64_t index = 0;
+  for (const auto& backend : loaded_.config->backends)
+    for (const auto& server : backend.servers) {
+      if (server.check && !server.disabled) checked_[backend.name + "/" + server.name] = index;
+      ++index;
+    }
+}
+
+bool Generation::setHealth(const std::string& backend, const std::string& server, bool up) {
+  auto it = checked_.find(backend + "/" + server);
+  if (!serverState_ || it == checked_.end()) return false;
+  auto health = up ? shm::ServerHealth::Up : shm::ServerHealth::Down;
+  serverState_->live(it->second).health.store(static_cast<std::uint8_t>(health));
+  return true;
 }
 
 bool Generation::allReady() const {

@@ -3,8 +3,10 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/config.hpp"
@@ -12,6 +14,7 @@
 #include "common/uv_handle.hpp"
 #include "master/listener.hpp"
 #include "master/worker_process.hpp"
+#include "shm/server_state.hpp"
 #include "shm/session_cache.hpp"
 #include "shm/ticket_keys.hpp"
 
@@ -74,6 +77,15 @@ class Generation {
     ticketKeys_ = std::move(keys);
   }
   const std::shared_ptr<shm::SessionCache>& sessionCache() const { return sessionCache_; }
+  // Builds the generation's server-state zone. `isUp` gives the health known so far by
+  // backend/server name (checks run in the master, state carried across reloads by name).
+  bool buildServerState(const std::function<bool(const std::string&, const std::string&)>& isUp,
+                        std::string& error);
+  // Binary upgrade: the zone the previous image built.
+  void adoptServerState(std::unique_ptr<shm::ServerState> state);
+  shm::ServerState* serverState() const { return serverState_.get(); }
+  // Publishes a health change to this generation's workers. False when the server is unknown.
+  bool setHealth(const std::string& backend, const std::string& server, bool up);
   // Sends a freshly spawned worker its handover: hello + bundle, zones, each listener, start.
   void sendHandover(WorkerProcess& worker) const;
 
@@ -113,6 +125,8 @@ class Generation {
   std::vector<Slot> slots_;
   std::shared_ptr<shm::SessionCache> sessionCache_;
   std::shared_ptr<shm::TicketKeys> ticketKeys_;
+  std::unique_ptr<shm::ServerState> serverState_;
+  std::unordered_map<std::string, std::uint64_t> checked_;  // "backend/server" -> zone index
   uint64_t drainStartedMs_ = 0;
   uint64_t hardStopAtMs_ = 0;
   enum class StopStage { None, TermSent, KillSent };

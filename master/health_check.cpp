@@ -162,6 +162,13 @@ void HealthChecker::setTargets(std::vector<CheckTarget> targets) {
   armTimer();
 }
 
+void HealthChecker::assume(const std::string& backend, const std::string& server, bool up) {
+  auto it = targets_.find(backend + "/" + server);
+  if (it == targets_.end()) return;
+  it->second.up = up;
+  it->second.successes = it->second.failures = 0;
+}
+
 bool HealthChecker::isUp(const std::string& backend, const std::string& server) const {
   auto it = targets_.find(backend + "/" + server);
   return it == targets_.end() || it->second.up;

@@ -49,6 +49,9 @@ class HealthChecker {
 
   // Replaces the checked set. Targets no longer present are forgotten (their checks cancelled).
   void setTargets(std::vector<CheckTarget> targets);
+  // Sets a target's state without a check (binary upgrade: the state the previous image found,
+  // read back from the server-state zone). Unknown names are ignored.
+  void assume(const std::string& backend, const std::string& server, bool up);
   // Current state; a name not checked is reported up.
   bool isUp(const std::string& backend, const std::string& server) const;
   size_t targetCount() const { return targets_.size(); }

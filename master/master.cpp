@@ -27,6 +27,8 @@ Master::Master(MasterOptions options)
       }) {
   uv_loop_init(&loop_);
   tlsZones_ = std::make_unique<TlsZones>(&loop_);
+  checker_ = std::make_unique<HealthChecker>(
+      &loop_, [this](const HealthEvent& event) { onHealthChange(event); });
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
   uv_timer_init(&loop_, stopTimer_.get());
@@ -57,6 +59,7 @@ Master::Master(MasterOptions options)
 Master::~Master() {
   api_.close();
   generations_.clear();
+  checker_.reset();
   tlsZones_.reset();
   signals_.clear();
   reaper_.close();
@@ -87,6 +90,15 @@ Generation* Master::current() const {
   return nullptr;
 }
 
+void Master::onHealthChange(const HealthEvent& event) {
+  common::log::warn("backend {} server {} is {} ({}, check took {} ms)", event.target.backend,
+                    event.target.server, event.up ? "UP" : "DOWN", event.reason, event.checkMs);
+  // Draining generations get nothing: their workers hold no check state.
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Serving || g->phase() == GenerationPhase::Starting)
+      g->setHealth(event.target.backend, event.target.server, event.up);
+}
+
 Generation* Master::newest() const {
   return generations_.empty() ? nullptr : generations_.back().get();
 }
@@ -106,6 +118,10 @@ bool Master::startGeneration(const char* why) {
   if (std::string error = tlsZones_->apply(generation->config()); !error.empty())
     errors.push_back(error);
   generation->setZones(tlsZones_->sessionCache(), tlsZones_->ticketKeys());
+  std::string stateError;
+  auto isUp = [this](const std::string& b, const std::string& s) { return checker_->isUp(b, s); };
+  if (errors.empty() && !generation->buildServerState(isUp, stateError))
+    errors.push_back("server state zone: " + stateError);
   if (errors.empty()) generation->acquireListeners(listeners_, errors);
   if (!errors.empty()) {
     std::string text;
@@ -186,6 +202,7 @@ void Master::promote(Generation& generation) {
       drainGeneration(*other, "replaced");
   enforceMaxOldGenerations();
   listeners_.prune();
+  checker_->setTargets(HealthChecker::targetsOf(generation.config()));
   updateTitle();
   setupApi(generation.config());
   if (first) {
@@ -311,6 +328,7 @@ void Master::beginStop(bool graceful, const char* why) {
   pendingReloadWaiters_.clear();
   common::log::info("{}: {} stop of {} generations", why, graceful ? "graceful" : "fast",
                     generations_.size());
+  checker_->setTargets({});  // a stopping instance checks nothing
   notifier_.stopping(std::string(why) + ": stopping");
   for (auto& g : generations_) {
     if (graceful) {
@@ -329,6 +347,7 @@ void Master::exitIfDone() {
     if (g->liveWorkers() > 0) return;
   common::log::info("all workers gone; master exiting");
   api_.close();
+  checker_->setTargets({});
   phase_ = MasterPhase::Exiting;
   generations_.clear();
   uv_stop(&loop_);

@@ -12,6 +12,7 @@
 #include "common/uv_handle.hpp"
 #include "master/api_server.hpp"
 #include "master/generation.hpp"
+#include "master/health_check.hpp"
 #include "master/listener.hpp"
 #include "master/notify.hpp"
 #include "master/tls_zones.hpp"
@@ -65,6 +66,7 @@ class Master {
   std::string summary() const;
   Generation* current() const;
   Generation* newest() const;
+  void onHealthChange(const HealthEvent& event);
 
   // Reloads (reload.cpp). `waiter` (the runtime API) is answered when the reload it caused or
   // joined ends.
@@ -110,7 +112,8 @@ class Master {
   std::vector<ApiReply> pendingReloadWaiters_;  // answered when the queued reload ends
   bool forceUpgrade_ = false;                   // the next reload re-execs even if unchanged
   ApiServer api_;
-  std::unique_ptr<TlsZones> tlsZones_;  // made in the constructor, once the loop exists
+  std::unique_ptr<TlsZones> tlsZones_;      // made in the constructor, once the loop exists
+  std::unique_ptr<HealthChecker> checker_;  // likewise; checks run here, once per instance
   struct stat binary_ {};
   bool killSent_ = false;
 };

@@ -161,8 +161,11 @@ nlohmann::json Master::inventory(std::vector<int>& fds) const {
     }
     fds.push_back(g->bundleFd());
     int cacheFd = g->sessionCache() ? g->sessionCache()->zone().fd() : -1;
+    int stateFd = g->serverState() ? g->serverState()->zone().fd() : -1;
+    if (stateFd >= 0) fds.push_back(stateFd);
     generations.push_back({{"id", g->id()},
                            {"session_cache_fd", cacheFd},
+                           {"server_state_fd", stateFd},
                            {"phase", phaseName(g->phase())},
                            {"bundle_fd", g->bundleFd()},
                            {"drain_started_ms", g->drainStartedMs()},
@@ -250,6 +253,15 @@ bool Master::restoreFromInventory() {
                             workerPhaseFrom(s["phase"].get<std::string>()),
                             s["connections"].get<unsigned>(), s["started_ms"].get<uint64_t>());
     }
+    if (int fd = g.value("server_state_fd", -1); fd >= 0) {
+      setCloexec(fd, true);
+      std::string error;
+      auto state = shm::ServerState::attach(common::UniqueFd(fd), error);
+      if (state)
+        generation->adoptServerState(std::move(state));
+      else
+        common::log::error("upgrade: generation {} server state: {}", generation->id(), error);
+    }
     std::string phase = g["phase"].get<std::string>();
     if (phase == "draining") {
       generation->restoreDrain(&loop_, g["drain_started_ms"].get<uint64_t>(),
@@ -267,6 +279,18 @@ bool Master::restoreFromInventory() {
     for (unsigned slot = 0; slot < g->slots().size(); ++slot)
       if (g->phase() == GenerationPhase::Serving && g->slots()[slot].process->pid() <= 0)
         spawnSlot(*g, slot);
+  // Health found by the previous image, so the reload that follows keeps down servers down.
+  for (auto& g : generations_) {
+    if (g->phase() != GenerationPhase::Serving || !g->serverState()) continue;
+    checker_->setTargets(HealthChecker::targetsOf(g->config()));
+    const shm::ServerState& state = *g->serverState();
+    for (std::uint32_t b = 0; b < state.backendCount(); ++b) {
+      auto backend = state.backend(b);
+      for (std::uint64_t i = backend.first; i < backend.first + backend.count; ++i)
+        if (state.live(i).health.load() == static_cast<std::uint8_t>(shm::ServerHealth::Down))
+          checker_->assume(std::string(backend.name), std::string(state.serverName(i)), false);
+    }
+  }
   phase_ = MasterPhase::Running;
   return true;
 }

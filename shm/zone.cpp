@@ -118,7 +118,12 @@ void Zone::release() noexcept {
 }
 
 int Zone::punchHole(std::uint64_t offset, std::uint64_t length) noexcept {
-  if (!fd_) return -EBADF;
+  if (!fd_) {
+    // A worker that dropped its descriptor: MADV_REMOVE frees shmem pages through the mapping
+    // just as the hole punch would (offsets here are page-aligned).
+    if (!mapping_ || offset + length > mapping_.size()) return -EINVAL;
+    return ::madvise(mapping_.data() + offset, length, MADV_REMOVE) == 0 ? 0 : -errno;
+  }
   if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                   static_cast<off_t>(length)) != 0) {
     return -errno;

@@ -112,12 +112,16 @@ class Zone {
   const ZoneHeader& header() const { return *reinterpret_cast<const ZoneHeader*>(data()); }
   char* data() const { return mapping_.data(); }
 
+  // Closes the descriptor but keeps the mapping: a worker needs only the pages, and holds no
+  // descriptor it does not use. fd() is -1 afterwards.
+  void dropDescriptor() noexcept { fd_.reset(); }
   // Unmaps and closes: this process stops using the zone (a draining worker, or the master
   // dropping a zone no generation uses). The pages go when the last process lets go.
   void release() noexcept;
   // Frees the pages behind [offset, offset + length) for every process that maps the zone
   // (they read back as zeros). For the session cache wiping a shard, and for an owner that
-  // must keep the fd (binary-upgrade inventory) but not the contents. Returns 0 or -errno.
+  // must keep the fd (binary-upgrade inventory) but not the contents. Without a descriptor
+  // (dropDescriptor) it uses MADV_REMOVE on the mapping. Returns 0 or -errno.
   int punchHole(std::uint64_t offset, std::uint64_t length) noexcept;
 
  private:

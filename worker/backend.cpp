@@ -19,6 +19,10 @@ int Backend::pick(std::span<const int> exclude) {
   int best = -1;
   for (int index : eligible_) {
     if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) continue;
+    if (state_ && state_->live(first_ + static_cast<std::uint64_t>(index))
+                          .health.load(std::memory_order_relaxed) !=
+                      static_cast<std::uint8_t>(shm::ServerHealth::Up))
+      continue;
     Server& s = servers_[static_cast<size_t>(index)];
     s.currentWeight += s.weight;
     total += s.weight;

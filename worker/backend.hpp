@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "shm/server_state.hpp"
 
 namespace molt::worker {
 
@@ -30,14 +31,22 @@ class Backend {
   size_t size() const { return servers_.size(); }
 
   // Picks the next server by smooth weighted round robin among servers that are not disabled,
-  // have a weight above zero and are not in `exclude` (servers this connection already tried).
-  // Returns the server's index, or -1 when none is eligible.
+  // have a weight above zero, are not marked down by the master's health checks and are not in
+  // `exclude` (servers this connection already tried). Returns the server's index, or -1.
   int pick(std::span<const int> exclude = {});
+  // Reads health from the generation's server-state zone, where this backend's servers start at
+  // `first`; null (a draining worker that let the zone go) treats every server as up.
+  void attachState(const shm::ServerState* state, std::uint64_t first) {
+    state_ = state;
+    first_ = first;
+  }
 
  private:
   const common::BackendConfig* config_;
   std::vector<Server> servers_;
   std::vector<int> eligible_;  // indices of servers that can take traffic, in config order
+  const shm::ServerState* state_ = nullptr;
+  std::uint64_t first_ = 0;
 };
 
 }  // namespace molt::worker

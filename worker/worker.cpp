@@ -120,12 +120,18 @@ void Worker::onZone(common::ControlMessage& message) {
   if (kind == "session-cache") {
     sessionCache_ = shm::SessionCache::attach(std::move(message.fds[0]),
                                               message.body.value("size", std::uint64_t{0}), error);
+  } else if (kind == "server-state") {
+    serverState_ = shm::ServerState::attach(std::move(message.fds[0]), error);
   } else if (kind == "ticket-keys") {
     ticketKeys_ = shm::TicketKeys::attach(std::move(message.fds[0]), shm::Access::ReadOnly, error);
   } else {
     error = "unknown zone kind";
   }
-  if (!error.empty()) common::log::error("zone {}: {}", kind, error);
+  if (!error.empty()) return common::log::error("zone {}: {}", kind, error);
+  // Mapped: the descriptor is of no further use to a worker.
+  if (kind == "session-cache") sessionCache_->zone().dropDescriptor();
+  if (kind == "server-state") serverState_->zone().dropDescriptor();
+  if (kind == "ticket-keys") ticketKeys_->zone().dropDescriptor();
 }
 
 bool Worker::buildTlsContexts() {
@@ -155,15 +161,35 @@ void Worker::handshakeEnded() noexcept {
 // A draining worker accepts no new connection, so once no handshake is under way nothing will
 // read or write the session cache again: unmap it (MADV_DONTNEED would not free shared pages).
 void Worker::releaseZonesIfQuiet() {
-  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_)) return;
+  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_ && !serverState_)) return;
   for (auto& [frontend, context] : tlsContexts_) context->detachZones();
   sessionCache_.reset();
   ticketKeys_.reset();
-  common::log::info("draining: unmapped the TLS zones");
+  // No check state in a draining worker either: every server counts as up from here on.
+  for (auto& backend : backends_) backend->attachState(nullptr, 0);
+  serverState_.reset();
+  common::log::info("draining: unmapped the shared zones");
+}
+
+void Worker::attachServerState() {
+  if (!serverState_) return;
+  std::uint64_t first = 0;
+  // The zone lists the backends in config order, like backends_.
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    auto view = serverState_->backend(static_cast<std::uint32_t>(i));
+    if (view.name != backends_[i]->name() || view.count != backends_[i]->size()) {
+      common::log::error("server-state zone does not match backend {}; health ignored",
+                         backends_[i]->name());
+      return;
+    }
+    first = view.first;
+    backends_[i]->attachState(serverState_.get(), first);
+  }
 }
 
 void Worker::onStart() {
   if (phase_ != WorkerPhase::Starting || !config_) return;
+  attachServerState();
   if (!buildTlsContexts()) return stop("TLS setup failed");
   for (auto& frontend : frontends_) {
     int rc = frontend->startAccepting(

@@ -13,6 +13,7 @@
 #include "common/config.hpp"
 #include "common/control.hpp"
 #include "common/uv_handle.hpp"
+#include "shm/server_state.hpp"
 #include "shm/session_cache.hpp"
 #include "shm/ticket_keys.hpp"
 #include "worker/access_log.hpp"
@@ -59,6 +60,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void onListener(common::ControlMessage& message);
   void onZone(common::ControlMessage& message);
   bool buildTlsContexts();
+  void attachServerState();
   void releaseZonesIfQuiet();
   void onStart();
   void drain(const char* why);
@@ -87,6 +89,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   // TLS: the zones from the master, and a context per frontend with a tls bind.
   std::unique_ptr<shm::SessionCache> sessionCache_;
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
+  std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
   std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
   unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

@@ -10,9 +10,10 @@
 
 namespace molt::test {
 
-Origin::Origin(const std::string& name) {
-  child_ = std::make_unique<Child>(std::vector<std::string>{
-      originBinary(), "--http", "127.0.0.1:0", "--tcp-echo", "127.0.0.1:0", "--name", name});
+Origin::Origin(const std::string& name, std::uint16_t httpPort) {
+  child_ = std::make_unique<Child>(
+      std::vector<std::string>{originBinary(), "--http", "127.0.0.1:" + std::to_string(httpPort),
+                               "--tcp-echo", "127.0.0.1:0", "--name", name});
   auto http = child_->waitForLine(R"(listening http 127\.0\.0\.1:(\d+))");
   auto echo = child_->waitForLine(R"(listening tcp-echo 127\.0\.0\.1:(\d+))");
   INFO(child_->output());

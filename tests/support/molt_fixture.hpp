@@ -21,7 +21,8 @@ namespace molt::test {
 // molt-origin with one HTTP and one TCP echo listener on loopback ports the kernel chose.
 class Origin {
  public:
-  explicit Origin(const std::string& name = "origin");
+  // `httpPort` 0: the kernel chooses (a test restarting an origin passes its old port).
+  explicit Origin(const std::string& name = "origin", std::uint16_t httpPort = 0);
   std::uint16_t httpPort() const { return httpPort_; }
   std::uint16_t echoPort() const { return echoPort_; }
   Child& process() { return *child_; }
