@@ -1,5 +1,6 @@
 #include "worker/worker.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -187,10 +188,22 @@ void Worker::attachServerState() {
   }
 }
 
+// What the worker serves with (backends' own server lists, routers, TLS contexts) is built;
+// the parsed copies it was built from and the handover bundle go, and the heap is trimmed so
+// that parsing leaves nothing resident behind.
+void Worker::dropBuildInputs() {
+  for (auto& backend : config_->backends) std::vector<common::ServerConfig>().swap(backend.servers);
+  for (auto& frontend : config_->frontends)
+    for (auto& route : frontend.routes) decltype(route.mapEntries)().swap(route.mapEntries);
+  bundle_.reset();
+  malloc_trim(0);
+}
+
 void Worker::onStart() {
   if (phase_ != WorkerPhase::Starting || !config_) return;
   attachServerState();
   if (!buildTlsContexts()) return stop("TLS setup failed");
+  dropBuildInputs();
   for (auto& frontend : frontends_) {
     int rc = frontend->startAccepting(
         [this](Frontend& f, uv_stream_t* listener) { accept(f, listener); });

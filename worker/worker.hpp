@@ -61,6 +61,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void onZone(common::ControlMessage& message);
   bool buildTlsContexts();
   void attachServerState();
+  void dropBuildInputs();
   void releaseZonesIfQuiet();
   void onStart();
   void drain(const char* why);
