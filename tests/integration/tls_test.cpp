@@ -186,6 +186,26 @@ TEST_CASE("sessions made before a binary upgrade resume after it",
   }
 }
 
+TEST_CASE("openssl s_client resumes with -sess_out / -sess_in, by session id and by ticket",
+          "[tls][integration][resume]") {
+  Origin origin;
+  Molt molt(config(origin.echoPort()));
+  std::string port = std::to_string(molt.port("fe"));
+  TempDir dir;
+  for (std::string tickets : {"-no_ticket", ""}) {
+    std::string session = dir.path() + "/session" + tickets + ".pem";
+    std::string base = "openssl s_client -connect 127.0.0.1:" + port +
+                       " -servername www.example.com -tls1_2 " + tickets;
+    Child first({"/bin/sh", "-c", base + " -sess_out " + session + " </dev/null"});
+    REQUIRE(first.waitExit(10s));
+    REQUIRE_LINE(first, "^New, TLSv1.2", 1s);
+    Child again({"/bin/sh", "-c", base + " -sess_in " + session + " </dev/null"});
+    REQUIRE(again.waitExit(10s));
+    INFO("s_client " << tickets);
+    REQUIRE_LINE(again, "^Reused, TLSv1.2", 1s);
+  }
+}
+
 TEST_CASE("a worker killed holding a cache shard lock costs that shard only",
           "[tls][integration][robustness]") {
   Origin origin;
