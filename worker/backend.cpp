@@ -4,12 +4,15 @@
 
 namespace molt::worker {
 
-Backend::Backend(const common::BackendConfig& config) : config_(&config) {
-  servers_.reserve(config.servers.size());
-  for (const auto& s : config.servers) {
-    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled});
-    if (!s.disabled && s.weight > 0) eligible_.push_back(static_cast<int>(servers_.size() - 1));
+Backend::Backend(const common::BackendConfig& config)
+    : config_(&config), declared_(config.servers.size()) {
+  for (std::uint64_t i = 0; i < config.servers.size(); ++i) {
+    const auto& s = config.servers[i];
+    if (s.disabled) continue;
+    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled, 0, 0, i});
+    if (s.weight > 0) eligible_.push_back(static_cast<int>(servers_.size() - 1));
   }
+  servers_.shrink_to_fit();
 }
 
 int Backend::pick(std::span<const int> exclude) {
@@ -19,11 +22,10 @@ int Backend::pick(std::span<const int> exclude) {
   int best = -1;
   for (int index : eligible_) {
     if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) continue;
-    if (state_ && state_->live(first_ + static_cast<std::uint64_t>(index))
-                          .health.load(std::memory_order_relaxed) !=
+    Server& s = servers_[static_cast<size_t>(index)];
+    if (state_ && state_->live(first_ + s.declared).health.load(std::memory_order_relaxed) !=
                       static_cast<std::uint8_t>(shm::ServerHealth::Up))
       continue;
-    Server& s = servers_[static_cast<size_t>(index)];
     s.currentWeight += s.weight;
     total += s.weight;
     if (best < 0 || s.currentWeight > servers_[static_cast<size_t>(best)].currentWeight)

@@ -18,6 +18,7 @@ struct Server {
   bool disabled = false;
   std::int64_t currentWeight = 0;  // smooth weighted round robin state
   unsigned connections = 0;        // live connections from this worker
+  std::uint64_t declared = 0;      // its index among the backend's declared servers
 };
 
 // Built from one BackendConfig; lives as long as the worker's generation config.
@@ -28,7 +29,10 @@ class Backend {
   const std::string& name() const { return config_->name; }
   const common::BackendConfig& config() const { return *config_; }
   Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
+  // Servers this worker may send traffic to: those not configured disabled.
   size_t size() const { return servers_.size(); }
+  // Servers the config declares, disabled ones included (the server-state zone lists them all).
+  size_t declared() const { return declared_; }
 
   // Picks the next server by smooth weighted round robin among servers that are not disabled,
   // have a weight above zero, are not marked down by the master's health checks and are not in
@@ -43,7 +47,10 @@ class Backend {
 
  private:
   const common::BackendConfig* config_;
+  // Only servers not configured disabled: the seed's spare templates (99 of 101) cost a worker
+  // nothing. A disabled server made ready at runtime comes from the server-state zone's table.
   std::vector<Server> servers_;
+  size_t declared_ = 0;
   std::vector<int> eligible_;  // indices of servers that can take traffic, in config order
   const shm::ServerState* state_ = nullptr;
   std::uint64_t first_ = 0;

@@ -178,7 +178,7 @@ void Worker::attachServerState() {
   // The zone lists the backends in config order, like backends_.
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     auto view = serverState_->backend(static_cast<std::uint32_t>(i));
-    if (view.name != backends_[i]->name() || view.count != backends_[i]->size()) {
+    if (view.name != backends_[i]->name() || view.count != backends_[i]->declared()) {
       common::log::error("server-state zone does not match backend {}; health ignored",
                          backends_[i]->name());
       return;

@@ -48,7 +48,7 @@ TEST_CASE("round robin skips disabled and zero-weight servers", "[worker][balanc
   BackendConfig config = backendWith({{"a", 1}, {"b", 0}, {"c", 1}});
   config.servers[0].disabled = true;
   Backend backend(config);
-  for (int i = 0; i < 10; ++i) REQUIRE(backend.pick() == 2);
+  for (int i = 0; i < 10; ++i) REQUIRE(backend.server(backend.pick()).name == "c");
 }
 
 TEST_CASE("round robin excludes servers a connection already tried", "[worker][balance]") {
@@ -70,4 +70,15 @@ TEST_CASE("a backend without eligible servers picks none", "[worker][balance]") 
   BackendConfig config = backendWith({});
   Backend backend(config);
   REQUIRE(backend.pick() == -1);
+}
+
+TEST_CASE("a worker keeps no copy of servers configured disabled", "[worker][balance][memory]") {
+  BackendConfig config = backendWith({{"a", 1}, {"spare1", 1}, {"spare2", 1}});
+  config.servers[1].disabled = true;
+  config.servers[2].disabled = true;
+  Backend backend(config);
+  REQUIRE(backend.declared() == 3);
+  REQUIRE(backend.size() == 1);
+  REQUIRE(backend.server(0).name == "a");
+  REQUIRE(backend.server(0).declared == 0);
 }
