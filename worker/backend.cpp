@@ -1,11 +1,13 @@
 #include "worker/backend.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <random>
 
 namespace molt::worker {
 
 Backend::Backend(const common::BackendConfig& config)
-    : config_(&config), declared_(config.servers.size()) {
+    : config_(&config), declared_(config.servers.size()), random_(std::random_device{}() | 1) {
   for (std::uint64_t i = 0; i < config.servers.size(); ++i) {
     const auto& s = config.servers[i];
     if (s.disabled) continue;
@@ -15,17 +17,63 @@ Backend::Backend(const common::BackendConfig& config)
   servers_.shrink_to_fit();
 }
 
-int Backend::pick(std::span<const int> exclude) {
+namespace {
+
+// FNV-1a, chainable: stable across processes and restarts (std::hash is not promised to be).
+std::uint64_t fnv(std::uint64_t hash, const void* data, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  return hash;
+}
+
+// A 64-bit finaliser (splitmix64) so that nearby inputs give unrelated scores.
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// The bytes that identify a client: its IP, not its port.
+std::uint64_t clientHash(const common::SocketAddress& a) {
+  std::uint64_t h = 1469598103934665603ull;
+  if (a.family() == AF_INET)
+    return fnv(h, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, 4);
+  return fnv(h, &a.storage.sin6_addr, 16);
+}
+
+}  // namespace
+
+bool Backend::usable(int index, std::span<const int> exclude) const {
+  if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) return false;
+  const Server& s = servers_[static_cast<size_t>(index)];
+  return !state_ || state_->live(first_ + s.declared).health.load(std::memory_order_relaxed) ==
+                        static_cast<std::uint8_t>(shm::ServerHealth::Up);
+}
+
+int Backend::pick(std::span<const int> exclude, const common::SocketAddress* client) {
+  switch (config_->balance) {
+    case common::Balance::LeastConn:
+      return pickLeastConn(exclude);
+    case common::Balance::Source:
+      return client ? pickSource(exclude, *client) : pickRoundRobin(exclude);
+    case common::Balance::Random:
+      return pickRandom(exclude);
+    case common::Balance::RoundRobin:
+      break;
+  }
+  return pickRoundRobin(exclude);
+}
+
+int Backend::pickRoundRobin(std::span<const int> exclude) {
   // nginx-style smooth weighting: every eligible server gains its weight, the richest wins and
   // pays the total. Interleaves servers in proportion to weight without bursts.
   std::int64_t total = 0;
   int best = -1;
   for (int index : eligible_) {
-    if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) continue;
+    if (!usable(index, exclude)) continue;
     Server& s = servers_[static_cast<size_t>(index)];
-    if (state_ && state_->live(first_ + s.declared).health.load(std::memory_order_relaxed) !=
-                      static_cast<std::uint8_t>(shm::ServerHealth::Up))
-      continue;
     s.currentWeight += s.weight;
     total += s.weight;
     if (best < 0 || s.currentWeight > servers_[static_cast<size_t>(best)].currentWeight)
@@ -33,6 +81,83 @@ int Backend::pick(std::span<const int> exclude) {
   }
   if (best >= 0) servers_[static_cast<size_t>(best)].currentWeight -= total;
   return best;
+}
+
+int Backend::pickLeastConn(std::span<const int> exclude) {
+  int best = -1;
+  std::uint64_t bestLoad = 0, bestWeight = 1;
+  std::size_t n = eligible_.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    int index = eligible_[(rotor_ + k) % n];
+    if (!usable(index, exclude)) continue;
+    std::uint64_t load = this->load(index), weight = servers_[static_cast<size_t>(index)].weight;
+    // load/weight < bestLoad/bestWeight, without division
+    if (best < 0 || load * bestWeight < bestLoad * weight) {
+      best = index;
+      bestLoad = load;
+      bestWeight = weight;
+    }
+  }
+  ++rotor_;
+  return best;
+}
+
+int Backend::pickSource(std::span<const int> exclude, const common::SocketAddress& client) {
+  // Weighted rendezvous hashing: each server scores -weight / ln(u) with u uniform in (0, 1]
+  // from hash(client, server); the highest score wins. Removing a server only moves the
+  // clients it was winning.
+  std::uint64_t c = clientHash(client);
+  int best = -1;
+  double bestScore = 0;
+  for (int index : eligible_) {
+    if (!usable(index, exclude)) continue;
+    const Server& s = servers_[static_cast<size_t>(index)];
+    std::uint64_t h = mix(fnv(c, s.name.data(), s.name.size()));
+    double u = (static_cast<double>(h >> 11) + 1.0) / 9007199254740993.0;  // (0, 1]
+    double score = -static_cast<double>(s.weight) / std::log(u);
+    if (best < 0 || score > bestScore) {
+      best = index;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+int Backend::pickRandom(std::span<const int> exclude) {
+  std::vector<int> candidates;
+  for (int index : eligible_)
+    if (usable(index, exclude)) candidates.push_back(index);
+  if (candidates.empty()) return -1;
+  auto next = [this] {
+    random_ ^= random_ << 13;
+    random_ ^= random_ >> 7;
+    random_ ^= random_ << 17;
+    return random_;
+  };
+  int a = candidates[next() % candidates.size()];
+  int b = candidates[next() % candidates.size()];
+  // The less loaded per weight wins (the first on a tie).
+  std::uint64_t wa = servers_[static_cast<size_t>(a)].weight,
+                wb = servers_[static_cast<size_t>(b)].weight;
+  return load(b) * wa < load(a) * wb ? b : a;
+}
+
+void Backend::connectionOpened(int index) {
+  Server& s = servers_[static_cast<size_t>(index)];
+  ++s.connections;
+  if (state_) state_->live(first_ + s.declared).connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Backend::connectionClosed(int index) {
+  Server& s = servers_[static_cast<size_t>(index)];
+  --s.connections;
+  if (state_) state_->live(first_ + s.declared).connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+unsigned Backend::load(int index) const {
+  const Server& s = servers_[static_cast<size_t>(index)];
+  if (state_) return state_->live(first_ + s.declared).connections.load(std::memory_order_relaxed);
+  return s.connections;
 }
 
 }  // namespace molt::worker

@@ -34,10 +34,23 @@ class Backend {
   // Servers the config declares, disabled ones included (the server-state zone lists them all).
   size_t declared() const { return declared_; }
 
-  // Picks the next server by smooth weighted round robin among servers that are not disabled,
-  // have a weight above zero, are not marked down by the master's health checks and are not in
-  // `exclude` (servers this connection already tried). Returns the server's index, or -1.
-  int pick(std::span<const int> exclude = {});
+  // Picks a server by the backend's `balance` among servers that are not disabled, have a
+  // weight above zero, are not marked down by the master's health checks and are not in
+  // `exclude` (servers this connection already tried). Returns its index, or -1 when none is
+  // eligible. `client` is hashed by `source`; without it, `source` falls back to round robin.
+  //   roundrobin  smooth weighted round robin (nginx's): proportional, without bursts
+  //   leastconn   fewest connections per weight, counted across all workers (server-state
+  //               zone); ties go round robin
+  //   source      rendezvous hash of the client address, weighted: the same client keeps its
+  //               server, and removing one of N servers moves only that server's clients
+  //   random      power of two choices: two random servers, the less loaded one wins
+  int pick(std::span<const int> exclude = {}, const common::SocketAddress* client = nullptr);
+  // A connection to server `index` begins / ends (local and instance-wide counts).
+  void connectionOpened(int index);
+  void connectionClosed(int index);
+  // Connections to server `index` from every worker of the generation (this worker's alone
+  // without a server-state zone).
+  unsigned load(int index) const;
   // Reads health from the generation's server-state zone, where this backend's servers start at
   // `first`; null (a draining worker that let the zone go) treats every server as up.
   void attachState(const shm::ServerState* state, std::uint64_t first) {
@@ -46,6 +59,12 @@ class Backend {
   }
 
  private:
+  bool usable(int index, std::span<const int> exclude) const;
+  int pickRoundRobin(std::span<const int> exclude);
+  int pickLeastConn(std::span<const int> exclude);
+  int pickSource(std::span<const int> exclude, const common::SocketAddress& client);
+  int pickRandom(std::span<const int> exclude);
+
   const common::BackendConfig* config_;
   // Only servers not configured disabled: the seed's spare templates (99 of 101) cost a worker
   // nothing. A disabled server made ready at runtime comes from the server-state zone's table.
@@ -54,6 +73,8 @@ class Backend {
   std::vector<int> eligible_;  // indices of servers that can take traffic, in config order
   const shm::ServerState* state_ = nullptr;
   std::uint64_t first_ = 0;
+  std::uint32_t rotor_ = 0;  // leastconn tie-break: where the scan starts
+  std::uint64_t random_;     // xorshift state for `random`
 };
 
 }  // namespace molt::worker

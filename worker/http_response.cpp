@@ -13,14 +13,15 @@ void HttpSession::connectServer() {
   phaseSince_ = uv_now(host_.loop());
   bool mustClose = request_ != RequestState::Complete;
   auto attempts = static_cast<unsigned>(tried_.size());
-  int index = attempts <= backend_->config().retries ? backend_->pick(tried_) : -1;
+  int index =
+      attempts <= backend_->config().retries ? backend_->pick(tried_, &client_->peer()) : -1;
   if (index < 0 && tried_.empty()) return respondLocal(503, "no server available", mustClose);
   if (index < 0) return respondLocal(502, "no server could be reached", true);
   tried_.push_back(index);
   serverIndex_ = index;
   Server& server = backend_->server(index);
   serverName_ = server.name;
-  ++server.connections;
+  backend_->connectionOpened(index);
   if (!retriedFresh_) {
     if (auto pooled = host_.serverPool().take(&server)) {
       server_ = std::move(pooled);
@@ -219,7 +220,7 @@ void HttpSession::endExchange() {
 void HttpSession::releaseServer(bool reusable) {
   if (serverIndex_ >= 0) {
     Server& server = backend_->server(serverIndex_);
-    --server.connections;
+    backend_->connectionClosed(serverIndex_);
     if (reusable && server_) host_.serverPool().give(&server, std::move(server_));
     serverIndex_ = -1;
   }

@@ -19,7 +19,7 @@ TcpSession::TcpSession(SessionHost& host, const common::FrontendConfig& frontend
 }
 
 TcpSession::~TcpSession() {
-  if (serverIndex_ >= 0) --backend_.server(serverIndex_).connections;
+  if (serverIndex_ >= 0) backend_.connectionClosed(serverIndex_);
 }
 
 void TcpSession::start() {
@@ -28,11 +28,12 @@ void TcpSession::start() {
 
 void TcpSession::connectNext() {
   if (serverIndex_ >= 0) {
-    --backend_.server(serverIndex_).connections;
+    backend_.connectionClosed(serverIndex_);
     serverIndex_ = -1;
   }
   unsigned attempts = static_cast<unsigned>(tried_.size());
-  int index = attempts <= backend_.config().retries ? backend_.pick(tried_) : -1;
+  int index =
+      attempts <= backend_.config().retries ? backend_.pick(tried_, &client_.stream->peer()) : -1;
   if (index < 0) {
     common::log::warn("frontend {} backend {}: no server could take the connection ({} tried)",
                       frontend_.name, backend_.name(), attempts);
@@ -41,7 +42,7 @@ void TcpSession::connectNext() {
   tried_.push_back(index);
   serverIndex_ = index;
   Server& server = backend_.server(index);
-  ++server.connections;
+  backend_.connectionOpened(index);
 
   // A failed attempt's stream closes here; its pending connect callback finds no owner.
   serverStream_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());

@@ -96,3 +96,45 @@ TEST_CASE("a tcp check marks a refusing server down", "[health][integration]") {
   REQUIRE(answers(molt.port("fe"), 10).count("a\n") == 10);
   REQUIRE_FALSE(molt.process().waitForLine("server a is DOWN", std::chrono::milliseconds(0)));
 }
+
+namespace {
+
+// Connections open at an origin now, not counting the one that asks.
+int openAt(std::uint16_t originPort) {
+  std::string response = httpGet(originPort, "/stats");
+  auto at = response.find("\"connections_open\":");
+  if (at == std::string::npos) return -1;
+  return std::stoi(response.substr(at + 19)) - 1;
+}
+
+}  // namespace
+
+TEST_CASE("leastconn counts connections across workers", "[health][integration][balance]") {
+  Origin a("a"), b("b");
+  std::string text = R"({"global": {"workers": 2},
+    "frontends": [{"name": "fe", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "be"}],
+    "backends": [{"name": "be", "balance": "leastconn", "servers": [)" +
+                     server("a", a.httpPort()) + ", " + server("b", b.httpPort()) + "]}]}";
+  Molt molt(text);
+  std::uint16_t port = molt.port("fe");
+  auto workers = molt.workerPids(1);
+  REQUIRE(workers.size() == 2);
+  std::vector<molt::common::UniqueFd> held;
+  auto openOne = [&](int expectedTotal) {
+    held.push_back(connectTo(port));
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (openAt(a.httpPort()) + openAt(b.httpPort()) < expectedTotal &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+  };
+  // Three connections through worker 0 only, then one through worker 1 only: worker 1 has
+  // made no connection itself, so only the shared counts can tell it which server is lighter.
+  kill(workers[1], SIGSTOP);
+  for (int i = 1; i <= 3; ++i) openOne(i);
+  kill(workers[1], SIGCONT);
+  kill(workers[0], SIGSTOP);
+  openOne(4);
+  kill(workers[0], SIGCONT);
+  REQUIRE(openAt(a.httpPort()) == 2);
+  REQUIRE(openAt(b.httpPort()) == 2);
+}
