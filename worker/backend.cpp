@@ -47,9 +47,8 @@ std::uint64_t clientHash(const common::SocketAddress& a) {
 
 bool Backend::usable(int index, std::span<const int> exclude) const {
   if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) return false;
-  const Server& s = servers_[static_cast<size_t>(index)];
-  return !state_ || state_->live(first_ + s.declared).health.load(std::memory_order_relaxed) ==
-                        static_cast<std::uint8_t>(shm::ServerHealth::Up);
+  // Up (health checks), ready (not drain or maint) and a weight above zero, as the zone says.
+  return !state_ || state_->eligible(first_ + servers_[static_cast<size_t>(index)].declared);
 }
 
 int Backend::pick(std::span<const int> exclude, const common::SocketAddress* client) {

@@ -35,7 +35,8 @@ class Backend {
   size_t declared() const { return declared_; }
 
   // Picks a server by the backend's `balance` among servers that are not disabled, have a
-  // weight above zero, are not marked down by the master's health checks and are not in
+  // weight above zero, are up and ready in the server-state zone (health checks, and later the
+  // runtime API's drain/maint and weight) and are not in
   // `exclude` (servers this connection already tried). Returns its index, or -1 when none is
   // eligible. `client` is hashed by `source`; without it, `source` falls back to round robin.
   //   roundrobin  smooth weighted round robin (nginx's): proportional, without bursts
