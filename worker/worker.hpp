@@ -12,6 +12,7 @@
 #include "common/bundle.hpp"
 #include "common/config.hpp"
 #include "common/control.hpp"
+#include "common/proc_memory.hpp"
 #include "common/uv_handle.hpp"
 #include "shm/server_state.hpp"
 #include "shm/session_cache.hpp"
@@ -62,6 +63,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   bool buildTlsContexts();
   void attachServerState();
   void dropBuildInputs();
+  void releaseMemory(const std::optional<common::ProcessMemory>& before);
   void releaseZonesIfQuiet();
   void onStart();
   void drain(const char* why);

@@ -154,14 +154,14 @@ std::uint64_t originConnections(std::uint16_t originPort) {
   return at == std::string::npos ? 0 : std::stoull(r.body.substr(at + key.size()));
 }
 
-common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path) {
+common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path,
+                               const std::string& host) {
   auto fd = connectTo(port);
   if (!fd) return {};
-  sendAll(fd.get(),
-          "GET " + path +
-              " HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              "Sec-WebSocket-Version: 13\r\n\r\n");
+  sendAll(fd.get(), "GET " + path + " HTTP/1.1\r\nHost: " + host +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n");
   // Byte by byte: frames may follow the head and must stay in the socket for webSocketEcho.
   std::string head = recvUntil(fd.get(), "\r\n\r\n");
   bool ok = head.rfind("HTTP/1.1 101", 0) == 0 &&

@@ -62,7 +62,8 @@ std::uint64_t originConnections(std::uint16_t originPort);
 
 // Opens a websocket to `path` through `port`; invalid fd unless the handshake got a 101 with the
 // right Sec-WebSocket-Accept.
-common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path = "/ws");
+common::UniqueFd openWebSocket(std::uint16_t port, const std::string& path = "/ws",
+                               const std::string& host = "ws.test");
 // Sends one masked text frame and reads the echoed (unmasked) frame's payload.
 std::string webSocketEcho(int fd, const std::string& payload);
 
