@@ -1,5 +1,7 @@
 #include "master/master.hpp"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -153,10 +155,30 @@ WorkerProcess::Handlers Master::handlersFor(Generation& generation) {
       [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
 }
 
+// The identity global.user / global.group name (resolved now: the child may not call getpwnam
+// between fork and exec). The master itself stays as it is, so a reload can still bind a
+// privileged port.
+static WorkerProcess::Credentials credentialsOf(const common::GlobalConfig& global) {
+  WorkerProcess::Credentials c;
+  if (global.user.empty() && global.group.empty()) return c;
+  c.drop = true;
+  c.uid = geteuid();
+  c.gid = getegid();
+  if (!global.user.empty())
+    if (passwd* pw = getpwnam(global.user.c_str())) {
+      c.uid = pw->pw_uid;
+      c.gid = pw->pw_gid;
+    }
+  if (!global.group.empty())
+    if (group* gr = getgrnam(global.group.c_str())) c.gid = gr->gr_gid;
+  return c;
+}
+
 void Master::spawnSlot(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
   if (!s.process) s.process = std::make_unique<WorkerProcess>(slot, handlersFor(generation));
-  if (int rc = s.process->spawn(&loop_, options_.workerExe); rc < 0) {
+  auto credentials = credentialsOf(generation.config().global);
+  if (int rc = s.process->spawn(&loop_, options_.workerExe, credentials); rc < 0) {
     common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
                        std::strerror(-rc));
     return scheduleRespawn(generation, slot);

@@ -1,5 +1,6 @@
 #include "master/worker_process.hpp"
 
+#include <grp.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,7 +22,12 @@ int pidfdOpen(pid_t pid) {
 }
 
 // Runs in the forked child: only async-signal-safe calls until exec.
-[[noreturn]] void execWorker(int controlFd, const char* exe) {
+[[noreturn]] void execWorker(int controlFd, const char* exe,
+                             const WorkerProcess::Credentials& credentials) {
+  // Privileges go before anything else runs in the child: supplementary groups, group, user.
+  if (credentials.drop &&
+      (setgroups(0, nullptr) != 0 || setgid(credentials.gid) != 0 || setuid(credentials.uid) != 0))
+    _exit(126);
   if (controlFd == kWorkerControlFd) {
     fcntl(controlFd, F_SETFD, 0);
   } else if (dup2(controlFd, kWorkerControlFd) < 0) {
@@ -61,13 +67,13 @@ const char* phaseName(WorkerPhase phase) {
 
 WorkerProcess::~WorkerProcess() = default;
 
-int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe) {
+int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials) {
   common::UniqueFd masterEnd, workerEnd;
   if (int rc = common::makeControlPair(masterEnd, workerEnd); rc < 0) return rc;
   std::fflush(nullptr);  // nothing buffered may be written twice
   pid_t pid = fork();
   if (pid < 0) return -errno;
-  if (pid == 0) execWorker(workerEnd.get(), exe.c_str());
+  if (pid == 0) execWorker(workerEnd.get(), exe.c_str(), credentials);
   pid_ = pid;
   phase_ = WorkerPhase::Spawned;
   connections_ = 0;

@@ -38,9 +38,16 @@ class WorkerProcess {
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
+  // Who a worker runs as: the master's own identity unless `drop` (global.user / group).
+  struct Credentials {
+    bool drop = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+
   // Forks and execs `exe --worker` with the control socket as fd 3 and nothing else inherited
-  // but stdio. Returns 0 or -errno (logged by the caller).
-  int spawn(uv_loop_t* loop, const std::string& exe);
+  // but stdio, as `credentials`. Returns 0 or -errno (logged by the caller).
+  int spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials);
   // Binary upgrade: takes over a worker the previous master image started.
   void adopt(uv_loop_t* loop, pid_t pid, common::UniqueFd pidfd, common::UniqueFd control,
              WorkerPhase phase, unsigned connections, uint64_t startedMs);

@@ -219,3 +219,36 @@ TEST_CASE("SIGINT stops molt at once even with a connection open", "[tcp][integr
   REQUIRE(WEXITSTATUS(*status) == 0);
   for (pid_t pid : workers) REQUIRE_FALSE(processAlive(pid));
 }
+
+namespace {
+
+// The real uid on the "Uid:" line of /proc/PID/status.
+long uidOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  long value = -1;
+  while (in >> key) {
+    if (key == "Uid:") {
+      in >> value;
+      return value;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return value;
+}
+
+}  // namespace
+
+TEST_CASE("workers run as global.user and global.group while the master keeps its identity",
+          "[tcp][integration][security]") {
+  if (geteuid() != 0) SUCCEED("needs root to change identity");
+  if (geteuid() != 0) return;
+  Origin origin;
+  std::string config = tcpConfig(origin.echoPort());
+  config.replace(config.find(R"("hard_stop_after": "20s")"), 24,
+                 R"("hard_stop_after": "20s", "user": "nobody", "group": "nogroup")");
+  Molt molt(config);
+  REQUIRE(echoThrough(molt.port("fe"), "as nobody") == "as nobody");
+  REQUIRE(uidOf(molt.process().pid()) == 0);
+  for (pid_t pid : molt.workerPids()) REQUIRE(uidOf(pid) == 65534);
+}
