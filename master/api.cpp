@@ -46,10 +46,48 @@ void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
   if (name == "proc") return reply(procReport());
   if (name == "errors") return reply({{"ok", true}, {"errors", lastErrors_}});
   if (name == "cache") return reply(cacheReport());
+  if (name == "servers") return reply(serversReport(request));
   if (name == "reload") return requestReload("api", std::move(reply));
   if (name == "upgrade") return requestUpgrade(std::move(reply));
-  reply(
-      failure("cmd: unknown command '" + name + "' (known: proc, reload, upgrade, errors, cache)"));
+  reply(failure("cmd: unknown command '" + name +
+                "' (known: proc, reload, upgrade, errors, cache, servers)"));
+}
+
+// Every server of the serving generation (or of one backend): configuration, admin state,
+// health, and connections from all its workers (the server-state zone's counts).
+nlohmann::json Master::serversReport(const nlohmann::json& request) const {
+  Generation* serving = current();
+  if (!serving || !serving->serverState()) return failure("no generation is serving");
+  std::string only;
+  if (auto b = request.find("backend"); b != request.end()) {
+    if (!b->is_string()) return failure("backend: expected a string");
+    only = b->get<std::string>();
+    if (!serving->config().findBackend(only))
+      return failure("backend: unknown backend '" + only + "'");
+  }
+  const shm::ServerState& state = *serving->serverState();
+  static constexpr const char* kAdmin[] = {"ready", "drain", "maint"};
+  nlohmann::json servers = nlohmann::json::array();
+  std::uint64_t index = 0;
+  for (const auto& backend : serving->config().backends) {
+    for (const auto& server : backend.servers) {
+      std::uint64_t i = index++;
+      if (!only.empty() && backend.name != only) continue;
+      const shm::ServerLive& live = state.live(i);
+      bool checked = server.check && !server.disabled;
+      std::uint8_t admin = live.admin.load();
+      servers.push_back({{"backend", backend.name},
+                         {"name", server.name},
+                         {"address", server.address.text()},
+                         {"weight", state.weight(i)},
+                         {"state", admin < 3 ? kAdmin[admin] : "?"},
+                         {"check", !checked                  ? "none"
+                                   : live.health.load() == 0 ? "up"
+                                                             : "down"},
+                         {"connections", live.connections.load()}});
+    }
+  }
+  return {{"ok", true}, {"generation", serving->id()}, {"servers", servers}};
 }
 
 nlohmann::json Master::cacheReport() const {

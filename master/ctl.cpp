@@ -174,6 +174,17 @@ void printProc(const nlohmann::json& r) {
   printTable(rows);
 }
 
+void printServers(const nlohmann::json& r) {
+  std::vector<std::vector<std::string>> rows = {
+      {"BACKEND", "SERVER", "ADDRESS", "WEIGHT", "STATE", "CHECK", "CONNS"}};
+  for (const auto& s : r["servers"])
+    rows.push_back({s["backend"].get<std::string>(), s["name"].get<std::string>(),
+                    s["address"].get<std::string>(), std::to_string(s["weight"].get<unsigned>()),
+                    s["state"].get<std::string>(), s["check"].get<std::string>(),
+                    std::to_string(s["connections"].get<unsigned>())});
+  printTable(rows);
+}
+
 void printResponse(const std::string& cmd, const nlohmann::json& r) {
   if (!r.value("ok", false)) {
     std::fprintf(stderr, "molt ctl %s: %s\n", cmd.c_str(),
@@ -183,6 +194,7 @@ void printResponse(const std::string& cmd, const nlohmann::json& r) {
     return;
   }
   if (cmd == "proc") return printProc(r);
+  if (cmd == "servers") return printServers(r);
   if (cmd == "errors") {
     if (r["errors"].empty()) std::printf("no errors: the last reload succeeded\n");
     for (const auto& e : r["errors"]) std::printf("%s\n", e.get<std::string>().c_str());

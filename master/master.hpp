@@ -82,6 +82,7 @@ class Master {
   void handleApi(const nlohmann::json& request, ApiReply reply);
   nlohmann::json procReport() const;
   nlohmann::json cacheReport() const;
+  nlohmann::json serversReport(const nlohmann::json& request) const;
 
   // Binary upgrade and socket activation (upgrade.cpp)
   void requestUpgrade(ApiReply reply);

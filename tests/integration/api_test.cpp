@@ -206,3 +206,32 @@ TEST_CASE("malformed api input gets an error naming the problem and never hurts 
   REQUIRE(ask(api.socket, R"({"cmd": "proc"})")["ok"] == true);
   REQUIRE(api.molt.process().running());
 }
+
+TEST_CASE("servers lists each server with its state, check and connections from all workers",
+          "[api][integration]") {
+  Api api;
+  auto held = connectTo(api.molt.port("fe"));
+  REQUIRE(sendAll(held.get(), "x"));
+  REQUIRE(recvExactly(held.get(), 1) == "x");
+  json r;
+  for (int i = 0; i < 100; ++i) {  // the count is shared as soon as the connect starts
+    r = ask(api.socket, R"({"cmd": "servers", "backend": "be"})");
+    if (r["servers"][0]["connections"] == 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  INFO(r.dump());
+  REQUIRE(r["ok"] == true);
+  REQUIRE(r["servers"].size() == 1);
+  REQUIRE(r["servers"][0]["name"] == "o");
+  REQUIRE(r["servers"][0]["state"] == "ready");
+  REQUIRE(r["servers"][0]["check"] == "none");
+  REQUIRE(r["servers"][0]["connections"] == 1);
+  REQUIRE(ask(api.socket, R"({"cmd": "servers", "backend": "nope"})")["error"] ==
+          "backend: unknown backend 'nope'");
+  REQUIRE(ask(api.socket, R"({"cmd": "servers", "backend": 3})")["error"] ==
+          "backend: expected a string");
+  Child table({moltBinary(), "ctl", "-s", api.socket, "servers"});
+  REQUIRE(table.waitExit() == std::optional<int>(0));
+  REQUIRE_LINE(table, R"(^BACKEND\s+SERVER\s+ADDRESS\s+WEIGHT\s+STATE\s+CHECK\s+CONNS)", 5s);
+  REQUIRE_LINE(table, R"(^be\s+o\s+127\.0\.0\.1:\d+\s+1\s+ready\s+none\s+1)", 5s);
+}
