@@ -17,8 +17,6 @@ namespace {
 // A worker that dies this soon after its spawn counts as a quick exit: respawns back off.
 constexpr uint64_t kQuickExitMs = 10'000;
 constexpr uint64_t kMaxBackoffMs = 10'000;
-// A fast stop sends SIGTERM, then SIGKILL to workers still alive this much later.
-constexpr uint64_t kKillGraceMs = 2'000;
 constexpr int kSignals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2};
 
 }  // namespace
@@ -33,8 +31,6 @@ Master::Master(MasterOptions options)
       &loop_, [this](const HealthEvent& event) { onHealthChange(event); });
   uv_check_init(&loop_, reaper_.get());
   reaper_->data = this;
-  uv_timer_init(&loop_, stopTimer_.get());
-  stopTimer_->data = this;
   uv_timer_init(&loop_, reloadTimer_.get());
   reloadTimer_->data = this;
   sigset_t handled;
@@ -65,7 +61,6 @@ Master::~Master() {
   tlsZones_.reset();
   signals_.clear();
   reaper_.close();
-  stopTimer_.close();
   reloadTimer_.close();
   uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks free the handles
   uv_loop_close(&loop_);

@@ -102,7 +102,6 @@ class Master {
   std::vector<std::unique_ptr<Generation>> generations_;  // oldest first
   std::vector<common::UvHandle<uv_signal_t>> signals_;
   common::UvHandle<uv_check_t> reaper_;
-  common::UvHandle<uv_timer_t> stopTimer_;
   common::UvHandle<uv_timer_t> reloadTimer_;
   Notifier notifier_;
   Generation* reloading_ = nullptr;      // the generation a reload is starting, until it serves
@@ -116,7 +115,6 @@ class Master {
   std::unique_ptr<TlsZones> tlsZones_;      // made in the constructor, once the loop exists
   std::unique_ptr<HealthChecker> checker_;  // likewise; checks run here, once per instance
   struct stat binary_ {};
-  bool killSent_ = false;
 };
 
 }  // namespace molt::master
