@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <iterator>
 
 namespace molt::common::log {
 namespace {
@@ -15,16 +16,36 @@ void setRole(std::string role) {
   gRole = std::move(role);
 }
 
-void write(Level level, std::string_view message) {
+void appendLinePrefix(std::string& out, Level level) {
+  static long second = -1;  // molt processes are single-threaded
+  static char date[24];
+  static std::size_t dateLength = 0;
   timeval now{};
   gettimeofday(&now, nullptr);
-  tm utc{};
-  gmtime_r(&now.tv_sec, &utc);
+  if (now.tv_sec != second) {
+    tm utc{};
+    gmtime_r(&now.tv_sec, &utc);
+    auto end = fmt::format_to_n(date, sizeof date, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                                utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                                utc.tm_min, utc.tm_sec);
+    dateLength = end.size;
+    second = now.tv_sec;
+  }
+  auto ms = static_cast<unsigned>(now.tv_usec / 1000);
+  char digits[3] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                    static_cast<char>('0' + ms % 10)};
+  out.append(date, dateLength);
+  out.append(digits, 3);
   const char* tag = level == Level::Info ? "" : level == Level::Warn ? "warning: " : "error: ";
-  std::string line =
-      fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z molt[{}] {}: {}{}\n",
-                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                  utc.tm_sec, now.tv_usec / 1000, getpid(), gRole, tag, message);
+  fmt::format_to(std::back_inserter(out), "Z molt[{}] {}: {}", getpid(), gRole, tag);
+}
+
+void write(Level level, std::string_view message) {
+  std::string line;
+  line.reserve(64 + message.size());
+  appendLinePrefix(line, level);
+  line.append(message);
+  line += '\n';
   // A short write to a pipe of a line under PIPE_BUF is atomic; retry only on EINTR.
   std::string_view rest = line;
   while (!rest.empty()) {

@@ -14,6 +14,11 @@ enum class Level { Info, Warn, Error };
 // after fork/exec; not thread-safe (molt processes are single-threaded).
 void setRole(std::string role);
 
+// Appends the start of a log line, "TIME molt[PID] ROLE: " (plus "warning: " / "error: "), to
+// `out`: for writers that batch their own lines (the access log). The date and time to the
+// second are formatted once per second.
+void appendLinePrefix(std::string& out, Level level = Level::Info);
+
 // Writes one line with a single write(2) so lines from several processes sharing stderr never
 // interleave mid-line.
 void write(Level level, std::string_view message);

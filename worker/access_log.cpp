@@ -1,5 +1,7 @@
 #include "worker/access_log.hpp"
 
+#include "common/log.hpp"
+
 #include <fmt/format.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -156,44 +158,20 @@ AccessLog::AccessLog(uv_loop_t* loop) {
   uv_prepare_init(loop, prepare_.get());
   prepare_->data = this;
   pending_.reserve(2 * kBatchBytes);
-  configure(format_, "worker");
 }
 
 AccessLog::~AccessLog() {
   flush();
 }
 
-void AccessLog::configure(common::LogFormat format, std::string role) {
+void AccessLog::configure(common::LogFormat format) {
   format_ = format;
-  prefixTail_ = fmt::format("Z molt[{}] {}: ", getpid(), role);
-}
-
-// The prefix of common::log lines (common/log.cpp): "TIME molt[PID] ROLE: ". The date and time
-// to the second are formatted once per second.
-void AccessLog::appendPrefix() {
-  timeval now{};
-  gettimeofday(&now, nullptr);
-  if (now.tv_sec != prefixSecond_) {
-    tm utc{};
-    gmtime_r(&now.tv_sec, &utc);
-    auto end = fmt::format_to_n(prefixTime_, sizeof prefixTime_,
-                                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", utc.tm_year + 1900,
-                                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
-    prefixTimeLength_ = end.size;
-    prefixSecond_ = now.tv_sec;
-  }
-  auto ms = static_cast<unsigned>(now.tv_usec / 1000);
-  char digits[3] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                    static_cast<char>('0' + ms % 10)};
-  pending_.append(prefixTime_, prefixTimeLength_);
-  pending_.append(digits, 3);
-  pending_.append(prefixTail_);
 }
 
 void AccessLog::write(const AccessRecord& record) {
   std::size_t before = pending_.size();
   if (format_ == common::LogFormat::Text) {
-    appendPrefix();
+    common::log::appendLinePrefix(pending_);  // the same prefix as every other line
     appendAccessText(record, pending_);
   } else {
     pending_ += formatAccessJson(record);

@@ -48,22 +48,16 @@ class AccessLog {
 
   // `role` as common::log prints it ("worker gen 3 slot 1"): text lines carry the same prefix
   // as every other log line.
-  void configure(common::LogFormat format, std::string role);
+  void configure(common::LogFormat format);
   void write(const AccessRecord& record);
   // Writes whatever is pending now (the worker calls it before it exits).
   void flush() noexcept;
 
  private:
-  void appendPrefix();
-
   common::UvHandle<uv_prepare_t> prepare_;
   common::LogFormat format_ = common::LogFormat::Text;
-  std::string pending_;       // whole lines not written yet
-  std::string carry_;         // the line that starts the next batch
-  std::string prefixTail_;    // "Z molt[PID] ROLE: "
-  long prefixSecond_ = -1;    // the second prefixTime_ was formatted for
-  char prefixTime_[24] = {};  // "2026-11-20T23:10:30."
-  std::size_t prefixTimeLength_ = 0;
+  std::string pending_;  // whole lines not written yet
+  std::string carry_;    // the line that starts the next batch
 };
 
 }  // namespace molt::worker

@@ -83,8 +83,7 @@ void Worker::onHello(common::ControlMessage& message) {
     auto it = byName.find(f.defaultBackend);
     frontends_.push_back(std::make_unique<Frontend>(f, it == byName.end() ? nullptr : it->second));
   }
-  accessLog_->configure(config_->global.logFormat,
-                        fmt::format("worker gen {} slot {}", generation_, slot_));
+  accessLog_->configure(config_->global.logFormat);
   // http: routing tables (host maps included) are built once here, never per request.
   auto lookup = [&byName](std::string_view name) -> Backend* {
     auto it = byName.find(std::string(name));
