@@ -123,21 +123,33 @@ int Backend::pickSource(std::span<const int> exclude, const common::SocketAddres
 }
 
 int Backend::pickRandom(std::span<const int> exclude) {
-  std::vector<int> candidates;
-  for (int index : eligible_)
-    if (usable(index, exclude)) candidates.push_back(index);
-  if (candidates.empty()) return -1;
+  if (eligible_.empty()) return -1;
   auto next = [this] {
     random_ ^= random_ << 13;
     random_ ^= random_ >> 7;
     random_ ^= random_ << 17;
     return random_;
   };
-  int a = candidates[next() % candidates.size()];
-  int b = candidates[next() % candidates.size()];
+  // A random usable server, without building a list on the request path: a few random draws
+  // almost always hit one; when most servers are down or tried, a scan from a random start.
+  auto draw = [&]() -> int {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      int index = eligible_[next() % eligible_.size()];
+      if (usable(index, exclude)) return index;
+    }
+    std::size_t start = next() % eligible_.size();
+    for (std::size_t k = 0; k < eligible_.size(); ++k) {
+      int index = eligible_[(start + k) % eligible_.size()];
+      if (usable(index, exclude)) return index;
+    }
+    return -1;
+  };
+  int a = draw();
+  if (a < 0) return -1;
+  int b = draw();
   // The less loaded per weight wins (the first on a tie).
-  std::uint64_t wa = servers_[static_cast<size_t>(a)].weight,
-                wb = servers_[static_cast<size_t>(b)].weight;
+  std::uint64_t wa = servers_[static_cast<size_t>(a)].weight;
+  std::uint64_t wb = servers_[static_cast<size_t>(b)].weight;
   return load(b) * wa < load(a) * wb ? b : a;
 }
 
