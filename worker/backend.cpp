@@ -6,15 +6,18 @@
 
 namespace molt::worker {
 
-Backend::Backend(const common::BackendConfig& config)
-    : config_(&config), declared_(config.servers.size()), random_(std::random_device{}() | 1) {
-  for (std::uint64_t i = 0; i < config.servers.size(); ++i) {
-    const auto& s = config.servers[i];
+Backend::Backend(common::BackendConfig config)
+    : config_(std::move(config)),
+      declared_(config_.servers.size()),
+      random_(std::random_device{}() | 1) {
+  for (std::uint64_t i = 0; i < config_.servers.size(); ++i) {
+    const auto& s = config_.servers[i];
     if (s.disabled) continue;
     servers_.push_back(Server{s.name, s.address, s.weight, s.disabled, 0, 0, i});
     if (s.weight > 0) eligible_.push_back(static_cast<int>(servers_.size() - 1));
   }
   servers_.shrink_to_fit();
+  std::vector<common::ServerConfig>().swap(config_.servers);
 }
 
 namespace {
@@ -52,7 +55,7 @@ bool Backend::usable(int index, std::span<const int> exclude) const {
 }
 
 int Backend::pick(std::span<const int> exclude, const common::SocketAddress* client) {
-  switch (config_->balance) {
+  switch (config_.balance) {
     case common::Balance::LeastConn:
       return pickLeastConn(exclude);
     case common::Balance::Source:

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,13 +22,15 @@ struct Server {
   std::uint64_t declared = 0;      // its index among the backend's declared servers
 };
 
-// Built from one BackendConfig; lives as long as the worker's generation config.
-class Backend {
+// Built from one BackendConfig, which it keeps (its server list aside: that becomes servers_).
+// Shared: the worker, routers and frontends that send traffic to it, and each session connected
+// through it hold a reference, so a draining worker frees every backend no connection uses.
+class Backend : public std::enable_shared_from_this<Backend> {
  public:
-  explicit Backend(const common::BackendConfig& config);
+  explicit Backend(common::BackendConfig config);
 
-  const std::string& name() const { return config_->name; }
-  const common::BackendConfig& config() const { return *config_; }
+  const std::string& name() const { return config_.name; }
+  const common::BackendConfig& config() const { return config_; }
   Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
   // Servers this worker may send traffic to: those not configured disabled.
   size_t size() const { return servers_.size(); }
@@ -66,7 +69,7 @@ class Backend {
   int pickSource(std::span<const int> exclude, const common::SocketAddress& client);
   int pickRandom(std::span<const int> exclude);
 
-  const common::BackendConfig* config_;
+  common::BackendConfig config_;  // without its servers
   // Only servers not configured disabled: the seed's spare templates (99 of 101) cost a worker
   // nothing. A disabled server made ready at runtime comes from the server-state zone's table.
   std::vector<Server> servers_;

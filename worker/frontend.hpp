@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,14 @@ class Frontend {
  public:
   using AcceptHandler = std::function<void(Frontend&, uv_stream_t* listener)>;
 
-  Frontend(const common::FrontendConfig& config, Backend* defaultBackend)
-      : config_(&config), defaultBackend_(defaultBackend) {}
+  Frontend(std::shared_ptr<const common::FrontendConfig> config,
+           std::shared_ptr<Backend> defaultBackend)
+      : config_(std::move(config)), defaultBackend_(std::move(defaultBackend)) {}
 
   const common::FrontendConfig& config() const { return *config_; }
-  Backend* defaultBackend() const { return defaultBackend_; }
+  // Shared with the sessions the frontend accepted: they read its timeouts and headers.
+  const std::shared_ptr<const common::FrontendConfig>& sharedConfig() const { return config_; }
+  const std::shared_ptr<Backend>& defaultBackend() const { return defaultBackend_; }
 
   // Wraps a received listening socket. Returns 0 or a libuv error.
   int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address, int backlog,
@@ -48,8 +52,8 @@ class Frontend {
     int backlog = 0;
     bool tls = false;
   };
-  const common::FrontendConfig* config_;
-  Backend* defaultBackend_;
+  std::shared_ptr<const common::FrontendConfig> config_;
+  std::shared_ptr<Backend> defaultBackend_;
   std::vector<Listener> listeners_;
   AcceptHandler onAccept_;
 };

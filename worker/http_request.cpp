@@ -88,7 +88,7 @@ void HttpSession::onRequestHead() {
   if (!head.keepAlive) closeAfter_ = true;
   backend_ = routeRequest();
   bool mustClose = request_ != RequestState::Complete;
-  std::uint64_t limit = frontend_.maxRequestBody;
+  std::uint64_t limit = frontend_->maxRequestBody;
   if (limit && !head.chunked && head.length > limit)
     return respondLocal(413, "request body too large", true);
   if (!backend_) return respondLocal(503, "no route", mustClose);
@@ -96,13 +96,16 @@ void HttpSession::onRequestHead() {
   connectServer();
 }
 
-Backend* HttpSession::routeRequest() {
+std::shared_ptr<Backend> HttpSession::routeRequest() {
+  if (!router_) return nullptr;
   const HttpHead& head = requestParser_.head();
   std::string_view host = targetAuthority(head.target());
   if (host.empty()) {
     if (const HttpField* f = head.find(FieldKind::Host)) host = head.value(*f);
   }
-  return router_.route(Router::normalizeHost(host, hostScratch_), targetPath(head.target()));
+  Backend* backend =
+      router_->route(Router::normalizeHost(host, hostScratch_), targetPath(head.target()));
+  return backend ? backend->shared_from_this() : nullptr;
 }
 
 void HttpSession::parseRequestBody() {
@@ -122,7 +125,7 @@ void HttpSession::parseRequestBody() {
   std::size_t consumed = complete ? r.consumed : input_.size();
   // A chunked body has no declared length: it is stopped once it passes the limit (counted with
   // its chunk framing, a few bytes per chunk).
-  if (std::uint64_t limit = frontend_.maxRequestBody; limit && bodySent_ + consumed > limit) {
+  if (std::uint64_t limit = frontend_->maxRequestBody; limit && bodySent_ + consumed > limit) {
     releaseInput();
     serverReusable_ = false;
     if (response_ == ResponseState::Waiting)

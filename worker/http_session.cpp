@@ -19,11 +19,11 @@ std::uint64_t ms(common::Millis d) {
 
 }  // namespace
 
-HttpSession::HttpSession(SessionHost& host, const common::FrontendConfig& frontend,
-                         const Router& router, std::unique_ptr<ClientStream> client)
+HttpSession::HttpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+                         std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client)
     : host_(host),
-      frontend_(frontend),
-      router_(router),
+      frontend_(std::move(frontend)),
+      router_(std::move(router)),
       client_(std::move(client)),
       chain_(host.buffers()) {
   client_->setHandler(this);
@@ -169,7 +169,7 @@ void HttpSession::startClosing() {
 // The earliest moment something must happen in the current phase; kNever for none. Activity
 // only moves stamps; the timer, armed for an earlier deadline, re-arms when it fires early.
 std::uint64_t HttpSession::deadline() const {
-  const auto& ft = frontend_.timeouts;
+  const auto& ft = frontend_->timeouts;
   switch (phase_) {
     case HttpPhase::Idle: {
       std::uint64_t d = phaseSince_ + ms(ft.keepAlive);
@@ -266,7 +266,7 @@ void HttpSession::logExchange(const char* termination) {
   logged_ = true;
   const HttpHead& head = requestParser_.head();
   AccessRecord r;
-  r.frontend = frontend_.name;
+  r.frontend = frontend_->name;
   if (backend_) r.backend = backend_->name();
   r.server = serverName_;
   r.client = clientAddress_;

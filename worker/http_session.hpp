@@ -48,8 +48,8 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   // the kernel send a reset that can destroy the response before the client read it.
   static constexpr std::uint64_t kLingerMs = 1000;
 
-  HttpSession(SessionHost& host, const common::FrontendConfig& frontend, const Router& router,
-              std::unique_ptr<ClientStream> client);
+  HttpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+              std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client);
   ~HttpSession() override;
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -96,7 +96,7 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   void processRequest();
   void parseRequestBody();
   void onRequestHead();
-  Backend* routeRequest();
+  std::shared_ptr<Backend> routeRequest();
   void forwardRequestBytes(std::size_t consumed);
   void respondLocal(int status, const char* why, bool mustClose);
   void releaseInput();
@@ -139,8 +139,10 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   std::int64_t sinceStart(std::uint64_t at) const;
 
   SessionHost& host_;
-  const common::FrontendConfig& frontend_;
-  const Router& router_;
+  // Shared with the worker while it serves (see TcpSession). The router goes once the session
+  // routes no more requests (a tunnel); the backend is the current exchange's.
+  std::shared_ptr<const common::FrontendConfig> frontend_;
+  std::shared_ptr<const Router> router_;
   std::unique_ptr<ClientStream> client_;
   std::unique_ptr<PlainStream> server_;
   common::UvHandle<uv_timer_t> timer_;
@@ -158,7 +160,7 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   std::string hostScratch_;
 
   // The current exchange.
-  Backend* backend_ = nullptr;
+  std::shared_ptr<Backend> backend_;
   int serverIndex_ = -1;
   std::string_view serverName_;  // the last server tried (for the log)
   std::vector<int> tried_;

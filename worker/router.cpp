@@ -24,13 +24,26 @@ Router::Router(const common::FrontendConfig& config, const BackendLookup& lookup
       std::string name;
       for (const auto& [host, value] : r.mapEntries) {
         name = r.backendPrefix + value;
-        if (Backend* backend = lookup(name)) route.map->emplace(host, backend);
+        if (auto backend = lookup(name)) route.map->emplace(host, use(std::move(backend)));
       }
     }
-    if (route.kind != Kind::HostMap) route.backend = lookup(r.backend);
+    if (route.kind != Kind::HostMap) route.backend = use(lookup(r.backend));
     routes_.push_back(std::move(route));
   }
-  if (!config.defaultBackend.empty()) defaultBackend_ = lookup(config.defaultBackend);
+  if (!config.defaultBackend.empty()) defaultBackend_ = use(lookup(config.defaultBackend));
+}
+
+Backend* Router::use(std::shared_ptr<Backend> backend) {
+  Backend* raw = backend.get();
+  if (!raw) return nullptr;
+  auto [it, inserted] = uses_.try_emplace(raw, std::move(backend), 0);
+  ++it->second.second;
+  return raw;
+}
+
+void Router::release(Backend* backend) {
+  auto it = uses_.find(backend);
+  if (it != uses_.end() && --it->second.second == 0) uses_.erase(it);
 }
 
 Backend* Router::route(std::string_view host, std::string_view path) const {

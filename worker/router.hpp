@@ -15,12 +15,13 @@ namespace molt::worker {
 class Backend;
 
 // Built once per generation from a FrontendConfig (host maps become hash maps here, never per
-// request); read-only afterwards. Routes are tried in file order, the first match wins, then the
-// default backend.
+// request). Routes are tried in file order, the first match wins, then the default backend.
+// Holds one reference to each backend it can route to (counted per use, not per entry), so the
+// backends of a draining worker live exactly as long as a router or a connection needs them.
 class Router {
  public:
   // Finds a backend of the worker's generation by name; null if absent.
-  using BackendLookup = std::function<Backend*(std::string_view name)>;
+  using BackendLookup = std::function<std::shared_ptr<Backend>(std::string_view name)>;
 
   Router(const common::FrontendConfig& config, const BackendLookup& lookup);
 
@@ -52,8 +53,14 @@ class Router {
     std::unique_ptr<HostMap> map;
   };
 
+  // Takes a reference for one more use of `backend` (null: nothing) and returns it raw.
+  Backend* use(std::shared_ptr<Backend> backend);
+  // Gives one use back; the reference goes with the last.
+  void release(Backend* backend);
+
   std::vector<Route> routes_;
   Backend* defaultBackend_ = nullptr;
+  std::unordered_map<Backend*, std::pair<std::shared_ptr<Backend>, std::size_t>> uses_;
 };
 
 }  // namespace molt::worker

@@ -4,22 +4,25 @@
 
 namespace molt::worker {
 
-TcpSession::TcpSession(SessionHost& host, const common::FrontendConfig& frontend, Backend& backend,
-                       std::unique_ptr<ClientStream> client)
-    : host_(host), frontend_(frontend), backend_(backend), clientStream_(std::move(client)) {
+TcpSession::TcpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+                       std::shared_ptr<Backend> backend, std::unique_ptr<ClientStream> client)
+    : host_(host),
+      frontend_(std::move(frontend)),
+      backend_(std::move(backend)),
+      clientStream_(std::move(client)) {
   client_.stream = clientStream_.get();
   clientStream_->setHandler(this);
   uv_timer_init(host_.loop(), timer_.get());
   timer_->data = this;
   // Tunnel timeout when the backend sets one, else the frontend's client timeout: in tcp mode
   // a connection is idle only when neither side sent anything.
-  idleTimeoutMs_ = static_cast<uint64_t>(backend_.config().timeouts.tunnel.count());
+  idleTimeoutMs_ = static_cast<uint64_t>(backend_->config().timeouts.tunnel.count());
   if (idleTimeoutMs_ == 0)
-    idleTimeoutMs_ = static_cast<uint64_t>(frontend_.timeouts.client.count());
+    idleTimeoutMs_ = static_cast<uint64_t>(frontend_->timeouts.client.count());
 }
 
 TcpSession::~TcpSession() {
-  if (serverIndex_ >= 0) backend_.connectionClosed(serverIndex_);
+  if (serverIndex_ >= 0) backend_->connectionClosed(serverIndex_);
 }
 
 void TcpSession::start() {
@@ -28,39 +31,39 @@ void TcpSession::start() {
 
 void TcpSession::connectNext() {
   if (serverIndex_ >= 0) {
-    backend_.connectionClosed(serverIndex_);
+    backend_->connectionClosed(serverIndex_);
     serverIndex_ = -1;
   }
   unsigned attempts = static_cast<unsigned>(tried_.size());
   int index =
-      attempts <= backend_.config().retries ? backend_.pick(tried_, &client_.stream->peer()) : -1;
+      attempts <= backend_->config().retries ? backend_->pick(tried_, &client_.stream->peer()) : -1;
   if (index < 0) {
     common::log::warn("frontend {} backend {}: no server could take the connection ({} tried)",
-                      frontend_.name, backend_.name(), attempts);
+                      frontend_->name, backend_->name(), attempts);
     return finish("no server");
   }
   tried_.push_back(index);
   serverIndex_ = index;
-  Server& server = backend_.server(index);
-  backend_.connectionOpened(index);
+  Server& server = backend_->server(index);
+  backend_->connectionOpened(index);
 
   // A failed attempt's stream closes here; its pending connect callback finds no owner.
   serverStream_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());
   server_.stream = serverStream_.get();
   serverStream_->setHandler(this);
   if (int rc = serverStream_->connect(server.address); rc < 0) {
-    common::log::warn("connect(backend {} server {} {}): {}", backend_.name(), server.name,
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(), server.name,
                       server.address.text(), uv_strerror(rc));
     return connectNext();
   }
-  armTimer(static_cast<uint64_t>(backend_.config().timeouts.connect.count()));
+  armTimer(static_cast<uint64_t>(backend_->config().timeouts.connect.count()));
 }
 
 void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
   if (phase_ != SessionPhase::Connecting) return;
   if (status < 0) {
-    const Server& server = backend_.server(serverIndex_);
-    common::log::warn("connect(backend {} server {} {}): {}", backend_.name(), server.name,
+    const Server& server = backend_->server(serverIndex_);
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(), server.name,
                       server.address.text(), uv_strerror(status));
     return connectNext();
   }
@@ -129,10 +132,10 @@ void TcpSession::armTimer(uint64_t timeoutMs) {
 
 void TcpSession::onTimer() {
   if (phase_ == SessionPhase::Connecting) {
-    const Server& server = backend_.server(serverIndex_);
-    common::log::warn("connect(backend {} server {} {}): timed out after {} ms", backend_.name(),
+    const Server& server = backend_->server(serverIndex_);
+    common::log::warn("connect(backend {} server {} {}): timed out after {} ms", backend_->name(),
                       server.name, server.address.text(),
-                      backend_.config().timeouts.connect.count());
+                      backend_->config().timeouts.connect.count());
     return connectNext();
   }
   // Idle check without re-arming on every read: the timer fires at the earliest possible

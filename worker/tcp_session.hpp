@@ -32,8 +32,8 @@ class TcpSession final : public Session, private StreamHandler {
   static constexpr size_t kHighWater = 256 * 1024;
   static constexpr size_t kLowWater = 64 * 1024;
 
-  TcpSession(SessionHost& host, const common::FrontendConfig& frontend, Backend& backend,
-             std::unique_ptr<ClientStream> client);
+  TcpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+             std::shared_ptr<Backend> backend, std::unique_ptr<ClientStream> client);
   ~TcpSession() override;
   TcpSession(const TcpSession&) = delete;
   TcpSession& operator=(const TcpSession&) = delete;
@@ -70,8 +70,10 @@ class TcpSession final : public Session, private StreamHandler {
   Side& other(Side& side) { return &side == &client_ ? server_ : client_; }
 
   SessionHost& host_;
-  const common::FrontendConfig& frontend_;
-  Backend& backend_;
+  // Shared with the worker while it serves; a draining worker lets its own references go, so
+  // these keep what this connection uses, and nothing else, alive.
+  std::shared_ptr<const common::FrontendConfig> frontend_;
+  std::shared_ptr<Backend> backend_;
   std::unique_ptr<ClientStream> clientStream_;
   std::unique_ptr<PlainStream> serverStream_;
   Side client_, server_;

@@ -74,24 +74,32 @@ void Worker::onHello(common::ControlMessage& message) {
     common::log::error("handover config does not parse:\n{}", e.what());
     return stop("bad config");
   }
-  std::unordered_map<std::string, Backend*> byName;
-  for (const auto& b : config_->backends) {
-    backends_.push_back(std::make_unique<Backend>(b));
-    byName[b.name] = backends_.back().get();
+  // The parsed backends and frontends move into the objects that serve with them; a backend's
+  // server list becomes its compact servers, a host map becomes its router's hash map.
+  for (auto& b : config_->backends) {
+    auto backend = std::make_shared<Backend>(std::move(b));
+    backendsByName_.emplace(backend->name(), backend);
+    backends_.push_back(std::move(backend));
   }
-  for (const auto& f : config_->frontends) {
-    auto it = byName.find(f.defaultBackend);
-    frontends_.push_back(std::make_unique<Frontend>(f, it == byName.end() ? nullptr : it->second));
-  }
-  accessLog_->configure(config_->global.logFormat);
-  // http: routing tables (host maps included) are built once here, never per request.
-  auto lookup = [&byName](std::string_view name) -> Backend* {
-    auto it = byName.find(std::string(name));
-    return it == byName.end() ? nullptr : it->second;
+  config_->backends.clear();
+  auto lookup = [this](std::string_view name) -> std::shared_ptr<Backend> {
+    auto it = backendsByName_.find(std::string(name));
+    return it == backendsByName_.end() ? nullptr : it->second;
   };
-  for (auto& frontend : frontends_)
-    if (frontend->config().mode == common::Mode::Http)
-      routers_.emplace(frontend.get(), std::make_unique<Router>(frontend->config(), lookup));
+  for (auto& f : config_->frontends) {
+    auto config = std::make_shared<common::FrontendConfig>(std::move(f));
+    std::shared_ptr<Router> router;
+    // http: routing tables (host maps included) are built once here, never per request.
+    if (config->mode == common::Mode::Http) {
+      router = std::make_shared<Router>(*config, lookup);
+      for (auto& route : config->routes) decltype(route.mapEntries)().swap(route.mapEntries);
+    }
+    frontends_.push_back(std::make_unique<Frontend>(config, lookup(config->defaultBackend)));
+    if (router) routers_.emplace(frontends_.back().get(), std::move(router));
+  }
+  config_->frontends.clear();
+  accessLog_->configure(config_->global.logFormat);
+  closeSpread_ = config_->global.closeSpread;
 }
 
 void Worker::onListener(common::ControlMessage& message) {
@@ -161,15 +169,22 @@ void Worker::handshakeEnded() noexcept {
 
 // A draining worker accepts no new connection, so once no handshake is under way nothing will
 // read or write the session cache again: unmap it (MADV_DONTNEED would not free shared pages).
+// The TLS contexts go with the zones unless a live connection holds one.
 void Worker::releaseZonesIfQuiet() {
-  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_ && !serverState_)) return;
+  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_)) return;
   for (auto& [frontend, context] : tlsContexts_) context->detachZones();
   sessionCache_.reset();
   ticketKeys_.reset();
-  // No check state in a draining worker either: every server counts as up from here on.
+  tlsContexts_.clear();
+  common::log::info("draining: unmapped the session cache and ticket keys");
+}
+
+// No check state in a draining worker: every server counts as up from here on, and the
+// generation's server-state zone is unmapped (no handshake involved, so at once).
+void Worker::detachServerState() {
+  if (!serverState_) return;
   for (auto& backend : backends_) backend->attachState(nullptr, 0);
   serverState_.reset();
-  common::log::info("draining: unmapped the shared zones");
 }
 
 void Worker::attachServerState() {
@@ -188,15 +203,43 @@ void Worker::attachServerState() {
   }
 }
 
-// What the worker serves with (backends' own server lists, routers, TLS contexts) is built;
-// the parsed copies it was built from and the handover bundle go, and the heap is trimmed so
-// that parsing leaves nothing resident behind.
+// What the worker serves with (backends, routers, TLS contexts) is built; what is left of the
+// parsed config and the handover bundle go, and the heap is trimmed so that parsing leaves
+// nothing resident behind.
 void Worker::dropBuildInputs() {
-  for (auto& backend : config_->backends) std::vector<common::ServerConfig>().swap(backend.servers);
-  for (auto& frontend : config_->frontends)
-    for (auto& route : frontend.routes) decltype(route.mapEntries)().swap(route.mapEntries);
+  config_.reset();
   bundle_.reset();
   malloc_trim(0);
+}
+
+// A draining worker routes no new connection: its own references to frontends, routers,
+// backends and (once the zones are gone) TLS contexts go. What a live connection still uses
+// stays, held by that connection; the rest is freed here.
+void Worker::releaseTables() {
+  std::vector<std::weak_ptr<Backend>> watched(backends_.begin(), backends_.end());
+  routers_.clear();
+  backendsByName_.clear();
+  backends_.clear();
+  frontends_.clear();
+  size_t kept = std::count_if(watched.begin(), watched.end(),
+                              [](const std::weak_ptr<Backend>& b) { return !b.expired(); });
+  common::log::info("draining: kept {} of {} backends for live connections", kept, watched.size());
+}
+
+// Session ends free what only they held: give it back to the kernel shortly after, once per
+// burst of ends rather than once per connection.
+void Worker::trimSoon() {
+  if (!trimTimer_.initialized()) {
+    uv_timer_init(loop_, trimTimer_.get());
+    trimTimer_->data = this;
+  }
+  if (uv_is_active(trimTimer_.base())) return;
+  uv_timer_start(
+      trimTimer_.get(),
+      [](uv_timer_t* h) {
+        if (h->data) malloc_trim(0);
+      },
+      100, 0);
 }
 
 // Gives back what a draining worker no longer needs: idle buffers, and free heap pages (glibc
@@ -259,9 +302,9 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
 std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
                                              std::unique_ptr<ClientStream> client) {
   if (frontend.config().mode == common::Mode::Http)
-    return std::make_unique<HttpSession>(*this, frontend.config(), *routers_.at(&frontend),
+    return std::make_unique<HttpSession>(*this, frontend.sharedConfig(), routers_.at(&frontend),
                                          std::move(client));
-  return std::make_unique<TcpSession>(*this, frontend.config(), *frontend.defaultBackend(),
+  return std::make_unique<TcpSession>(*this, frontend.sharedConfig(), frontend.defaultBackend(),
                                       std::move(client));
 }
 
@@ -279,6 +322,7 @@ void Worker::sessionEnded(Session* session) noexcept {
 
 void Worker::reapEnded() {
   ended_.clear();
+  if (phase_ == WorkerPhase::Draining) trimSoon();
   uv_check_stop(reaper_.get());
   exitIfIdle();
 }
@@ -322,8 +366,10 @@ void Worker::drain(const char* why) {
   phase_ = WorkerPhase::Draining;
   auto before = common::readProcessMemory(getpid());
   for (auto& frontend : frontends_) frontend->closeListeners();
+  detachServerState();
   releaseZonesIfQuiet();
   drainSessions();
+  releaseTables();
   releaseMemory(before);
   statsDirty_ = true;
   sendStats();
@@ -343,7 +389,7 @@ void Worker::drain(const char* why) {
 // ones with a random delay in [0, close_spread) so that clients do not all reconnect at once.
 void Worker::drainSessions() {
   serverPool_->closeAll();
-  uint64_t spread = config_ ? static_cast<uint64_t>(config_->global.closeSpread.count()) : 0;
+  auto spread = static_cast<uint64_t>(closeSpread_.count());
   std::minstd_rand random(static_cast<unsigned>(getpid() ^ uv_hrtime()));
   std::vector<Session*> live;
   for (auto& [raw, session] : sessions_) live.push_back(raw);
@@ -371,6 +417,7 @@ void Worker::stop(const char* why) {
   reaper_.close();
   statsTimer_.close();
   titleTimer_.close();
+  trimTimer_.close();
   sigterm_.close();
   uv_stop(loop_);
 }

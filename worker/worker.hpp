@@ -62,7 +62,10 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void onZone(common::ControlMessage& message);
   bool buildTlsContexts();
   void attachServerState();
+  void detachServerState();
   void dropBuildInputs();
+  void releaseTables();
+  void trimSoon();
   void releaseMemory(const std::optional<common::ProcessMemory>& before);
   void releaseZonesIfQuiet();
   void onStart();
@@ -82,13 +85,17 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<common::ControlChannel> control_;
   unsigned generation_ = 0, slot_ = 0;
   std::optional<common::Bundle> bundle_;
-  std::unique_ptr<common::Config> config_;
-  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<common::Config> config_;  // from hello until start: global and tls settings
+  common::Millis closeSpread_{0};
+  // What the worker serves with. Shared with the sessions that use them: a draining worker lets
+  // its own references go, and each table lives as long as a connection needs it.
+  std::vector<std::shared_ptr<Backend>> backends_;  // config order, like the server-state zone
+  std::unordered_map<std::string, std::shared_ptr<Backend>> backendsByName_;
   std::vector<std::unique_ptr<Frontend>> frontends_;
   BufferPool buffers_;
   std::unique_ptr<ServerPool> serverPool_;
   std::unique_ptr<AccessLog> accessLog_;
-  std::unordered_map<const Frontend*, std::unique_ptr<Router>> routers_;  // http frontends
+  std::unordered_map<const Frontend*, std::shared_ptr<Router>> routers_;  // http frontends
   // TLS: the zones from the master, and a context per frontend with a tls bind.
   std::unique_ptr<shm::SessionCache> sessionCache_;
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
@@ -100,6 +107,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   common::UvHandle<uv_check_t> reaper_;
   common::UvHandle<uv_timer_t> statsTimer_;
   common::UvHandle<uv_timer_t> titleTimer_;
+  common::UvHandle<uv_timer_t> trimTimer_;  // draining: gives freed tables back to the kernel
   common::UvHandle<uv_signal_t> sigterm_;
   uint64_t hardStopAtMs_ = 0;  // loop time of the master's hard stop; 0: unknown
   bool statsDirty_ = false;

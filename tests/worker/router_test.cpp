@@ -20,12 +20,12 @@ namespace {
 // Backends by name, as a worker's generation holds them.
 class Backends {
  public:
-  Backend* get(std::string_view name) {
+  std::shared_ptr<Backend> get(std::string_view name) {
     auto it = byName_.find(std::string(name));
     if (it != byName_.end()) return it->second;
-    BackendConfig& c = configs_.emplace_back();
+    BackendConfig c;
     c.name = std::string(name);
-    Backend* b = &backends_.emplace_back(c);
+    auto b = std::make_shared<Backend>(c);
     byName_[c.name] = b;
     return b;
   }
@@ -34,9 +34,7 @@ class Backends {
   }
 
  private:
-  std::deque<BackendConfig> configs_;
-  std::deque<Backend> backends_;
-  std::map<std::string, Backend*> byName_;
+  std::map<std::string, std::shared_ptr<Backend>> byName_;
 };
 
 RouteConfig route(RouteConfig::Kind kind, std::string value, std::string backend) {
@@ -120,4 +118,34 @@ TEST_CASE("a host map of 10k entries routes each host to its backend", "[http][r
   }
   REQUIRE(routed(router, "host9999.example.com", "/health") == "bk_health");  // earlier route
   REQUIRE(routed(router, "host10000.example.com", "/") == "bk_no_match");
+}
+
+TEST_CASE("a router keeps the backends it routes to alive, and only as long as it lives",
+          "[http][router]") {
+  FrontendConfig fe;
+  RouteConfig map;
+  map.kind = RouteConfig::Kind::HostMap;
+  map.backendPrefix = "bk_";
+  for (int i = 0; i < 100; ++i)
+    map.mapEntries.emplace_back("host" + std::to_string(i) + ".example.com",
+                                "app" + std::to_string(i % 3));
+  fe.routes.push_back(std::move(map));
+  fe.defaultBackend = "bk_app0";
+  std::vector<std::weak_ptr<Backend>> watched;
+  std::unique_ptr<Router> router;
+  {
+    Backends backends;  // the worker's own references, dropped on drain
+    router = std::make_unique<Router>(fe, backends.lookup());
+    for (const char* name : {"bk_app0", "bk_app1", "bk_app2"}) {
+      watched.push_back(backends.get(name));
+      // One reference per backend, not one per map entry that names it.
+      REQUIRE(watched.back().use_count() == 2);
+    }
+    watched.push_back(backends.get("bk_unused"));
+  }
+  REQUIRE(watched[3].expired());  // nothing routes to it: freed with the worker's references
+  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(watched[static_cast<size_t>(i)].expired());
+  REQUIRE(routed(*router, "host4.example.com", "/") == "bk_app1");
+  router.reset();
+  for (const auto& backend : watched) REQUIRE(backend.expired());
 }
