@@ -1,12 +1,12 @@
 #include "master/notify.hpp"
 
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "common/log.hpp"
+#include "master/systemd.hpp"
 
 namespace molt::master {
 namespace {
@@ -27,7 +27,7 @@ std::string oneLine(const std::string& text) {
 
 int Notifier::send(const std::string& state) {
   // unset_environment = 0: the master notifies for its whole life, across reloads.
-  int rc = sd_notify(0, state.c_str());
+  int rc = systemd::notify(state.c_str());
   if (rc < 0 && !warned_) {
     warned_ = true;
     common::log::warn("sd_notify: {}", std::strerror(-rc));

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +25,7 @@
 #include "common/bundle.hpp"
 #include "common/log.hpp"
 #include "master/master.hpp"
+#include "master/systemd.hpp"
 
 namespace molt::master {
 namespace {
@@ -297,12 +297,12 @@ bool Master::restoreFromInventory() {
 
 void Master::adoptActivatedSockets() {
   char** names = nullptr;
-  int count = sd_listen_fds_with_names(1, &names);
+  int count = systemd::listenFdsWithNames(&names);
   if (count < 0) common::log::warn("socket activation: sd_listen_fds: {}", std::strerror(-count));
   for (int i = 0; i < count; ++i) {
-    int fd = SD_LISTEN_FDS_START + i;
+    int fd = 3 + i;  // SD_LISTEN_FDS_START
     std::string name = names && names[i] ? names[i] : "unknown";
-    if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+    if (systemd::isSocket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
       common::log::warn("socket activation: fd {} ({}) is not a listening stream socket; ignored",
                         fd, name);
       continue;
