@@ -27,6 +27,12 @@ enum class Mode { Tcp, Http };
 enum class Balance { RoundRobin, LeastConn, Source, Random };
 enum class CheckType { Tcp, Http };
 enum class LogFormat { Text, Json };
+// A server's administrative state (the values are the server-state zone's admin byte).
+enum class ServerAdmin : std::uint8_t {
+  Ready = 0,  // takes new traffic (when up and of weight above 0)
+  Drain = 1,  // keeps its connections, gets no new ones
+  Maint = 2,  // gets nothing
+};
 
 struct GlobalConfig {
   unsigned workers = 0;  // 0 in the file is refused; absent means the number of CPUs
@@ -73,11 +79,20 @@ struct FrontendTimeouts {
   Millis keepAlive = std::chrono::seconds(5);
 };
 
+// A certificate added through the runtime API (cert.set), not read from the config file.
+struct RuntimeCertificate {
+  std::string name;  // unique in its frontend; cert.set of the same name replaces it
+  std::string pem;   // the leaf certificate, its chain, and its private key
+};
+
 struct FrontendConfig {
   std::string name;
   Mode mode = Mode::Http;
   std::vector<BindConfig> binds;
   std::vector<std::string> certificates;  // paths as written (files or directories)
+  // Added to the SNI table after the file's certificates, in this order; for a name both serve,
+  // the runtime certificate wins.
+  std::vector<RuntimeCertificate> runtimeCertificates;
   std::vector<RouteConfig> routes;
   std::string defaultBackend;  // may be empty in http mode (then unrouted requests get 503)
   FrontendTimeouts timeouts;
@@ -100,11 +115,16 @@ struct ServerConfig {
   SocketAddress address;
   unsigned weight = 1;
   bool check = false;  // resolved: true when this server is health-checked
+  // The state a generation starts the server in: "disabled": true in the file is Maint, and a
+  // runtime server.set changes it.
+  ServerAdmin admin = ServerAdmin::Ready;
+  // admin == Maint, kept as its own flag: workers keep no copy of such a server and health checks
+  // skip it (until a later generation starts it otherwise).
+  bool disabled = false;
   // A per-server check object merged over the backend's (or the defaults); also the default tcp
   // check when the server says "check": true and its backend has no check object.
   // Shared by every server a template made: one object, not one per server.
   std::shared_ptr<const CheckConfig> checkOverride;
-  bool disabled = false;
 };
 
 struct BackendTimeouts {

@@ -84,7 +84,10 @@ void readServerCommon(const Fields& f, const BackendConfig& backend, ServerConfi
     readAddressText(f.ctx(), *f.get("address"), f.at("address"), AddressUse::Connect, s.address);
   }
   if (auto n = f.integer("weight", 0, 256)) s.weight = static_cast<unsigned>(*n);
-  if (auto b = f.boolean("disabled")) s.disabled = *b;
+  if (auto b = f.boolean("disabled")) {
+    s.disabled = *b;
+    s.admin = *b ? ServerAdmin::Maint : ServerAdmin::Ready;
+  }
   resolveServerCheck(f, backend, s);
 }
 

@@ -108,10 +108,10 @@ std::unique_ptr<ServerState> ServerState::build(const common::Config& config, st
       r.weight = static_cast<std::uint16_t>(s.weight);
       r.flags = static_cast<std::uint8_t>((s.disabled ? kDisabled : 0) | (s.check ? kChecked : 0));
       encodeAddress(s.address, r);
-      // A server configured disabled starts in maintenance; the runtime API may make it ready.
-      if (s.disabled)
-        state->live(serverAt - 1).admin.store(static_cast<std::uint8_t>(ServerAdmin::Maint),
-                                              std::memory_order_relaxed);
+      // Only non-ready servers write their live record: the others' pages stay untouched.
+      if (s.admin != ServerAdmin::Ready)
+        state->live(serverAt - 1)
+            .admin.store(static_cast<std::uint8_t>(s.admin), std::memory_order_relaxed);
     }
   }
   return state;

@@ -17,8 +17,9 @@
 // The table is written by the master before any worker sees the zone and never changes; the
 // live state is written by the master (health, admin state, weight) and by workers (connection
 // counts, relaxed atomics). All zero is the initial live state: up, ready, configured weight, no
-// connections, so those pages are not touched until something changes (a server configured
-// disabled starts with admin = maint). Offsets, not pointers.
+// connections, so those pages are not touched until something changes (a server starts with the
+// admin state its config gives: maint when configured disabled, or what a runtime server.set
+// left it in). Offsets, not pointers.
 // One zone per generation: the whole instance holds one copy of each server (PSS), however many
 // workers map it.
 #pragma once
@@ -36,7 +37,7 @@
 namespace molt::shm {
 
 enum class ServerHealth : std::uint8_t { Up = 0, Down = 1 };
-enum class ServerAdmin : std::uint8_t { Ready = 0, Drain = 1, Maint = 2 };
+using ServerAdmin = common::ServerAdmin;  // the admin byte holds its value
 
 struct ServerLive {
   std::atomic<std::uint8_t> health;

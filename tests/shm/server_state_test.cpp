@@ -69,6 +69,21 @@ TEST_CASE("eligibility follows health, admin state and weight", "[shm][servers]"
   REQUIRE(state->weight(0) == 3);
 }
 
+TEST_CASE("a new zone starts each server in the admin state its config gives", "[shm][servers]") {
+  auto config = twoBackends(2);
+  config.backends[0].servers[0].admin = common::ServerAdmin::Drain;  // as a server.set leaves it
+  config.backends[0].servers[1].admin = common::ServerAdmin::Ready;  // disabled made ready
+  config.backends[0].servers[1].disabled = false;
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  REQUIRE(state->live(0).admin.load() == static_cast<std::uint8_t>(shm::ServerAdmin::Drain));
+  REQUIRE_FALSE(state->eligible(0));
+  REQUIRE(state->live(1).admin.load() == static_cast<std::uint8_t>(shm::ServerAdmin::Ready));
+  REQUIRE(state->eligible(1));
+  REQUIRE(state->live(2).admin.load() == static_cast<std::uint8_t>(shm::ServerAdmin::Maint));
+}
+
 TEST_CASE("a worker process attached to the zone sees the table and shares live state", "[shm][servers]") {
   auto config = twoBackends(10);
   std::string error;
