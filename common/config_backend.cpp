@@ -153,6 +153,15 @@ void parseTemplate(ParseContext& ctx, const JsonValue& v, std::string path, Serv
   }
 }
 
+void parseEntry(ParseContext& ctx, const JsonValue& v, std::string path, ServerList& list,
+                std::uint32_t index) {
+  if (v.isObject() && v.find("template")) {
+    parseTemplate(ctx, v, std::move(path), list, index);
+  } else {
+    parseServer(ctx, v, std::move(path), list, index);
+  }
+}
+
 // One hash lookup per server: templates of a million servers stay fast. A template colliding with
 // another entry is reported once, at its first duplicate name.
 void checkServerNames(ParseContext& ctx, const JsonValue& entries, const std::string& path,
@@ -184,12 +193,7 @@ void parseServers(ParseContext& ctx, const JsonValue& entries, const std::string
   list.origins.reserve(entries.items.size());
   for (std::uint32_t j = 0; j < entries.items.size(); ++j) {
     const JsonValue& entry = entries.items[j];
-    std::string entryPath = Where{path, j}.str();
-    if (entry.isObject() && entry.find("template")) {
-      parseTemplate(ctx, entry, std::move(entryPath), list, j);
-    } else {
-      parseServer(ctx, entry, std::move(entryPath), list, j);
-    }
+    parseEntry(ctx, entry, Where{path, j}.str(), list, j);
   }
   checkServerNames(ctx, entries, path, list);
 }
@@ -201,6 +205,8 @@ void parseBackendTimeouts(ParseContext& ctx, const JsonValue& v, std::string pat
   if (auto d = f.duration("server", Millis(1))) out.server = *d;
   if (auto d = f.duration("tunnel", Millis(1))) out.tunnel = *d;
 }
+
+}  // namespace
 
 BackendConfig parseBackend(ParseContext& ctx, const JsonValue& v, std::string path) {
   Fields f(ctx, v, std::move(path),
@@ -233,7 +239,11 @@ BackendConfig parseBackend(ParseContext& ctx, const JsonValue& v, std::string pa
   return backend;
 }
 
-}  // namespace
+void parseServerEntry(ParseContext& ctx, const JsonValue& v, std::string path,
+                      BackendConfig& backend) {
+  ServerList list{backend, {}};
+  parseEntry(ctx, v, std::move(path), list, 0);
+}
 
 CheckConfig parseCheck(ParseContext& ctx, const JsonValue& v, const std::string& path,
                        CheckConfig c) {

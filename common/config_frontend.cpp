@@ -1,18 +1,11 @@
 // Parsing of the "frontends" section: binds, certificates, routes and host maps.
 #include <algorithm>
-#include <cctype>
 
 #include "common/config_parse.hpp"
 
 namespace molt::common::config_detail {
 
 namespace {
-
-std::string lowerCase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // Returns the bind's "tls" flag even when its address is invalid, for the certificates check.
 bool parseBind(ParseContext& ctx, const JsonValue& v, const std::string& path,

@@ -1,6 +1,7 @@
 #include "common/config_parse.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "common/units.hpp"
@@ -111,6 +112,12 @@ bool isValidHost(std::string_view host) {
   return std::all_of(host.begin(), host.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
   });
+}
+
+std::string lowerCase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 const std::string* readString(ParseContext& ctx, const JsonValue& v, const Where& where) {

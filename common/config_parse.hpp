@@ -1,5 +1,7 @@
 // Internal to the config parser (common/config*.cpp): the error collector, typed readers over the
-// JSON tree, and the per-section parse steps. Nothing outside common/config*.cpp includes this.
+// JSON tree, and the per-section parse steps. Nothing outside common/config*.cpp includes this but
+// the runtime changes (common/runtime_change*.cpp), which parse servers and backends as the file
+// does.
 #pragma once
 
 #include <cstdint>
@@ -140,6 +142,13 @@ void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out);
 void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out);
 void parseBackends(ParseContext& ctx, const JsonValue& v, std::vector<BackendConfig>& out);
 void parseFrontends(ParseContext& ctx, const JsonValue& v, std::vector<FrontendConfig>& out);
+// One element of "backends" at `path` (its servers' names checked against each other).
+BackendConfig parseBackend(ParseContext& ctx, const JsonValue& v, std::string path);
+// One element of a backend's "servers" at `path`: a server, or a template expanded, appended to
+// `backend.servers`, its check resolved against `backend.check`. The new names are not checked
+// against the backend's other servers: the caller does that.
+void parseServerEntry(ParseContext& ctx, const JsonValue& v, std::string path,
+                      BackendConfig& backend);
 // A check object read over `base` (the backend's check, or defaults for a backend's own); the
 // fields that are invalid (and reported) keep their `base` value.
 CheckConfig parseCheck(ParseContext& ctx, const JsonValue& v, const std::string& path,
@@ -149,5 +158,7 @@ CheckConfig parseCheck(ParseContext& ctx, const JsonValue& v, const std::string&
 bool isValidName(std::string_view name);
 // An exact lower-case host name, or "*." followed by one.
 bool isValidHost(std::string_view host);
+// ASCII lower case, as hosts are compared.
+std::string lowerCase(std::string_view text);
 
 }  // namespace molt::common::config_detail
