@@ -15,6 +15,8 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/process_title.hpp"
+#include "common/runtime_change.hpp"
+#include "master/certificate_check.hpp"
 #include "master/ctl.hpp"
 #include "master/master.hpp"
 #include "molt_version.h"
@@ -49,6 +51,11 @@ void installTlsValidator() {
       }
     }
   });
+}
+
+// Runtime certificates (cert.set) are checked by the same code before the master applies them.
+void installCertificateValidator() {
+  molt::common::setCertificateValidator(molt::master::checkCertificatePem);
 }
 
 int printVersion() {
@@ -117,6 +124,7 @@ int main(int argc, char** argv) {
   }
   if (file.empty()) return usage("no config file given (-f FILE)");
   installTlsValidator();
+  installCertificateValidator();
   if (check) return checkConfig(file);
 
   molt::common::log::setRole("master");
