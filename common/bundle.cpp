@@ -13,7 +13,8 @@ namespace molt::common {
 namespace {
 
 constexpr char kMagic[8] = {'M', 'O', 'L', 'T', 'B', 'N', 'D', 'L'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kOldestVersion = 1;  // without the journal record
 
 template <class T>
 void put(std::string& out, T value) {
@@ -89,8 +90,9 @@ FileSource Bundle::fileSource() const {
 UniqueFd writeBundle(const Bundle& bundle, std::string& error) {
   std::string image(kMagic, sizeof kMagic);
   put<std::uint32_t>(image, kVersion);
-  put<std::uint32_t>(image, static_cast<std::uint32_t>(1 + bundle.files.size()));
+  put<std::uint32_t>(image, static_cast<std::uint32_t>(2 + bundle.files.size()));
   putRecord(image, bundle.configPath, bundle.configText);
+  putRecord(image, "journal", bundle.journal);
   for (const auto& [name, data] : bundle.files) putRecord(image, name, data);
 
   UniqueFd fd(memfd_create("molt-bundle", MFD_CLOEXEC | MFD_ALLOW_SEALING));
@@ -131,8 +133,13 @@ std::optional<Bundle> readBundle(int fd, std::string& error) {
     return std::nullopt;
   }
   in.remove_prefix(sizeof kMagic);
-  if (!take(in, version) || version != kVersion || !take(in, count) || count == 0) {
+  if (!take(in, version) || version < kOldestVersion || version > kVersion) {
     error = "unsupported bundle version " + std::to_string(version);
+    return std::nullopt;
+  }
+  std::uint32_t firstFile = version >= 2 ? 2 : 1;
+  if (!take(in, count) || count < firstFile) {
+    error = "truncated bundle";
     return std::nullopt;
   }
   Bundle bundle;
@@ -145,6 +152,8 @@ std::optional<Bundle> readBundle(int fd, std::string& error) {
     if (i == 0) {
       bundle.configPath = name;
       bundle.configText = std::move(data);
+    } else if (i < firstFile) {
+      bundle.journal = std::move(data);
     } else {
       bundle.files.emplace(name, std::move(data));
     }

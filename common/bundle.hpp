@@ -2,8 +2,12 @@
 //
 // A sealed memfd written by the master: the config file's text and every side file it read
 // (host maps, certificates), so a worker sees exactly the bytes the master validated even if the
-// files change on disk meanwhile. Layout: "MOLTBNDL" u32 version, u32 count, then `count` records
-// {u32 nameLength, u64 dataLength, name, data}; record 0 is the config (name = the file's path).
+// files change on disk meanwhile, and the journal of runtime changes to replay over it
+// (common/journal_text.hpp). Layout: "MOLTBNDL" u32 version, u32 count, then `count` records
+// {u32 nameLength, u64 dataLength, name, data}; record 0 is the config (name = the file's path);
+// from version 2 record 1 is the journal (name "journal", JSON lines, empty for none); the rest
+// are side files (name = path). Version 1 (no journal record) is still read: a binary upgrade
+// hands the new binary the old one's bundles.
 #pragma once
 
 #include <optional>
@@ -19,6 +23,7 @@ struct Bundle {
   std::string configPath;
   std::string configText;
   std::unordered_map<std::string, std::string> files;  // side files by path
+  std::string journal;  // runtime changes to apply after parsing, as JSON lines; "" for none
 
   // A FileSource that serves `files` (directory listings derived from the paths held).
   FileSource fileSource() const;
