@@ -50,7 +50,9 @@ std::optional<std::int64_t> Request::optionalInteger(std::string_view key, std::
   if (!v.is_number_integer()) refuse(std::string(key) + ": expected an integer");
   bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
                                      : v.get<std::int64_t>() >= min && v.get<std::int64_t>() <= max;
-  if (!fits) {
+  if (!fits && max == std::numeric_limits<std::int64_t>::max()) {
+    refuse(std::string(key) + ": must be at least " + std::to_string(min));
+  } else if (!fits) {
     refuse(std::string(key) + ": must be between " + std::to_string(min) + " and " +
            std::to_string(max));
   }

@@ -2,6 +2,7 @@
 // backend.add, backend.del.
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <unordered_set>
 
 #include "common/runtime_change_detail.hpp"
@@ -78,10 +79,14 @@ void serverAdd(Config& config, nlohmann::json& change, const FileSource& files) 
                          std::make_move_iterator(scratch.servers.end()));
 }
 
+// "timeout_ms" bounds the master's wait for the server's connections to drain before it deletes
+// it; the config has nothing to do with it, and the journal does not keep it.
 void serverDel(Config& config, nlohmann::json& change, const FileSource&) {
-  Request request(change, {"backend", "server"});
+  Request request(change, {"backend", "server", "timeout_ms"});
   BackendConfig& backend = backendNamed(config, request, "backend");
   std::size_t index = serverIndex(backend, request.string("server"));
+  request.optionalInteger("timeout_ms", 0, std::numeric_limits<std::int64_t>::max());
+  change.erase("timeout_ms");
   backend.servers.erase(backend.servers.begin() + static_cast<std::ptrdiff_t>(index));
 }
 

@@ -198,7 +198,17 @@ TEST_CASE("server.del removes a server, and only one that exists", "[runtime_cha
         "server: bk_1 has no server named 'web1'");
   CHECK(apply(c, {{"cmd", "server.del"}, {"backend", "bk_1"}}) ==
         "server: missing (server.del needs it)");
+  CHECK(
+      apply(c,
+            {{"cmd", "server.del"}, {"backend", "bk_1"}, {"server", "web2"}, {"timeout_ms", -1}}) ==
+      "timeout_ms: must be at least 0");
   CHECK(snapshot(c) == before);
+
+  // The drain timeout is the master's business: accepted, and not kept for the journal.
+  json change = {
+      {"cmd", "server.del"}, {"backend", "bk_1"}, {"server", "web2"}, {"timeout_ms", 500}};
+  REQUIRE(applyRuntimeChange(c, change, kFiles) == "");
+  CHECK(change == json{{"cmd", "server.del"}, {"backend", "bk_1"}, {"server", "web2"}});
 }
 
 TEST_CASE("server.set changes address, weight and admin state", "[runtime_change]") {
@@ -439,6 +449,7 @@ TEST_CASE("map.set and map.del are refused with the field at fault", "[runtime_c
   CHECK(set({{"route", 1}}) == "route: frontends[0].routes[1] is not a host_map route");
   CHECK(set({{"route", 3}}) == "route: www has no frontends[0].routes[3] (it has 3 routes)");
   CHECK(set({{"route", "2"}}) == "route: expected an integer");
+  CHECK(set({{"route", -1}}) == "route: must be at least 0");
   CHECK(set({{"value", -1}}) == "value: expected a string");
   CHECK(set({{"frontend", "plain"}}) == "frontend: plain has no host_map route");
   CHECK(apply(c, {{"cmd", "map.del"}, {"frontend", "www"}, {"host", "zzz.example.com"}}) ==
