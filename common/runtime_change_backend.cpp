@@ -19,13 +19,15 @@ std::size_t serverIndex(const BackendConfig& backend, const std::string& name) {
   refuse("server: " + backend.name + " has no server named '" + name + "'");
 }
 
-// One pass over the backend's servers however many a template adds.
+// One pass over the backend's servers however many a template adds; one server (the usual case)
+// is compared directly, without hashing every name of a backend that may hold a million.
 void refuseDuplicates(const BackendConfig& backend, const std::vector<ServerConfig>& added) {
+  if (added.empty()) return;
   std::unordered_set<std::string_view> names;
-  names.reserve(added.size());
-  for (const ServerConfig& s : added) names.insert(s.name);
+  for (std::size_t i = 0; added.size() > 1 && i < added.size(); ++i) names.insert(added[i].name);
   for (const ServerConfig& s : backend.servers) {
-    if (!names.count(s.name)) continue;
+    bool taken = added.size() > 1 ? names.count(s.name) > 0 : s.name == added.front().name;
+    if (!taken) continue;
     std::string message =
         "server: " + backend.name + " already has a server named '" + s.name + "'";
     if (added.size() > 1) {
