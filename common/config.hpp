@@ -125,6 +125,9 @@ struct ServerConfig {
   // check when the server says "check": true and its backend has no check object.
   // Shared by every server a template made: one object, not one per server.
   std::shared_ptr<const CheckConfig> checkOverride;
+  // The master's record of the server's row in its generation's server-state zone (assigned when
+  // the zone is built, or when the runtime API adds the server); not read from the file.
+  std::uint64_t stateRow = ~std::uint64_t{0};
 };
 
 struct BackendTimeouts {

@@ -49,8 +49,10 @@ void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
   if (name == "servers") return reply(serversReport(request));
   if (name == "reload") return requestReload("api", std::move(reply));
   if (name == "upgrade") return requestUpgrade(std::move(reply));
+  if (isChangeCommand(name)) return handleChange(request, std::move(reply));
   reply(failure("cmd: unknown command '" + name +
-                "' (known: proc, reload, upgrade, errors, cache, servers)"));
+                "' (known: proc, reload, upgrade, errors, cache, servers, server.add, server.del, "
+                "server.set, backend.add, backend.del, cert.set, cert.del, map.set, map.del)"));
 }
 
 // Every server of the serving generation (or of one backend): configuration, admin state,
@@ -68,11 +70,11 @@ nlohmann::json Master::serversReport(const nlohmann::json& request) const {
   const shm::ServerState& state = *serving->serverState();
   static constexpr const char* kAdmin[] = {"ready", "drain", "maint"};
   nlohmann::json servers = nlohmann::json::array();
-  std::uint64_t index = 0;
   for (const auto& backend : serving->config().backends) {
+    if (!only.empty() && backend.name != only) continue;
     for (const auto& server : backend.servers) {
-      std::uint64_t i = index++;
-      if (!only.empty() && backend.name != only) continue;
+      std::uint64_t i = server.stateRow;
+      if (i >= state.serverCount()) continue;  // the zone had no room for it (logged)
       const shm::ServerLive& live = state.live(i);
       bool checked = server.check && !server.disabled;
       std::uint8_t admin = live.admin.load();

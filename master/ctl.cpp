@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,15 +28,16 @@ constexpr const char* kUsage =
     "          server.del BACKEND NAME, server.set BACKEND NAME, backend.add, backend.del NAME,\n"
     "          cert.set FRONTEND PATH, cert.del FRONTEND NAME, map.set FRONTEND HOST VALUE,\n"
     "          map.del FRONTEND HOST, cache\n"
-    "key=value adds a field to the request (value parsed as JSON when it is JSON, else a string)\n";
+    "key=value adds a field to the request (value parsed as JSON when it is JSON, else a string);\n"
+    "a dotted key sets a nested field: server.weight=2\n";
 
-// The names positional arguments take, per command.
+// The fields positional arguments fill, per command (dotted: nested).
 const std::map<std::string, std::vector<std::string>> kPositional = {
     {"servers", {"backend"}},
-    {"server.add", {"backend", "name", "address"}},
-    {"server.del", {"backend", "name"}},
-    {"server.set", {"backend", "name"}},
-    {"backend.del", {"name"}},
+    {"server.add", {"backend", "server.name", "server.address"}},
+    {"server.del", {"backend", "server"}},
+    {"server.set", {"backend", "server"}},
+    {"backend.del", {"backend"}},
     {"cert.set", {"frontend", "path"}},
     {"cert.del", {"frontend", "name"}},
     {"map.set", {"frontend", "host", "value"}},
@@ -56,6 +58,17 @@ int usage(const std::string& problem) {
 nlohmann::json valueOf(const std::string& text) {
   auto parsed = nlohmann::json::parse(text, nullptr, false);
   return parsed.is_discarded() ? nlohmann::json(text) : parsed;
+}
+
+// Sets `key` ("weight", or dotted "server.weight") in `request`.
+void setField(nlohmann::json& request, const std::string& key, nlohmann::json value) {
+  nlohmann::json* at = &request;
+  std::size_t start = 0;
+  for (std::size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
+    at = &(*at)[key.substr(start, dot - start)];
+    if (!at->is_object()) *at = nlohmann::json::object();
+  }
+  (*at)[key.substr(start)] = std::move(value);
 }
 
 // Fills `options` from argv; returns "" or a usage problem.
@@ -79,7 +92,7 @@ std::string parseArgs(int argc, char** argv, Options& options) {
       }
       if (options.socket.empty()) return value + " sets no global.api_socket";
     } else if (auto eq = arg.find('='); eq != std::string::npos && !options.request.empty()) {
-      options.request[arg.substr(0, eq)] = valueOf(arg.substr(eq + 1));
+      setField(options.request, arg.substr(0, eq), valueOf(arg.substr(eq + 1)));
     } else if (options.request.empty()) {
       options.request["cmd"] = arg;
     } else {
@@ -91,8 +104,14 @@ std::string parseArgs(int argc, char** argv, Options& options) {
   size_t allowed = names == kPositional.end() ? 0 : names->second.size();
   if (positional.size() > allowed)
     return "too many arguments for " + options.request["cmd"].get<std::string>();
-  for (size_t i = 0; i < positional.size(); ++i)
-    options.request[names->second[i]] = valueOf(positional[i]);
+  // Positional arguments are names, hosts, addresses and paths: always strings ("web1", "80").
+  // A relative certificate path is taken from the current directory.
+  for (size_t i = 0; i < positional.size(); ++i) {
+    std::string value = positional[i];
+    if (names->second[i] == "path" && !value.empty() && value.front() != '/')
+      value = std::filesystem::absolute(value).lexically_normal().string();
+    setField(options.request, names->second[i], value);
+  }
   return {};
 }
 
@@ -198,6 +217,13 @@ void printResponse(const std::string& cmd, const nlohmann::json& r) {
   if (cmd == "errors") {
     if (r["errors"].empty()) std::printf("no errors: the last reload succeeded\n");
     for (const auto& e : r["errors"]) std::printf("%s\n", e.get<std::string>().c_str());
+    return;
+  }
+  if (r.contains("applied")) {
+    std::printf("applied %s (generation %u)\n", r["applied"].get<std::string>().c_str(),
+                r.value("generation", 0u));
+    if (r.contains("warning"))
+      std::printf("warning: %s\n", r["warning"].get<std::string>().c_str());
     return;
   }
   if (r.contains("status")) {

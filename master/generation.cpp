@@ -38,7 +38,7 @@ const char* phaseName(GenerationPhase phase) {
   return "?";
 }
 
-LoadedConfig loadConfig(const std::string& path) {
+LoadedConfig loadConfig(const std::string& path, const Journal& journal, bool readStateFile) {
   common::Bundle bundle;
   bundle.configPath = path;
   std::ifstream in(path, std::ios::binary);
@@ -60,6 +60,12 @@ LoadedConfig loadConfig(const std::string& path) {
   loaded.config =
       std::make_unique<common::Config>(common::parseConfig(bundle.configText, path, recording));
   std::string error;
+  loaded.journal = journal;
+  const std::string& stateFile = loaded.config->global.stateFile;
+  if (readStateFile && !stateFile.empty() && !loaded.journal.loadStateFile(stateFile, error))
+    throw common::ConfigErrors({common::ConfigError{path, 0, 0, "global.state_file", error}});
+  loaded.conflicts = loaded.journal.replay(*loaded.config, recording);
+  bundle.journal = loaded.journal.toText();
   loaded.bundle = common::writeBundle(bundle, error);
   if (!loaded.bundle)
     throw common::ConfigErrors({common::ConfigError{path, 0, 0, "", "handover bundle: " + error}});
@@ -121,6 +127,8 @@ void Generation::sendHandover(WorkerProcess& worker) const {
                 std::move(fd));
   }
   worker.send({{"type", "start"}});
+  // A worker respawned into a serving generation: the runtime changes made since it was built.
+  for (const auto& change : changes_) worker.send(change);
 }
 
 uint64_t monotonicMs() {
@@ -210,11 +218,19 @@ void Generation::adoptServerState(std::unique_ptr<shm::ServerState> state) {
   serverState_ = std::move(state);
   checked_.clear();
   std::uint64_t index = 0;
-  for (const auto& backend : loaded_.config->backends)
-    for (const auto& server : backend.servers) {
+  for (auto& backend : loaded_.config->backends)
+    for (auto& server : backend.servers) {
       if (server.check && !server.disabled) checked_[backend.name + "/" + server.name] = index;
-      ++index;
+      server.stateRow = index++;
     }
+}
+
+void Generation::trackCheck(const std::string& backend, const common::ServerConfig& server) {
+  std::string key = backend + "/" + server.name;
+  if (server.check && !server.disabled)
+    checked_[key] = server.stateRow;
+  else
+    checked_.erase(key);
 }
 
 bool Generation::setHealth(const std::string& backend, const std::string& server, bool up) {

@@ -9,9 +9,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/config.hpp"
 #include "common/unique_fd.hpp"
 #include "common/uv_handle.hpp"
+#include "master/journal.hpp"
 #include "master/listener.hpp"
 #include "master/worker_process.hpp"
 #include "shm/server_state.hpp"
@@ -36,11 +39,18 @@ const char* phaseName(GenerationPhase phase);
 struct LoadedConfig {
   std::unique_ptr<common::Config> config;
   common::UniqueFd bundle;  // sealed memfd (common/bundle.hpp)
+  // The runtime changes replayed onto `config` (also in the bundle, for the workers), and those
+  // that no longer applied and were dropped.
+  Journal journal;
+  std::vector<JournalConflict> conflicts;
 };
 
-// Reads and validates `path`, recording every side file into the handover bundle. Throws
-// common::ConfigErrors on any problem (an unusable bundle is reported the same way).
-LoadedConfig loadConfig(const std::string& path);
+// Reads and validates `path`, recording every side file into the handover bundle, then replays
+// `journal` over it (first read from global.state_file when `readStateFile`). Throws
+// common::ConfigErrors on any problem (an unusable bundle or state file is reported the same
+// way).
+LoadedConfig loadConfig(const std::string& path, const Journal& journal = {},
+                        bool readStateFile = false);
 
 // A listener as one generation uses it: which frontend bind it serves.
 struct GenerationListener {
@@ -97,6 +107,15 @@ class Generation {
 
   unsigned id() const { return id_; }
   const common::Config& config() const { return *loaded_.config; }
+  // The runtime API changes the serving generation's config in place (master/changes.cpp).
+  common::Config& mutableConfig() { return *loaded_.config; }
+  // Records a change message sent to the workers, for workers spawned later into this generation.
+  void recordChange(nlohmann::json message) { changes_.push_back(std::move(message)); }
+  // Keeps the checked-server index in step with a server the runtime API added or changed.
+  void trackCheck(const std::string& backend, const common::ServerConfig& server);
+  void untrackCheck(const std::string& backend, const std::string& server) {
+    checked_.erase(backend + "/" + server);
+  }
   GenerationPhase phase() const { return phase_; }
   void setPhase(GenerationPhase phase) { phase_ = phase; }
   std::vector<Slot>& slots() { return slots_; }
@@ -127,6 +146,7 @@ class Generation {
   std::shared_ptr<shm::TicketKeys> ticketKeys_;
   std::unique_ptr<shm::ServerState> serverState_;
   std::unordered_map<std::string, std::uint64_t> checked_;  // "backend/server" -> zone index
+  std::vector<nlohmann::json> changes_;  // change messages sent since the generation was built
   uint64_t drainStartedMs_ = 0;
   uint64_t hardStopAtMs_ = 0;
   enum class StopStage { None, TermSent, KillSent };

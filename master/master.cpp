@@ -103,13 +103,16 @@ Generation* Master::newest() const {
 bool Master::startGeneration(const char* why) {
   LoadedConfig loaded;
   try {
-    loaded = loadConfig(options_.configPath);
+    // The first generation of a fresh start also reads the journal global.state_file kept.
+    loaded = loadConfig(options_.configPath, journal_, generations_.empty() && !upgraded_);
   } catch (const common::ConfigErrors& e) {
     common::log::error("{}: {} has {} error(s); nothing changed:\n{}", why, options_.configPath,
                        e.errors().size(), e.what());
     recordFailure(e.what());
     return false;
   }
+  Journal replayed = loaded.journal;
+  std::vector<JournalConflict> conflicts = std::move(loaded.conflicts);
   auto generation = std::make_unique<Generation>(nextGenerationId_, std::move(loaded));
   std::vector<std::string> errors;
   if (std::string error = tlsZones_->apply(generation->config()); !error.empty())
@@ -131,6 +134,18 @@ bool Master::startGeneration(const char* why) {
     return false;
   }
   ++nextGenerationId_;
+  // Changes that no longer apply to the file are dropped from the journal and reported once.
+  journal_ = std::move(replayed);
+  stateFile_ = generation->config().global.stateFile;
+  journalConflicts_.clear();
+  for (const auto& c : conflicts) {
+    common::log::error("{}", c.str());
+    journalConflicts_.push_back(c.str());
+  }
+  if (!conflicts.empty()) {
+    lastErrors_ = journalConflicts_;
+    saveJournal();
+  }
   for (const auto& l : generation->listeners())
     common::log::info("generation {}: frontend {} listening on {}", generation->id(), l.frontend,
                       l.listener->bound.text());
@@ -187,6 +202,7 @@ void Master::onWorkerMessage(Generation& generation, WorkerProcess& worker,
                              common::ControlMessage&& message) {
   std::string type = message.type();
   if (type == "ready") return onWorkerReady(generation, worker);
+  if (type == "changed") return onWorkerChanged(worker, message);
   if (type == "stats") {
     worker.setConnections(message.body.value("connections", 0u));
     return;

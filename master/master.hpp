@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -13,6 +14,7 @@
 #include "master/api_server.hpp"
 #include "master/generation.hpp"
 #include "master/health_check.hpp"
+#include "master/journal.hpp"
 #include "master/listener.hpp"
 #include "master/notify.hpp"
 #include "master/tls_zones.hpp"
@@ -84,6 +86,19 @@ class Master {
   nlohmann::json cacheReport() const;
   nlohmann::json serversReport(const nlohmann::json& request) const;
 
+  // Runtime changes (changes.cpp)
+  void handleChange(const nlohmann::json& request, ApiReply reply);
+  void deleteServer(const nlohmann::json& request, ApiReply reply, uint64_t startedMs);
+  void applyChange(Generation& serving, const nlohmann::json& request, ApiReply reply);
+  void broadcastChange(Generation& serving, std::vector<nlohmann::json> messages, ApiReply reply,
+                       std::string description);
+  void onWorkerChanged(WorkerProcess& worker, const common::ControlMessage& message);
+  void finishChangeIfDone(std::uint64_t seq);
+  void armChangeTimer();
+  bool workerAlive(pid_t pid) const;
+  void saveJournal();
+  void applyQueuedChanges();
+
   // Binary upgrade and socket activation (upgrade.cpp)
   void requestUpgrade(ApiReply reply);
   bool binaryChanged() const;
@@ -115,6 +130,31 @@ class Master {
   std::unique_ptr<TlsZones> tlsZones_;      // made in the constructor, once the loop exists
   std::unique_ptr<HealthChecker> checker_;  // likewise; checks run here, once per instance
   struct stat binary_ {};
+  // Runtime changes: the journal (replayed onto every generation built from the file), changes
+  // waiting for a reload to end, and those waiting for the workers' confirmation.
+  Journal journal_;
+  std::string stateFile_;                      // global.state_file of the newest generation built
+  std::vector<std::string> journalConflicts_;  // of the last generation built; shown by `errors`
+  std::vector<std::pair<nlohmann::json, ApiReply>> queuedChanges_;
+  struct PendingDelete {
+    Master* master;
+    nlohmann::json request;
+    ApiReply reply;
+    uint64_t startedMs;
+  };
+  struct PendingChange {
+    ApiReply reply;
+    unsigned generation = 0;
+    std::string description;  // "server.add bk_1 web3"
+    std::vector<pid_t> waiting;
+    std::vector<std::string> errors;
+    uint64_t deadlineMs = 0;
+  };
+  std::map<std::uint64_t, PendingChange> pendingChanges_;
+  std::uint64_t changeSeq_ = 0;
+  common::UvHandle<uv_timer_t> changeTimer_;
 };
+
+bool isChangeCommand(const std::string& cmd);
 
 }  // namespace molt::master

@@ -64,7 +64,7 @@ void Master::startReload(const char* why) {
 void Master::finishReload(bool ok, const std::string& status) {
   uv_timer_stop(reloadTimer_.get());
   reloading_ = nullptr;
-  if (ok) lastErrors_.clear();
+  if (ok) lastErrors_ = journalConflicts_;
   common::log::info("reload {}: {}", ok ? "done" : "failed", status);
   notifier_.ready(status);
   nlohmann::json response = {{"ok", ok}, {"status", status}};
@@ -78,6 +78,7 @@ void Master::finishReload(bool ok, const std::string& status) {
     pendingReloadWaiters_.clear();
     startReload("queued reload");
   }
+  if (!reloading_) applyQueuedChanges();
 }
 
 void Master::onReloadTimeout() {

@@ -23,6 +23,7 @@
 #include <map>
 
 #include "common/bundle.hpp"
+#include "common/journal_text.hpp"
 #include "common/log.hpp"
 #include "master/master.hpp"
 #include "master/systemd.hpp"
@@ -61,6 +62,10 @@ LoadedConfig configFromBundle(int fd) {
   try {
     *loaded.config =
         common::parseConfig(bundle->configText, bundle->configPath, bundle->fileSource());
+    if (std::string e =
+            common::replayJournalText(*loaded.config, bundle->journal, bundle->fileSource());
+        !e.empty())
+      common::log::warn("upgrade: an older generation's journal: {}", e);
   } catch (const common::ConfigErrors& e) {
     // The old workers keep running; this image just cannot respawn them with that config.
     common::log::warn("upgrade: this binary rejects an older generation's config:\n{}", e.what());
@@ -123,10 +128,10 @@ void Master::upgrade(const char* why) {
 }
 
 nlohmann::json Master::inventory(std::vector<int>& fds) const {
-  nlohmann::json doc = {{"version", kInventoryVersion},
-                        {"config_path", options_.configPath},
-                        {"next_generation", nextGenerationId_},
-                        {"last_errors", lastErrors_}};
+  nlohmann::json doc = {
+      {"version", kInventoryVersion},         {"config_path", options_.configPath},
+      {"next_generation", nextGenerationId_}, {"last_errors", lastErrors_},
+      {"journal", journal_.toText()},         {"state_file", stateFile_}};
   std::map<const Listener*, bool> seen;
   nlohmann::json listeners = nlohmann::json::array();
   auto addListener = [&](const Listener& l) {
@@ -213,6 +218,10 @@ bool Master::restoreFromInventory() {
       common::log::error("upgrade: api socket: {}", error);
   }
   lastErrors_ = doc["last_errors"].get<std::vector<std::string>>();
+  // The runtime changes, for the reload that follows and every later one.
+  stateFile_ = doc.value("state_file", "");
+  if (std::string error; !journal_.fromText(doc.value("journal", ""), error))
+    common::log::error("upgrade: journal: {}", error);
   if (auto zones = doc.find("tls_zones"); zones != doc.end())
     if (std::string error = tlsZones_->restore(*zones); !error.empty())
       common::log::error("upgrade: {}", error);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace molt::shm {
@@ -10,8 +11,14 @@ namespace {
 struct ServerStateHeader {
   std::uint32_t backends, reserved0;
   std::uint64_t servers, backendsOffset, serversOffset, liveOffset, namesOffset, namesBytes,
-      reserved1;
+      capacity;  // rows the zone has room for (0 in zones of older builds: `servers`)
 };
+
+// Room for servers the runtime API adds to a serving generation: at least this many rows, and
+// as many as the config holds when it holds more, each with this many name bytes on average.
+// Untouched memfd pages cost nothing, so the room is only address space until used.
+constexpr std::uint64_t kMinSpareRows = 65536;
+constexpr std::uint64_t kSpareNameBytes = 64;
 
 struct BackendRecord {
   std::uint32_t nameOffset, nameLength;
@@ -70,11 +77,13 @@ std::unique_ptr<ServerState> ServerState::build(const common::Config& config, st
     for (const auto& s : b.servers) names += s.name.size();
   }
   const std::uint64_t backends = config.backends.size();
+  const std::uint64_t spare = std::max(kMinSpareRows, servers);
+  const std::uint64_t capacity = servers + spare;
   std::uint64_t backendsOffset = sizeof(ZoneHeader) + sizeof(ServerStateHeader);
   std::uint64_t serversOffset = align(backendsOffset + backends * sizeof(BackendRecord), 64);
-  std::uint64_t liveOffset = align(serversOffset + servers * sizeof(ServerRecord), 4096);
-  std::uint64_t namesOffset = align(liveOffset + servers * sizeof(ServerLive), 64);
-  std::uint64_t size = align(namesOffset + names, 4096);
+  std::uint64_t liveOffset = align(serversOffset + capacity * sizeof(ServerRecord), 4096);
+  std::uint64_t namesOffset = align(liveOffset + capacity * sizeof(ServerLive), 64);
+  std::uint64_t size = align(namesOffset + names + spare * kSpareNameBytes, 4096);
   auto zone = Zone::create(ZoneKind::ServerState, kVersion, size, error);
   if (!zone) return nullptr;
   std::unique_ptr<ServerState> state(new ServerState(std::move(*zone)));
@@ -87,7 +96,7 @@ std::unique_ptr<ServerState> ServerState::build(const common::Config& config, st
              liveOffset,
              namesOffset,
              names,
-             0};
+             capacity};
   char* nameBytes = state->at<char>(namesOffset);
   std::uint64_t nameAt = 0, serverAt = 0;
   auto addName = [&](std::string_view name) {
@@ -122,6 +131,40 @@ std::unique_ptr<ServerState> ServerState::attach(common::UniqueFd fd, std::strin
       Zone::open(std::move(fd), ZoneKind::ServerState, kVersion, 0, Access::ReadWrite, error);
   if (!zone) return nullptr;
   return std::unique_ptr<ServerState>(new ServerState(std::move(*zone)));
+}
+
+std::uint64_t ServerState::spareRows() const {
+  const auto* h = at<ServerStateHeader>(sizeof(ZoneHeader));
+  return h->capacity > h->servers ? h->capacity - h->servers : 0;
+}
+
+std::optional<std::uint64_t> ServerState::appendServer(std::string_view name,
+                                                       const common::SocketAddress& address,
+                                                       unsigned weight, bool checked,
+                                                       ServerAdmin admin, std::string& error) {
+  auto* h = at<ServerStateHeader>(sizeof(ZoneHeader));
+  if (h->capacity <= h->servers) {
+    error = "the generation's server-state zone is full (" + std::to_string(h->servers) +
+            " servers); a reload makes room";
+    return std::nullopt;
+  }
+  if (h->namesOffset + h->namesBytes + name.size() > zone_.size()) {
+    error = "the generation's server-state zone has no room left for names; a reload makes room";
+    return std::nullopt;
+  }
+  std::uint64_t index = h->servers;
+  ServerRecord& r = at<ServerRecord>(h->serversOffset)[index];
+  r.nameOffset = static_cast<std::uint32_t>(h->namesBytes);
+  r.nameLength = static_cast<std::uint16_t>(name.size());
+  std::memcpy(at<char>(h->namesOffset) + h->namesBytes, name.data(), name.size());
+  h->namesBytes += name.size();
+  r.weight = static_cast<std::uint16_t>(weight);
+  r.flags = static_cast<std::uint8_t>((admin == ServerAdmin::Maint ? kDisabled : 0) |
+                                      (checked ? kChecked : 0));
+  encodeAddress(address, r);
+  live(index).admin.store(static_cast<std::uint8_t>(admin), std::memory_order_relaxed);
+  h->servers = index + 1;
+  return index;
 }
 
 std::uint32_t ServerState::backendCount() const {

@@ -3,7 +3,7 @@
 // Zone kind 3 ("molt-server-state"), layout version 1 (see shm/zone.hpp for the header):
 //   64    ServerStateHeader {u32 backends, u32 reserved, u64 servers, u64 backends offset,
 //                            u64 servers offset, u64 live offset, u64 names offset,
-//                            u64 names bytes, u64 reserved}
+//                            u64 names bytes, u64 capacity (rows; 0 = servers)}
 //         BackendRecord[backends], 24 bytes: {u32 name offset, u32 name length,
 //                                             u64 first server, u64 server count}
 //         ServerRecord[servers], 32 bytes:   {u32 name offset, u16 name length, u16 weight,
@@ -14,7 +14,9 @@
 //                                             override + 1 (0: the configured weight),
 //                                             atomic u32 connections (all workers)}
 //         names: the bytes of every backend and server name
-// The table is written by the master before any worker sees the zone and never changes; the
+// Rows and names are sized for `capacity` servers: the runtime API appends rows past `servers`
+// (spare room: max(65536, servers) rows, untouched pages costing nothing until used).
+// The table is written by the master before any worker sees the zone and rows never change; the
 // live state is written by the master (health, admin state, weight) and by workers (connection
 // counts, relaxed atomics). All zero is the initial live state: up, ready, configured weight, no
 // connections, so those pages are not touched until something changes (a server starts with the
@@ -27,6 +29,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,7 +55,7 @@ struct ServerView {
   std::string_view name;
   common::SocketAddress address;
   unsigned weight;  // as configured
-  bool disabled;  // as configured: it started in maintenance
+  bool disabled;    // as configured: it started in maintenance
   bool checked;
 };
 
@@ -85,6 +88,12 @@ class ServerState {
   unsigned weight(std::uint64_t index) const;
   // True when new traffic may go to the server: up, ready (not drain or maint), weight above 0.
   bool eligible(std::uint64_t index) const;
+  // Master, runtime API: a row for a server added to the serving generation (workers learn its
+  // index from the master). nullopt + `error` when the zone's room is used up.
+  std::optional<std::uint64_t> appendServer(std::string_view name,
+                                            const common::SocketAddress& address, unsigned weight,
+                                            bool checked, ServerAdmin admin, std::string& error);
+  std::uint64_t spareRows() const;
   // Index of backend `name`, or -1 (linear: a handful of backends per lookup at build time).
   long findBackend(std::string_view name) const;
   Zone& zone() { return zone_; }

@@ -13,11 +13,55 @@ Backend::Backend(common::BackendConfig config)
   for (std::uint64_t i = 0; i < config_.servers.size(); ++i) {
     const auto& s = config_.servers[i];
     if (s.disabled) continue;
-    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled, 0, 0, i});
-    if (s.weight > 0) eligible_.push_back(static_cast<int>(servers_.size() - 1));
+    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled, 0, 0, i, i, false});
   }
-  servers_.shrink_to_fit();
   std::vector<common::ServerConfig>().swap(config_.servers);
+  rebuildEligible();
+}
+
+// Servers not removed, in order. Weight is left to usable(): the zone's may change at runtime.
+void Backend::rebuildEligible() {
+  eligible_.clear();
+  for (std::size_t i = 0; i < servers_.size(); ++i)
+    if (!servers_[i].removed && (state_ || servers_[i].weight > 0))
+      eligible_.push_back(static_cast<int>(i));
+  eligible_.shrink_to_fit();
+}
+
+void Backend::attachState(const shm::ServerState* state, std::uint64_t first) {
+  // Rows of file servers move with `first`; rows the master gave runtime servers do not.
+  for (Server& s : servers_)
+    if (s.declared < declared_) s.zoneIndex = first + s.declared;
+  state_ = state;
+  first_ = first;
+  rebuildEligible();
+}
+
+int Backend::find(std::string_view name) const {
+  for (std::size_t i = 0; i < servers_.size(); ++i)
+    if (!servers_[i].removed && servers_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+void Backend::putServer(const std::string& name, const common::SocketAddress& address,
+                        unsigned weight, std::uint64_t zoneIndex) {
+  if (int index = find(name); index >= 0) {
+    Server& s = servers_[static_cast<size_t>(index)];
+    s.address = address;
+    s.weight = weight;
+    s.zoneIndex = zoneIndex;
+  } else {
+    servers_.push_back(Server{name, address, weight, false, 0, 0, kRuntime, zoneIndex, false});
+  }
+  rebuildEligible();
+}
+
+bool Backend::removeServer(std::string_view name) {
+  int index = find(name);
+  if (index < 0) return false;
+  servers_[static_cast<size_t>(index)].removed = true;
+  rebuildEligible();
+  return true;
 }
 
 namespace {
@@ -51,7 +95,8 @@ std::uint64_t clientHash(const common::SocketAddress& a) {
 bool Backend::usable(int index, std::span<const int> exclude) const {
   if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) return false;
   // Up (health checks), ready (not drain or maint) and a weight above zero, as the zone says.
-  return !state_ || state_->eligible(first_ + servers_[static_cast<size_t>(index)].declared);
+  const Server& s = servers_[static_cast<size_t>(index)];
+  return state_ ? state_->eligible(s.zoneIndex) : s.weight > 0;
 }
 
 int Backend::pick(std::span<const int> exclude, const common::SocketAddress* client) {
@@ -76,8 +121,9 @@ int Backend::pickRoundRobin(std::span<const int> exclude) {
   for (int index : eligible_) {
     if (!usable(index, exclude)) continue;
     Server& s = servers_[static_cast<size_t>(index)];
-    s.currentWeight += s.weight;
-    total += s.weight;
+    std::int64_t weight = weightOf(s);
+    s.currentWeight += weight;
+    total += weight;
     if (best < 0 || s.currentWeight > servers_[static_cast<size_t>(best)].currentWeight)
       best = index;
   }
@@ -92,7 +138,7 @@ int Backend::pickLeastConn(std::span<const int> exclude) {
   for (std::size_t k = 0; k < n; ++k) {
     int index = eligible_[(rotor_ + k) % n];
     if (!usable(index, exclude)) continue;
-    std::uint64_t load = this->load(index), weight = servers_[static_cast<size_t>(index)].weight;
+    std::uint64_t load = this->load(index), weight = weightOf(servers_[static_cast<size_t>(index)]);
     // load/weight < bestLoad/bestWeight, without division
     if (best < 0 || load * bestWeight < bestLoad * weight) {
       best = index;
@@ -116,7 +162,7 @@ int Backend::pickSource(std::span<const int> exclude, const common::SocketAddres
     const Server& s = servers_[static_cast<size_t>(index)];
     std::uint64_t h = mix(fnv(c, s.name.data(), s.name.size()));
     double u = (static_cast<double>(h >> 11) + 1.0) / 9007199254740993.0;  // (0, 1]
-    double score = -static_cast<double>(s.weight) / std::log(u);
+    double score = -static_cast<double>(weightOf(s)) / std::log(u);
     if (best < 0 || score > bestScore) {
       best = index;
       bestScore = score;
@@ -151,26 +197,26 @@ int Backend::pickRandom(std::span<const int> exclude) {
   if (a < 0) return -1;
   int b = draw();
   // The less loaded per weight wins (the first on a tie).
-  std::uint64_t wa = servers_[static_cast<size_t>(a)].weight;
-  std::uint64_t wb = servers_[static_cast<size_t>(b)].weight;
+  std::uint64_t wa = weightOf(servers_[static_cast<size_t>(a)]);
+  std::uint64_t wb = weightOf(servers_[static_cast<size_t>(b)]);
   return load(b) * wa < load(a) * wb ? b : a;
 }
 
 void Backend::connectionOpened(int index) {
   Server& s = servers_[static_cast<size_t>(index)];
   ++s.connections;
-  if (state_) state_->live(first_ + s.declared).connections.fetch_add(1, std::memory_order_relaxed);
+  if (state_) state_->live(s.zoneIndex).connections.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Backend::connectionClosed(int index) {
   Server& s = servers_[static_cast<size_t>(index)];
   --s.connections;
-  if (state_) state_->live(first_ + s.declared).connections.fetch_sub(1, std::memory_order_relaxed);
+  if (state_) state_->live(s.zoneIndex).connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 unsigned Backend::load(int index) const {
   const Server& s = servers_[static_cast<size_t>(index)];
-  if (state_) return state_->live(first_ + s.declared).connections.load(std::memory_order_relaxed);
+  if (state_) return state_->live(s.zoneIndex).connections.load(std::memory_order_relaxed);
   return s.connections;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -12,6 +13,8 @@
 
 namespace molt::worker {
 
+inline constexpr std::uint64_t kRuntime = ~std::uint64_t{0};
+
 struct Server {
   std::string name;
   common::SocketAddress address;
@@ -19,7 +22,11 @@ struct Server {
   bool disabled = false;
   std::int64_t currentWeight = 0;  // smooth weighted round robin state
   unsigned connections = 0;        // live connections from this worker
-  std::uint64_t declared = 0;      // its index among the backend's declared servers
+  std::uint64_t declared = 0;      // its index among the file's servers; kRuntime if added later
+  // Its row in the generation's server-state zone: first + declared for a server of the file,
+  // given by the master for one the runtime API added.
+  std::uint64_t zoneIndex = 0;
+  bool removed = false;  // deleted at runtime: never picked again; its slot stays (stable index)
 };
 
 // Built from one BackendConfig, which it keeps (its server list aside: that becomes servers_).
@@ -32,6 +39,8 @@ class Backend : public std::enable_shared_from_this<Backend> {
   const std::string& name() const { return config_.name; }
   const common::BackendConfig& config() const { return config_; }
   Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
+  // The server named `name` (removed ones excluded); -1 when there is none.
+  int find(std::string_view name) const;
   // Servers this worker may send traffic to: those not configured disabled.
   size_t size() const { return servers_.size(); }
   // Servers the config declares, disabled ones included (the server-state zone lists them all).
@@ -57,13 +66,22 @@ class Backend : public std::enable_shared_from_this<Backend> {
   unsigned load(int index) const;
   // Reads health from the generation's server-state zone, where this backend's servers start at
   // `first`; null (a draining worker that let the zone go) treats every server as up.
-  void attachState(const shm::ServerState* state, std::uint64_t first) {
-    state_ = state;
-    first_ = first;
-  }
+  void attachState(const shm::ServerState* state, std::uint64_t first);
+
+  // Runtime API (the master resolved and validated each change; see docs/api.md):
+  // adds server `name`, or updates its address and configured weight when it exists (a server
+  // configured disabled is not held until then). `zoneIndex`: its server-state row.
+  void putServer(const std::string& name, const common::SocketAddress& address, unsigned weight,
+                 std::uint64_t zoneIndex);
+  // No new traffic to it; connections through it finish. False when unknown.
+  bool removeServer(std::string_view name);
 
  private:
   bool usable(int index, std::span<const int> exclude) const;
+  unsigned weightOf(const Server& s) const {
+    return state_ ? state_->weight(s.zoneIndex) : s.weight;
+  }
+  void rebuildEligible();
   int pickRoundRobin(std::span<const int> exclude);
   int pickLeastConn(std::span<const int> exclude);
   int pickSource(std::span<const int> exclude, const common::SocketAddress& client);
@@ -72,7 +90,9 @@ class Backend : public std::enable_shared_from_this<Backend> {
   common::BackendConfig config_;  // without its servers
   // Only servers not configured disabled: the seed's spare templates (99 of 101) cost a worker
   // nothing. A disabled server made ready at runtime comes from the server-state zone's table.
-  std::vector<Server> servers_;
+  // A deque: a server's address is stable while the runtime API adds others (the server pool
+  // keys idle connections by it).
+  std::deque<Server> servers_;
   size_t declared_ = 0;
   std::vector<int> eligible_;  // indices of servers that can take traffic, in config order
   const shm::ServerState* state_ = nullptr;

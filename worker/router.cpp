@@ -33,6 +33,30 @@ Router::Router(const common::FrontendConfig& config, const BackendLookup& lookup
   if (!config.defaultBackend.empty()) defaultBackend_ = use(lookup(config.defaultBackend));
 }
 
+std::string Router::setMapEntry(std::size_t route, const std::string& host,
+                                std::shared_ptr<Backend> backend) {
+  if (route >= routes_.size() || routes_[route].kind != Kind::HostMap)
+    return "route " + std::to_string(route) + " is not a host_map route";
+  if (!backend) return "no backend";
+  Backend* raw = use(std::move(backend));
+  auto [it, inserted] = routes_[route].map->try_emplace(host, raw);
+  if (!inserted) {
+    release(it->second);
+    it->second = raw;
+  }
+  return {};
+}
+
+std::string Router::eraseMapEntry(std::size_t route, const std::string& host) {
+  if (route >= routes_.size() || routes_[route].kind != Kind::HostMap)
+    return "route " + std::to_string(route) + " is not a host_map route";
+  auto it = routes_[route].map->find(host);
+  if (it == routes_[route].map->end()) return "no entry for host '" + host + "'";
+  release(it->second);
+  routes_[route].map->erase(it);
+  return {};
+}
+
 Backend* Router::use(std::shared_ptr<Backend> backend) {
   Backend* raw = backend.get();
   if (!raw) return nullptr;

@@ -29,6 +29,14 @@ class Router {
   // target path is `path`; null when nothing matches and there is no default backend.
   Backend* route(std::string_view host, std::string_view path) const;
 
+  // Runtime API: sets (adds or replaces) / erases `host` (normalised) in the host map of route
+  // `route`. Return an error text, empty on success.
+  std::string setMapEntry(std::size_t route, const std::string& host,
+                          std::shared_ptr<Backend> backend);
+  std::string eraseMapEntry(std::size_t route, const std::string& host);
+  // Routes to `backend` in any way (map entries included).
+  bool uses(const Backend* backend) const { return uses_.count(const_cast<Backend*>(backend)); }
+
   // Host as routes compare it: lower-case, without a port ("Example.COM:8080" -> "example.com",
   // "[::1]:80" -> "[::1]"). Writes into `scratch` (its storage is reused) and returns a view of it.
   static std::string_view normalizeHost(std::string_view host, std::string& scratch);

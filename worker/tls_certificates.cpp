@@ -202,4 +202,38 @@ TlsCertificateSet loadCertificates(const std::vector<std::string>& paths,
   return set;
 }
 
+std::string runtimeCertificateFile(const std::string& name) {
+  return "runtime:" + name;
+}
+
+TlsCertificateSet loadRuntimeCertificate(const std::string& name, const std::string& pem) {
+  std::string file = runtimeCertificateFile(name);
+  common::FileSource inline_;
+  inline_.read = [&](const std::string& path, std::string& error) -> std::optional<std::string> {
+    if (path == file) return pem;
+    error = "not an inline certificate";
+    return std::nullopt;
+  };
+  inline_.list = [](const std::string&, std::string&) {
+    return std::optional<std::vector<std::string>>();
+  };
+  return loadCertificates({file}, inline_);
+}
+
+TlsCertificate shareCertificate(const TlsCertificate& c) {
+  TlsCertificate copy;
+  copy.entry = c.entry;
+  copy.file = c.file;
+  X509_up_ref(c.cert.get());
+  copy.cert.reset(c.cert.get());
+  EVP_PKEY_up_ref(c.key.get());
+  copy.key.reset(c.key.get());
+  for (const auto& x : c.chain) {
+    X509_up_ref(x.get());
+    copy.chain.emplace_back(x.get());
+  }
+  copy.names = c.names;
+  return copy;
+}
+
 }  // namespace molt::worker

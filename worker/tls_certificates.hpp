@@ -29,7 +29,17 @@ struct TlsCertificateSet {
   std::vector<TlsCertificate> certificates;  // in list order; a directory's files sorted
   std::vector<TlsCertificateProblem> problems;
   std::vector<std::string> filesRead;  // every file read, key files included (for the bundle)
+  // Certificates from this index on were set through the runtime API: for the SNI names they
+  // share with earlier ones (the file's), they win.
+  std::size_t overridingFrom = static_cast<std::size_t>(-1);
 };
+
+// The name runtime certificate NAME has as its `file` ("runtime:NAME").
+std::string runtimeCertificateFile(const std::string& name);
+// Parses inline PEM (certificate, chain, private key) as runtime certificate `name`.
+TlsCertificateSet loadRuntimeCertificate(const std::string& name, const std::string& pem);
+// Another reference to the same OpenSSL objects.
+TlsCertificate shareCertificate(const TlsCertificate& certificate);
 
 // Loads every certificate of `paths`, each a PEM file or a directory of them (its *.pem, *.crt
 // and *.cer files). A file holds the leaf certificate first, then its chain, and its private

@@ -156,11 +156,14 @@ std::shared_ptr<TlsContext> TlsContext::create(TlsCertificateSet set, const TlsO
     self->store_->install(ctx.get(), options.tickets);
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), onServerName);
     SSL_CTX_set_tlsext_servername_arg(ctx.get(), self.get());
+    bool overrides = i >= set.overridingFrom;
     for (const std::string& name : cert.names) {
-      if (name.rfind("*.", 0) == 0) {
-        self->wildcard_.emplace(name.substr(2), i);
+      auto& names = name.rfind("*.", 0) == 0 ? self->wildcard_ : self->exact_;
+      std::string key = name.rfind("*.", 0) == 0 ? name.substr(2) : name;
+      if (overrides) {
+        names.insert_or_assign(std::move(key), i);
       } else {
-        self->exact_.emplace(name, i);
+        names.emplace(std::move(key), i);
       }
     }
     self->contexts_.push_back(std::move(ctx));

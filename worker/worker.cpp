@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/journal_text.hpp"
 #include "common/log.hpp"
 #include "common/proc_memory.hpp"
 #include "common/process_title.hpp"
@@ -48,6 +49,7 @@ void Worker::onMessage(common::ControlMessage&& message) {
   if (type == "listener") return onListener(message);
   if (type == "zone") return onZone(message);
   if (type == "start") return onStart();
+  if (type == "change") return onChange(message);
   if (type == "drain") {
     if (auto it = message.body.find("hard_stop_in_ms"); it != message.body.end() && it->is_number())
       hardStopAtMs_ = uv_now(loop_) + it->get<uint64_t>();
@@ -73,6 +75,13 @@ void Worker::onHello(common::ControlMessage& message) {
     // The master validated these exact bytes; failing here is a broken invariant.
     common::log::error("handover config does not parse:\n{}", e.what());
     return stop("bad config");
+  }
+  // Runtime-API changes the master journalled, replayed as it did over the same file.
+  if (std::string error =
+          common::replayJournalText(*config_, bundle_->journal, bundle_->fileSource());
+      !error.empty()) {
+    common::log::error("handover journal: {}", error);
+    return stop("bad journal");
   }
   // The parsed backends and frontends move into the objects that serve with them; a backend's
   // server list becomes its compact servers, a host map becomes its router's hash map.
@@ -150,14 +159,24 @@ bool Worker::buildTlsContexts() {
     options.sessionCache = sessionCache_.get();
     options.ticketKeys = ticketKeys_.get();
     std::string error;
-    auto context =
-        TlsContext::load(frontend->config().certificates, bundle_->fileSource(), options, error);
+    // The file's certificates, then those set through the runtime API (which win for the names
+    // they share).
+    TlsCertificateSet set =
+        loadCertificates(frontend->config().certificates, bundle_->fileSource());
+    set.overridingFrom = set.certificates.size();
+    for (const auto& runtime : frontend->config().runtimeCertificates) {
+      TlsCertificateSet added = loadRuntimeCertificate(runtime.name, runtime.pem);
+      for (auto& p : added.problems) set.problems.push_back(std::move(p));
+      for (auto& c : added.certificates) set.certificates.push_back(std::move(c));
+    }
+    auto context = TlsContext::create(std::move(set), options, error);
     if (!context) {
       // The master loaded these same bytes at its config check: a broken invariant.
       common::log::error("frontend {}: TLS: {}", frontend->config().name, error);
       return false;
     }
     tlsContexts_[frontend.get()] = std::move(context);
+    tlsOptions_[frontend.get()] = options;
   }
   return true;
 }
@@ -176,6 +195,7 @@ void Worker::releaseZonesIfQuiet() {
   sessionCache_.reset();
   ticketKeys_.reset();
   tlsContexts_.clear();
+  tlsOptions_.clear();
   common::log::info("draining: unmapped the session cache and ticket keys");
 }
 

@@ -60,6 +60,12 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void onHello(common::ControlMessage& message);
   void onListener(common::ControlMessage& message);
   void onZone(common::ControlMessage& message);
+  // Runtime API (worker_changes.cpp)
+  void onChange(common::ControlMessage& message);
+  std::string applyChange(const nlohmann::json& change);
+  std::string replaceCertificate(Frontend& frontend, const std::string& name,
+                                 const std::string& pem);
+  Frontend* frontendNamed(const std::string& name) const;
   bool buildTlsContexts();
   void attachServerState();
   void detachServerState();
@@ -101,6 +107,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
   std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
   std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
+  std::unordered_map<const Frontend*, TlsOptions> tlsOptions_;  // to rebuild a context
   unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> ended_;

@@ -1,6 +1,7 @@
 #include "shm/server_state.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,7 +17,8 @@ common::Config twoBackends(unsigned templateServers) {
     {"name": "web", "servers": [{"name": "a", "address": "127.0.0.1:8001", "weight": 3},
                                 {"name": "b", "address": "[::1]:8002", "disabled": true}]},
     {"name": "api", "check": {"type": "tcp"}, "servers": [
-      {"template": "spare", "from": 1, "to": )" + std::to_string(templateServers) +
+      {"template": "spare", "from": 1, "to": )" +
+                     std::to_string(templateServers) +
                      R"(, "address": "10.0.0.1:9000", "disabled": true}]}]})";
   return common::parseConfig(text, "test.json");
 }
@@ -27,7 +29,8 @@ common::UniqueFd dupOf(ServerState& state) {
 
 }  // namespace
 
-TEST_CASE("the server table holds every server's name, address, weight and flags", "[shm][servers]") {
+TEST_CASE("the server table holds every server's name, address, weight and flags",
+          "[shm][servers]") {
   auto config = twoBackends(100);
   std::string error;
   auto state = ServerState::build(config, error);
@@ -84,7 +87,8 @@ TEST_CASE("a new zone starts each server in the admin state its config gives", "
   REQUIRE(state->live(2).admin.load() == static_cast<std::uint8_t>(shm::ServerAdmin::Maint));
 }
 
-TEST_CASE("a worker process attached to the zone sees the table and shares live state", "[shm][servers]") {
+TEST_CASE("a worker process attached to the zone sees the table and shares live state",
+          "[shm][servers]") {
   auto config = twoBackends(10);
   std::string error;
   auto state = ServerState::build(config, error);
@@ -103,14 +107,20 @@ TEST_CASE("a worker process attached to the zone sees the table and shares live 
   REQUIRE(state->live(0).connections.load() == 7);
 }
 
-TEST_CASE("a server costs under 56 bytes of zone (32 table, 8 live, its name), shared by every process", "[shm][servers][memory]") {
+TEST_CASE(
+    "a server costs under 56 bytes of zone (32 table, 8 live, its name), shared by every process",
+    "[shm][servers][memory]") {
   auto config = twoBackends(100000);
   std::string error;
   auto state = ServerState::build(config, error);
   REQUIRE(state);
-  double perServer = static_cast<double>(state->zone().size()) / 100002.0;
-  INFO("bytes per server: " << perServer);
+  // Memory the memfd holds (the spare room for runtime additions is address space only).
+  struct stat st {};
+  REQUIRE(fstat(state->zone().fd(), &st) == 0);
+  double perServer = static_cast<double>(st.st_blocks) * 512.0 / 100002.0;
+  INFO("bytes per server: " << perServer << ", zone size " << state->zone().size());
   REQUIRE(perServer < 56);
+  REQUIRE(state->spareRows() >= 100002);
 }
 
 TEST_CASE("a zone of another kind is refused as a server table", "[shm][servers]") {
@@ -120,4 +130,34 @@ TEST_CASE("a zone of another kind is refused as a server table", "[shm][servers]
   auto state = ServerState::attach(common::UniqueFd(fcntl(other->fd(), F_DUPFD_CLOEXEC, 0)), error);
   REQUIRE_FALSE(state);
   REQUIRE(error.find("server-state zone") != std::string::npos);
+}
+
+TEST_CASE("servers added at runtime get rows past the file's, until the room is used up",
+          "[shm][servers]") {
+  auto config = twoBackends(10);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  const std::uint64_t fileServers = state->serverCount();
+  const std::uint64_t spare = state->spareRows();
+  REQUIRE(spare >= 65536);
+  std::string why;
+  auto address = common::parseAddress("127.0.0.1:8080", common::AddressUse::Connect, why);
+  auto row = state->appendServer("added", *address, 3, false, molt::shm::ServerAdmin::Drain, error);
+  REQUIRE(row);
+  REQUIRE(*row == fileServers);
+  REQUIRE(state->serverName(*row) == "added");
+  REQUIRE(state->server(*row).address == *address);
+  REQUIRE(state->weight(*row) == 3);
+  REQUIRE(state->live(*row).admin.load() ==
+          static_cast<std::uint8_t>(molt::shm::ServerAdmin::Drain));
+  REQUIRE_FALSE(state->eligible(*row));
+  for (std::uint64_t i = 1; i < spare; ++i)
+    REQUIRE(state->appendServer("s" + std::to_string(i), *address, 1, false,
+                                molt::shm::ServerAdmin::Ready, error));
+  REQUIRE(state->spareRows() == 0);
+  REQUIRE_FALSE(state->appendServer("one-too-many", *address, 1, false,
+                                    molt::shm::ServerAdmin::Ready, error));
+  REQUIRE(error.find("a reload makes room") != std::string::npos);
+  REQUIRE(state->serverName(fileServers + spare - 1) == "s" + std::to_string(spare - 1));
 }
