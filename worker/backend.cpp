@@ -6,14 +6,21 @@
 
 namespace molt::worker {
 
-Backend::Backend(common::BackendConfig config)
+Backend::Backend(common::BackendConfig config, const shm::ServerState* state, std::uint64_t first)
     : config_(std::move(config)),
       declared_(config_.servers.size()),
+      state_(state),
+      first_(first),
       random_(std::random_device{}() | 1) {
   for (std::uint64_t i = 0; i < config_.servers.size(); ++i) {
     const auto& s = config_.servers[i];
     if (s.disabled) continue;
-    servers_.push_back(Server{s.name, s.address, s.weight, s.disabled, 0, 0, i, i, false});
+    Server& server = servers_.emplace_back();
+    server.declared = i;
+    server.zoneIndex = first + i;
+    if (!state)
+      server.own =
+          std::make_unique<ServerDescription>(ServerDescription{s.name, s.address, s.weight});
   }
   std::vector<common::ServerConfig>().swap(config_.servers);
   rebuildEligible();
@@ -23,36 +30,71 @@ Backend::Backend(common::BackendConfig config)
 void Backend::rebuildEligible() {
   eligible_.clear();
   for (std::size_t i = 0; i < servers_.size(); ++i)
-    if (!servers_[i].removed && (state_ || servers_[i].weight > 0))
+    if (!servers_[i].removed && (state_ || weightOf(servers_[i]) > 0))
       eligible_.push_back(static_cast<int>(i));
   eligible_.shrink_to_fit();
 }
 
 void Backend::attachState(const shm::ServerState* state, std::uint64_t first) {
-  // Rows of file servers move with `first`; rows the master gave runtime servers do not.
-  for (Server& s : servers_)
-    if (s.declared < declared_) s.zoneIndex = first + s.declared;
   state_ = state;
   first_ = first;
+  for (Server& s : servers_) {
+    // Rows of file servers move with `first`; rows the master gave runtime servers do not.
+    if (s.declared < declared_) s.zoneIndex = first + s.declared;
+    if (state && s.own && matchesZone(s, s.own->name, s.own->address)) s.own.reset();
+  }
   rebuildEligible();
+}
+
+void Backend::detachState() {
+  if (!state_) return;
+  for (Server& s : servers_) {
+    if (s.own) {
+      s.own->weight = state_->weight(s.zoneIndex);
+    } else {
+      shm::ServerView view = state_->server(s.zoneIndex);
+      s.own = std::make_unique<ServerDescription>(
+          ServerDescription{std::string(view.name), view.address, state_->weight(s.zoneIndex)});
+    }
+  }
+  state_ = nullptr;
+  rebuildEligible();
+}
+
+bool Backend::matchesZone(const Server& s, std::string_view name,
+                          const common::SocketAddress& address) const {
+  if (!state_ || s.zoneIndex >= state_->serverCount()) return false;
+  shm::ServerView view = state_->server(s.zoneIndex);
+  return view.name == name && view.address == address;
+}
+
+std::string_view Backend::serverName(int index) const {
+  const Server& s = servers_[static_cast<size_t>(index)];
+  return s.own ? std::string_view(s.own->name) : state_->serverName(s.zoneIndex);
+}
+
+common::SocketAddress Backend::serverAddress(int index) const {
+  const Server& s = servers_[static_cast<size_t>(index)];
+  return s.own ? s.own->address : state_->server(s.zoneIndex).address;
 }
 
 int Backend::find(std::string_view name) const {
   for (std::size_t i = 0; i < servers_.size(); ++i)
-    if (!servers_[i].removed && servers_[i].name == name) return static_cast<int>(i);
+    if (!servers_[i].removed && serverName(static_cast<int>(i)) == name) return static_cast<int>(i);
   return -1;
 }
 
 void Backend::putServer(const std::string& name, const common::SocketAddress& address,
                         unsigned weight, std::uint64_t zoneIndex) {
-  if (int index = find(name); index >= 0) {
-    Server& s = servers_[static_cast<size_t>(index)];
-    s.address = address;
-    s.weight = weight;
-    s.zoneIndex = zoneIndex;
-  } else {
-    servers_.push_back(Server{name, address, weight, false, 0, 0, kRuntime, zoneIndex, false});
-  }
+  int index = find(name);
+  Server& s = index >= 0 ? servers_[static_cast<size_t>(index)] : servers_.emplace_back();
+  if (index < 0) s.declared = kRuntime;
+  s.zoneIndex = zoneIndex;
+  // Held privately only when the zone's row does not say the same (an address changed later).
+  if (matchesZone(s, name, address))
+    s.own.reset();
+  else
+    s.own = std::make_unique<ServerDescription>(ServerDescription{name, address, weight});
   rebuildEligible();
 }
 
@@ -96,7 +138,7 @@ bool Backend::usable(int index, std::span<const int> exclude) const {
   if (std::find(exclude.begin(), exclude.end(), index) != exclude.end()) return false;
   // Up (health checks), ready (not drain or maint) and a weight above zero, as the zone says.
   const Server& s = servers_[static_cast<size_t>(index)];
-  return state_ ? state_->eligible(s.zoneIndex) : s.weight > 0;
+  return state_ ? state_->eligible(s.zoneIndex) : weightOf(s) > 0;
 }
 
 int Backend::pick(std::span<const int> exclude, const common::SocketAddress* client) {
@@ -160,7 +202,8 @@ int Backend::pickSource(std::span<const int> exclude, const common::SocketAddres
   for (int index : eligible_) {
     if (!usable(index, exclude)) continue;
     const Server& s = servers_[static_cast<size_t>(index)];
-    std::uint64_t h = mix(fnv(c, s.name.data(), s.name.size()));
+    std::string_view name = serverName(index);
+    std::uint64_t h = mix(fnv(c, name.data(), name.size()));
     double u = (static_cast<double>(h >> 11) + 1.0) / 9007199254740993.0;  // (0, 1]
     double score = -static_cast<double>(weightOf(s)) / std::log(u);
     if (best < 0 || score > bestScore) {

@@ -15,18 +15,25 @@ namespace molt::worker {
 
 inline constexpr std::uint64_t kRuntime = ~std::uint64_t{0};
 
-struct Server {
+// A server's description when the worker holds it itself: before the server-state zone is
+// attached, without one (tests), in a draining worker that let the zone go, or when the runtime
+// API changed its address.
+struct ServerDescription {
   std::string name;
   common::SocketAddress address;
   unsigned weight = 1;
-  bool disabled = false;
+};
+
+// A server as a worker's backend tracks it. Its name, address and weight are read from the
+// generation's server-state zone (one copy for the whole instance), so a worker's own cost per
+// server is this struct: flat in the number of workers.
+struct Server {
+  std::uint64_t zoneIndex = 0;  // its row: first + declared for the file's, the master's for others
+  std::uint64_t declared = 0;   // its index among the file's servers; kRuntime if added later
   std::int64_t currentWeight = 0;  // smooth weighted round robin state
-  unsigned connections = 0;        // live connections from this worker
-  std::uint64_t declared = 0;      // its index among the file's servers; kRuntime if added later
-  // Its row in the generation's server-state zone: first + declared for a server of the file,
-  // given by the master for one the runtime API added.
-  std::uint64_t zoneIndex = 0;
+  std::uint32_t connections = 0;   // live connections from this worker
   bool removed = false;  // deleted at runtime: never picked again; its slot stays (stable index)
+  std::unique_ptr<ServerDescription> own;  // see ServerDescription; null: read the zone
 };
 
 // Built from one BackendConfig, which it keeps (its server list aside: that becomes servers_).
@@ -34,11 +41,16 @@ struct Server {
 // through it hold a reference, so a draining worker frees every backend no connection uses.
 class Backend : public std::enable_shared_from_this<Backend> {
  public:
-  explicit Backend(common::BackendConfig config);
+  // With `state` (the generation's server-state zone, this backend's servers from row `first`),
+  // servers are described by the zone; without, the backend keeps their descriptions.
+  explicit Backend(common::BackendConfig config, const shm::ServerState* state = nullptr,
+                   std::uint64_t first = 0);
 
   const std::string& name() const { return config_.name; }
   const common::BackendConfig& config() const { return config_; }
   Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
+  std::string_view serverName(int index) const;
+  common::SocketAddress serverAddress(int index) const;
   // The server named `name` (removed ones excluded); -1 when there is none.
   int find(std::string_view name) const;
   // Servers this worker may send traffic to: those not configured disabled.
@@ -64,9 +76,13 @@ class Backend : public std::enable_shared_from_this<Backend> {
   // Connections to server `index` from every worker of the generation (this worker's alone
   // without a server-state zone).
   unsigned load(int index) const;
-  // Reads health from the generation's server-state zone, where this backend's servers start at
-  // `first`; null (a draining worker that let the zone go) treats every server as up.
+  // Reads servers and their health from the generation's server-state zone, where this backend's
+  // servers start at `first`; the descriptions held until then are dropped.
   void attachState(const shm::ServerState* state, std::uint64_t first);
+  // Copies what the zone describes into the backend, then stops reading the zone: a draining
+  // worker does this for the backends its live connections still use, then unmaps the zone.
+  // Every server counts as up from then on.
+  void detachState();
 
   // Runtime API (the master resolved and validated each change; see docs/api.md):
   // adds server `name`, or updates its address and configured weight when it exists (a server
@@ -78,10 +94,13 @@ class Backend : public std::enable_shared_from_this<Backend> {
 
  private:
   bool usable(int index, std::span<const int> exclude) const;
+  // The zone's weight (the runtime API may have changed it), else the description's.
   unsigned weightOf(const Server& s) const {
-    return state_ ? state_->weight(s.zoneIndex) : s.weight;
+    return state_ ? state_->weight(s.zoneIndex) : (s.own ? s.own->weight : 0);
   }
   void rebuildEligible();
+  bool matchesZone(const Server& s, std::string_view name,
+                   const common::SocketAddress& address) const;
   int pickRoundRobin(std::span<const int> exclude);
   int pickLeastConn(std::span<const int> exclude);
   int pickSource(std::span<const int> exclude, const common::SocketAddress& client);

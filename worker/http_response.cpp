@@ -20,7 +20,7 @@ void HttpSession::connectServer() {
   tried_.push_back(index);
   serverIndex_ = index;
   Server& server = backend_->server(index);
-  serverName_ = server.name;
+  serverName_ = backend_->serverName(index);
   backend_->connectionOpened(index);
   if (!retriedFresh_) {
     if (auto pooled = host_.serverPool().take(&server)) {
@@ -33,13 +33,14 @@ void HttpSession::connectServer() {
   server_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());
   server_->setHandler(this);
   armTimer();
-  if (int rc = server_->connect(server.address); rc < 0) onConnectFailed(uv_strerror(rc));
+  if (int rc = server_->connect(backend_->serverAddress(index)); rc < 0)
+    onConnectFailed(uv_strerror(rc));
 }
 
 void HttpSession::onConnectFailed(const char* what) {
-  const Server& server = backend_->server(serverIndex_);
-  common::log::warn("connect(backend {} server {} {}): {}", backend_->name(), server.name,
-                    server.address.text(), what);
+  common::log::warn("connect(backend {} server {} {}): {}", backend_->name(),
+                    backend_->serverName(serverIndex_),
+                    backend_->serverAddress(serverIndex_).text(), what);
   connectServer();
 }
 

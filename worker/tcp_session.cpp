@@ -44,16 +44,16 @@ void TcpSession::connectNext() {
   }
   tried_.push_back(index);
   serverIndex_ = index;
-  Server& server = backend_->server(index);
   backend_->connectionOpened(index);
 
   // A failed attempt's stream closes here; its pending connect callback finds no owner.
   serverStream_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());
   server_.stream = serverStream_.get();
   serverStream_->setHandler(this);
-  if (int rc = serverStream_->connect(server.address); rc < 0) {
-    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(), server.name,
-                      server.address.text(), uv_strerror(rc));
+  if (int rc = serverStream_->connect(backend_->serverAddress(index)); rc < 0) {
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(),
+                      backend_->serverName(index), backend_->serverAddress(index).text(),
+                      uv_strerror(rc));
     return connectNext();
   }
   armTimer(static_cast<uint64_t>(backend_->config().timeouts.connect.count()));
@@ -62,9 +62,9 @@ void TcpSession::connectNext() {
 void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
   if (phase_ != SessionPhase::Connecting) return;
   if (status < 0) {
-    const Server& server = backend_->server(serverIndex_);
-    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(), server.name,
-                      server.address.text(), uv_strerror(status));
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(),
+                      backend_->serverName(serverIndex_),
+                      backend_->serverAddress(serverIndex_).text(), uv_strerror(status));
     return connectNext();
   }
   startSplicing();
@@ -132,9 +132,9 @@ void TcpSession::armTimer(uint64_t timeoutMs) {
 
 void TcpSession::onTimer() {
   if (phase_ == SessionPhase::Connecting) {
-    const Server& server = backend_->server(serverIndex_);
     common::log::warn("connect(backend {} server {} {}): timed out after {} ms", backend_->name(),
-                      server.name, server.address.text(),
+                      backend_->serverName(serverIndex_),
+                      backend_->serverAddress(serverIndex_).text(),
                       backend_->config().timeouts.connect.count());
     return connectNext();
   }

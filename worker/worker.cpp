@@ -83,10 +83,33 @@ void Worker::onHello(common::ControlMessage& message) {
     common::log::error("handover journal: {}", error);
     return stop("bad journal");
   }
-  // The parsed backends and frontends move into the objects that serve with them; a backend's
-  // server list becomes its compact servers, a host map becomes its router's hash map.
+  accessLog_->configure(config_->global.logFormat);
+  closeSpread_ = config_->global.closeSpread;
+}
+
+// Builds what the worker serves with, once the zones arrived (the handover sends them before the
+// listeners): the parsed backends and frontends move into the objects that serve with them; a
+// backend's server list becomes its compact servers, which read their descriptions from the
+// server-state zone; a host map becomes its router's hash map.
+void Worker::buildServing() {
+  if (built_ || !config_) return;
+  built_ = true;
+  std::size_t index = 0;
+  bool zoneMatches = serverState_ != nullptr;
   for (auto& b : config_->backends) {
-    auto backend = std::make_shared<Backend>(std::move(b));
+    // The zone lists the backends in config order.
+    const shm::ServerState* state = nullptr;
+    std::uint64_t first = 0;
+    if (zoneMatches && index < serverState_->backendCount()) {
+      auto view = serverState_->backend(static_cast<std::uint32_t>(index));
+      zoneMatches = view.name == b.name && view.count == b.servers.size();
+      state = zoneMatches ? serverState_.get() : nullptr;
+      first = view.first;
+    }
+    if (serverState_ && !state)
+      common::log::error("server-state zone does not match backend {}; health ignored", b.name);
+    ++index;
+    auto backend = std::make_shared<Backend>(std::move(b), state, first);
     backendsByName_.emplace(backend->name(), backend);
     backends_.push_back(std::move(backend));
   }
@@ -107,11 +130,10 @@ void Worker::onHello(common::ControlMessage& message) {
     if (router) routers_.emplace(frontends_.back().get(), std::move(router));
   }
   config_->frontends.clear();
-  accessLog_->configure(config_->global.logFormat);
-  closeSpread_ = config_->global.closeSpread;
 }
 
 void Worker::onListener(common::ControlMessage& message) {
+  buildServing();
   std::string name = message.body.value("frontend", "");
   int bind = message.body.value("bind", -1);
   std::string address = message.body.value("address", "");
@@ -199,28 +221,11 @@ void Worker::releaseZonesIfQuiet() {
   common::log::info("draining: unmapped the session cache and ticket keys");
 }
 
-// No check state in a draining worker: every server counts as up from here on, and the
-// generation's server-state zone is unmapped (no handshake involved, so at once).
+// No check state in a draining worker: the backends live connections still use copy their
+// servers' descriptions out of the generation's server-state zone (releaseTables), every server
+// counts as up from then on, and the zone is unmapped (no handshake involved, so at once).
 void Worker::detachServerState() {
-  if (!serverState_) return;
-  for (auto& backend : backends_) backend->attachState(nullptr, 0);
   serverState_.reset();
-}
-
-void Worker::attachServerState() {
-  if (!serverState_) return;
-  std::uint64_t first = 0;
-  // The zone lists the backends in config order, like backends_.
-  for (std::size_t i = 0; i < backends_.size(); ++i) {
-    auto view = serverState_->backend(static_cast<std::uint32_t>(i));
-    if (view.name != backends_[i]->name() || view.count != backends_[i]->declared()) {
-      common::log::error("server-state zone does not match backend {}; health ignored",
-                         backends_[i]->name());
-      return;
-    }
-    first = view.first;
-    backends_[i]->attachState(serverState_.get(), first);
-  }
 }
 
 // What the worker serves with (backends, routers, TLS contexts) is built; what is left of the
@@ -241,8 +246,12 @@ void Worker::releaseTables() {
   backendsByName_.clear();
   backends_.clear();
   frontends_.clear();
-  size_t kept = std::count_if(watched.begin(), watched.end(),
-                              [](const std::weak_ptr<Backend>& b) { return !b.expired(); });
+  size_t kept = 0;
+  for (const auto& weak : watched)
+    if (auto backend = weak.lock()) {
+      backend->detachState();
+      ++kept;
+    }
   common::log::info("draining: kept {} of {} backends for live connections", kept, watched.size());
 }
 
@@ -282,7 +291,7 @@ void Worker::releaseMemory(const std::optional<common::ProcessMemory>& before) {
 
 void Worker::onStart() {
   if (phase_ != WorkerPhase::Starting || !config_) return;
-  attachServerState();
+  buildServing();
   if (!buildTlsContexts()) return stop("TLS setup failed");
   dropBuildInputs();
   for (auto& frontend : frontends_) {
@@ -386,10 +395,10 @@ void Worker::drain(const char* why) {
   phase_ = WorkerPhase::Draining;
   auto before = common::readProcessMemory(getpid());
   for (auto& frontend : frontends_) frontend->closeListeners();
-  detachServerState();
   releaseZonesIfQuiet();
   drainSessions();
   releaseTables();
+  detachServerState();
   releaseMemory(before);
   statsDirty_ = true;
   sendStats();

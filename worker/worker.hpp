@@ -67,7 +67,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
                                  const std::string& pem);
   Frontend* frontendNamed(const std::string& name) const;
   bool buildTlsContexts();
-  void attachServerState();
+  void buildServing();
   void detachServerState();
   void dropBuildInputs();
   void releaseTables();
@@ -93,6 +93,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::optional<common::Bundle> bundle_;
   std::unique_ptr<common::Config> config_;  // from hello until start: global and tls settings
   common::Millis closeSpread_{0};
+  bool built_ = false;  // buildServing ran
   // What the worker serves with. Shared with the sessions that use them: a draining worker lets
   // its own references go, and each table lives as long as a connection needs it.
   std::vector<std::shared_ptr<Backend>> backends_;  // config order, like the server-state zone
