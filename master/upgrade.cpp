@@ -254,7 +254,12 @@ bool Master::restoreFromInventory() {
       unsigned slot = s["slot"].get<unsigned>();
       auto& target = generation->slots()[slot];
       target.process = std::make_unique<WorkerProcess>(slot, handlersFor(*generation));
-      if (s["pid"].get<pid_t>() == 0) continue;
+      if (s["pid"].get<pid_t>() == 0) {
+        // Exited before the exec: a serving generation respawns the slot below; a draining
+        // one must not wait for it.
+        target.process->setPhase(WorkerPhase::Exited);
+        continue;
+      }
       common::UniqueFd pidfd(s["pidfd"].get<int>()), control(s["control_fd"].get<int>());
       setCloexec(pidfd.get(), true);
       setCloexec(control.get(), true);
@@ -282,6 +287,13 @@ bool Master::restoreFromInventory() {
     }
     common::log::info("upgrade: adopted generation {} ({}) with {} workers", generation->id(),
                       phase, generation->liveWorkers());
+    if (phase == "draining" && generation->liveWorkers() == 0) {
+      // Its last workers exited while the previous image was exec'ing us.
+      generation->setPhase(GenerationPhase::Gone);
+      uv_check_start(reaper_.get(), [](uv_check_t* h) {
+        if (auto* self = static_cast<Master*>(h->data)) self->reapGenerations();
+      });
+    }
     generations_.push_back(std::move(generation));
   }
   for (auto& g : generations_)

@@ -235,3 +235,28 @@ TEST_CASE("servers lists each server with its state, check and connections from 
   REQUIRE_LINE(table, R"(^BACKEND\s+SERVER\s+ADDRESS\s+WEIGHT\s+STATE\s+CHECK\s+CONNS)", 5s);
   REQUIRE_LINE(table, R"(^be\s+o\s+127\.0\.0\.1:\d+\s+1\s+ready\s+none\s+1)", 5s);
 }
+
+TEST_CASE("generations whose workers exit while the master re-execs are not kept forever",
+          "[api][integration][upgrade]") {
+  Api api;
+  // A reload, then at once an upgrade: the old generation's workers exit while the master
+  // execs (workers the inventory lists as exited must not be waited for).
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(ask(api.socket, R"({"cmd": "reload"})")["ok"] == true);
+    REQUIRE(ask(api.socket, R"({"cmd": "upgrade"})")["ok"] == true);
+    REQUIRE_LINE(api.molt.process(), "binary upgrade: reloading", 10s);
+  }
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  json r;
+  do {
+    std::this_thread::sleep_for(100ms);
+    r = ask(api.socket, R"({"cmd": "proc"})");
+  } while (r["generations"].size() != 1 && std::chrono::steady_clock::now() < deadline);
+  INFO(r.dump());
+  REQUIRE(r["generations"].size() == 1);
+  REQUIRE(r["generations"][0]["phase"] == "serving");
+  api.molt.process().signal(SIGTERM);
+  auto status = api.molt.process().waitExit(15s);
+  REQUIRE(status);
+  REQUIRE(WEXITSTATUS(*status) == 0);
+}
