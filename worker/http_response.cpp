@@ -20,7 +20,7 @@ void HttpSession::connectServer() {
   tried_.push_back(index);
   serverIndex_ = index;
   Server& server = backend_->server(index);
-  serverName_ = backend_->serverName(index);
+  lastServer_ = index;
   backend_->connectionOpened(index);
   if (!retriedFresh_) {
     if (auto pooled = host_.serverPool().take(&server)) {

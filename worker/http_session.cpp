@@ -56,7 +56,7 @@ void HttpSession::beginRequest() {
   response_ = ResponseState::None;
   requestParser_.reset();
   backend_ = nullptr;
-  serverName_ = {};
+  lastServer_ = -1;
   tried_.clear();
   reused_ = retriedFresh_ = serverReusable_ = headRequest_ = logged_ = false;
   closeAfter_ = draining_;
@@ -268,7 +268,7 @@ void HttpSession::logExchange(const char* termination) {
   AccessRecord r;
   r.frontend = frontend_->name;
   if (backend_) r.backend = backend_->name();
-  r.server = serverName_;
+  if (backend_ && lastServer_ >= 0) r.server = backend_->serverName(lastServer_);
   r.client = clientAddress_;
   r.method = head.method();
   r.target = head.target();

@@ -162,7 +162,9 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   // The current exchange.
   std::shared_ptr<Backend> backend_;
   int serverIndex_ = -1;
-  std::string_view serverName_;  // the last server tried (for the log)
+  // The last server tried, for the log (its name is read at log time: the backend may have
+  // copied it out of a zone a draining worker unmapped since).
+  int lastServer_ = -1;
   std::vector<int> tried_;
   bool reused_ = false;          // server_ came from the pool
   bool retriedFresh_ = false;    // a failed pooled connection was already replaced once

@@ -1,6 +1,7 @@
 #include "worker/worker.hpp"
 
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -212,13 +213,30 @@ void Worker::handshakeEnded() noexcept {
 // read or write the session cache again: unmap it (MADV_DONTNEED would not free shared pages).
 // The TLS contexts go with the zones unless a live connection holds one.
 void Worker::releaseZonesIfQuiet() {
-  if (handshakes_ > 0 || (!sessionCache_ && !ticketKeys_)) return;
-  for (auto& [frontend, context] : tlsContexts_) context->detachZones();
-  sessionCache_.reset();
-  ticketKeys_.reset();
+  if (handshakes_ > 0) return;
+  for (auto& [frontend, context] : tlsContexts_) {
+    context->detachZones();
+    tlsLeft_.push_back(context);
+  }
   tlsContexts_.clear();
   tlsOptions_.clear();
+  if (!sessionCache_ && !ticketKeys_) return;
+  sessionCache_.reset();
+  ticketKeys_.reset();
   common::log::info("draining: unmapped the session cache and ticket keys");
+}
+
+// Once no TLS connection is left in a draining worker (every context expired), OpenSSL itself
+// goes: its providers, algorithm tables and error strings are a few hundred KiB of heap that
+// nothing will use again (the worker accepts no new connection).
+void Worker::releaseOpensslIfUnused() {
+  if (tlsLeft_.empty() || opensslReleased_) return;
+  for (const auto& context : tlsLeft_)
+    if (!context.expired()) return;
+  tlsLeft_.clear();
+  opensslReleased_ = true;
+  OPENSSL_cleanup();
+  common::log::info("draining: no TLS connection left; OpenSSL's global state freed");
 }
 
 // No check state in a draining worker: the backends live connections still use copy their
@@ -351,7 +369,10 @@ void Worker::sessionEnded(Session* session) noexcept {
 
 void Worker::reapEnded() {
   ended_.clear();
-  if (phase_ == WorkerPhase::Draining) trimSoon();
+  if (phase_ == WorkerPhase::Draining) {
+    releaseOpensslIfUnused();
+    trimSoon();
+  }
   uv_check_stop(reaper_.get());
   exitIfIdle();
 }
@@ -399,6 +420,7 @@ void Worker::drain(const char* why) {
   drainSessions();
   releaseTables();
   detachServerState();
+  releaseOpensslIfUnused();
   releaseMemory(before);
   statsDirty_ = true;
   sendStats();

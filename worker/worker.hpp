@@ -74,6 +74,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void trimSoon();
   void releaseMemory(const std::optional<common::ProcessMemory>& before);
   void releaseZonesIfQuiet();
+  void releaseOpensslIfUnused();
   void onStart();
   void drain(const char* why);
   void drainSessions();
@@ -109,6 +110,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
   std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
   std::unordered_map<const Frontend*, TlsOptions> tlsOptions_;  // to rebuild a context
+  std::vector<std::weak_ptr<TlsContext>> tlsLeft_;  // draining: contexts connections may hold
+  bool opensslReleased_ = false;
   unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> ended_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "common/proc_memory.hpp"
@@ -94,6 +95,71 @@ TEST_CASE("a draining worker holding a websocket gives its memory and the cache 
 
   REQUIRE(webSocketEcho(ws.get(), "after the reload") == "after the reload");
   ws.reset();
+  REQUIRE_LINE(molt.process(), "pid " + std::to_string(holder) + R"( exited \(exit 0\))", 10s,
+               from);
   REQUIRE_LINE(molt.process(), "generation 1 gone", 10s, from);
   REQUIRE_FALSE(processAlive(holder));
+}
+
+namespace {
+
+// A websocket over TLS through TlsClient: the upgrade, then one masked text frame echoed.
+bool tlsWebSocketOpen(TlsClient& tls, const std::string& host) {
+  if (!tls.send("GET /ws HTTP/1.1\r\nHost: " + host +
+                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+    return false;
+  std::string head;
+  while (head.size() < 4096 && head.find("\r\n\r\n") == std::string::npos) {
+    std::string byte = tls.receive(1);
+    if (byte.empty()) return false;
+    head += byte;
+  }
+  return head.rfind("HTTP/1.1 101", 0) == 0;
+}
+
+std::string tlsWebSocketEcho(TlsClient& tls, const std::string& payload) {
+  std::string frame = {'\x81', static_cast<char>(0x80 | payload.size()), 1, 2, 3, 4};
+  for (size_t i = 0; i < payload.size(); ++i) frame += static_cast<char>(payload[i] ^ (1 + i % 4));
+  if (!tls.send(frame)) return {};
+  std::string echoed = tls.receive(2 + payload.size());
+  return echoed.size() == 2 + payload.size() ? echoed.substr(2) : std::string();
+}
+
+}  // namespace
+
+TEST_CASE("a draining worker keeps TLS working for a held connection, then frees OpenSSL",
+          "[retire][integration][tls]") {
+  Origin origin;
+  TempDir dir;
+  Molt molt(seedConfig(dir, origin.httpPort()));
+  std::uint16_t tlsPort = 0;
+  std::regex re(R"(frontend www listening on 127\.0\.0\.1:(\d+))");
+  for (const auto& l : molt.process().lines()) {
+    std::smatch m;
+    if (std::regex_search(l, m, re)) tlsPort = static_cast<std::uint16_t>(std::stoi(m[1]));
+  }
+  REQUIRE(tlsPort != 0);  // the second bind listed is the TLS one
+  auto tls = std::make_unique<TlsClient>(tlsPort, TlsClientOptions{"app1.example.com"});
+  REQUIRE(tls->connected());
+  REQUIRE(tlsWebSocketOpen(*tls, "app1.example.com"));
+  REQUIRE(tlsWebSocketEcho(*tls, "before") == "before");
+
+  size_t from = molt.process().lines().size();
+  molt.process().signal(SIGUSR2);
+  auto line = molt.process().waitForLine(
+      R"(molt\[(\d+)\] worker gen 1 slot \d: draining: released .* 1 connections)", 20s, from);
+  INFO(molt.process().output());
+  REQUIRE(line);
+  std::string holder = (*line)[1];
+  REQUIRE(tlsWebSocketEcho(*tls, "during the drain") == "during the drain");
+  for (const auto& l : molt.process().lines())
+    REQUIRE_FALSE((l.find("molt[" + holder + "]") != std::string::npos &&
+                   l.find("OpenSSL's global state freed") != std::string::npos));
+  // The connection ends: OpenSSL goes, then the worker.
+  tls.reset();
+  REQUIRE_LINE(molt.process(), "molt\\[" + holder + "\\] .*OpenSSL's global state freed", 10s,
+               from);
+  REQUIRE_LINE(molt.process(), "pid " + holder + R"( exited \(exit 0\))", 10s, from);
+  REQUIRE_LINE(molt.process(), "generation 1 gone", 10s, from);
 }
