@@ -131,6 +131,25 @@ void Generation::sendHandover(WorkerProcess& worker) const {
   for (const auto& change : changes_) worker.send(change);
 }
 
+// A draining generation's workers need nothing more from the master but their drain and stop
+// orders: its parsed config (every server of every backend), handover bundle, server-state zone
+// (the workers unmapped theirs), check index and change list go, so that an old generation costs
+// the master next to nothing however long a websocket keeps it alive.
+void Generation::releaseServingState() {
+  auto slim = std::make_unique<common::Config>();
+  slim->fileName = loaded_.config->fileName;
+  slim->global = loaded_.config->global;
+  loaded_.config = std::move(slim);
+  loaded_.bundle.reset();
+  loaded_.journal.clear();
+  loaded_.conflicts.clear();
+  serverState_.reset();
+  decltype(checked_)().swap(checked_);
+  decltype(changes_)().swap(changes_);
+  sessionCache_.reset();
+  ticketKeys_.reset();
+}
+
 uint64_t monotonicMs() {
   return uv_hrtime() / 1'000'000;
 }
@@ -146,6 +165,7 @@ void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
     slot.process->setPhase(WorkerPhase::Draining);
     slot.process->send({{"type", "drain"}, {"hard_stop_in_ms", after}});
   }
+  releaseServingState();
   if (liveWorkers() == 0) {
     phase_ = GenerationPhase::Gone;
     return;

@@ -125,7 +125,10 @@ class Generation {
 
   // Starts this generation's drain: every live worker gets the drain order (with the time left
   // before the hard stop, for its process title) and the hard stop is armed for `hardStopAfter`.
+  // What only a serving generation needs is freed (releaseServingState): config() keeps the
+  // global section alone, and there is no bundle or server-state zone any more.
   void drain(uv_loop_t* loop, common::Millis hardStopAfter);
+  void releaseServingState();
   // Stops every live worker now: SIGTERM, then SIGKILL after a short grace. Idempotent.
   void terminate(uv_loop_t* loop, const std::string& why);
   bool terminating() const { return stopStage_ != StopStage::None; }

@@ -1,5 +1,7 @@
 #include "master/master.hpp"
 
+#include <malloc.h>
+
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -88,12 +90,13 @@ Generation* Master::current() const {
 }
 
 void Master::onHealthChange(const HealthEvent& event) {
-  common::log::warn("backend {} server {} is {} ({}, check took {} ms)", event.target.backend,
-                    event.target.server, event.up ? "UP" : "DOWN", event.reason, event.checkMs);
-  // Draining generations get nothing: their workers hold no check state.
+  // Draining generations get nothing: their workers hold no check state. Published before it is
+  // logged, so that the log line says what workers already act on.
   for (auto& g : generations_)
     if (g->phase() == GenerationPhase::Serving || g->phase() == GenerationPhase::Starting)
       g->setHealth(event.target.backend, event.target.server, event.up);
+  common::log::warn("backend {} server {} is {} ({}, check took {} ms)", event.target.backend,
+                    event.target.server, event.up ? "UP" : "DOWN", event.reason, event.checkMs);
 }
 
 Generation* Master::newest() const {
@@ -258,6 +261,7 @@ void Master::drainGeneration(Generation& generation, const char* why) {
       "generation {} draining ({}): {} workers, {} connections left, hard stop in {} s",
       generation.id(), why, generation.liveWorkers(), generation.connections(),
       latest->config().global.hardStopAfter.count() / 1000);
+  malloc_trim(0);  // the generation's parsed config and tables were just freed
   if (generation.phase() == GenerationPhase::Gone) reapGenerations();
 }
 

@@ -164,7 +164,7 @@ nlohmann::json Master::inventory(std::vector<int>& fds) const {
         fds.push_back(w->controlFd());
       }
     }
-    fds.push_back(g->bundleFd());
+    if (g->bundleFd() >= 0) fds.push_back(g->bundleFd());
     int cacheFd = g->sessionCache() ? g->sessionCache()->zone().fd() : -1;
     int stateFd = g->serverState() ? g->serverState()->zone().fd() : -1;
     if (stateFd >= 0) fds.push_back(stateFd);
@@ -239,10 +239,16 @@ bool Master::restoreFromInventory() {
     listeners_.restore(listener);
   }
   for (const auto& g : doc["generations"]) {
+    // A draining generation was handed over without its bundle (it respawns nothing).
     int bundleFd = g["bundle_fd"].get<int>();
-    setCloexec(bundleFd, true);
-    auto generation =
-        std::make_unique<Generation>(g["id"].get<unsigned>(), configFromBundle(bundleFd));
+    LoadedConfig loaded;
+    if (bundleFd >= 0) {
+      setCloexec(bundleFd, true);
+      loaded = configFromBundle(bundleFd);
+    } else {
+      loaded.config = std::make_unique<common::Config>();
+    }
+    auto generation = std::make_unique<Generation>(g["id"].get<unsigned>(), std::move(loaded));
     // Generations on an older cache zone lose the master's hold on it, not their workers' maps.
     generation->setZones(tlsZones_->cacheByFd(g.value("session_cache_fd", -1)),
                          tlsZones_->ticketKeys());
