@@ -143,9 +143,12 @@ nlohmann::json Master::procReport() const {
     }
     generations.push_back(std::move(entry));
   }
-  return {{"ok", true},
-          {"master", {{"pid", getpid()}, {"memory", memoryOf(getpid())}}},
-          {"generations", generations}};
+  nlohmann::json report = {{"ok", true},
+                           {"master", {{"pid", getpid()}, {"memory", memoryOf(getpid())}}},
+                           {"generations", generations}};
+  if (zygote_.running())
+    report["zygote"] = {{"pid", zygote_.pid()}, {"memory", memoryOf(zygote_.pid())}};
+  return report;
 }
 
 }  // namespace molt::master

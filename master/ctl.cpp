@@ -179,6 +179,12 @@ void printProc(const nlohmann::json& r) {
   rows.push_back({"-", "master", "-", std::to_string(master["pid"].get<int>()), "-",
                   bytes(master["memory"], "rss"), bytes(master["memory"], "pss"),
                   bytes(master["memory"], "private"), "-", "-"});
+  if (r.contains("zygote")) {
+    const auto& zygote = r["zygote"];
+    rows.push_back({"-", "zygote", "-", std::to_string(zygote["pid"].get<int>()), "-",
+                    bytes(zygote["memory"], "rss"), bytes(zygote["memory"], "pss"),
+                    bytes(zygote["memory"], "private"), "-", "-"});
+  }
   for (const auto& g : r["generations"]) {
     std::string stop =
         g.contains("hard_stop_in_ms") ? duration(g["hard_stop_in_ms"].get<std::uint64_t>()) : "-";

@@ -19,6 +19,7 @@
 #include "master/certificate_check.hpp"
 #include "master/ctl.hpp"
 #include "master/master.hpp"
+#include "master/zygote.hpp"
 #include "molt_version.h"
 #include "worker/tls_context.hpp"
 #include "worker/worker.hpp"
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--worker") return molt::worker::runWorker(molt::worker::kControlFd);
+    if (arg == "--zygote") return molt::master::runZygote(3);
     if (arg == "--version" || arg == "-v") return printVersion();
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);

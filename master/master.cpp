@@ -191,7 +191,8 @@ void Master::spawnSlot(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
   if (!s.process) s.process = std::make_unique<WorkerProcess>(slot, handlersFor(generation));
   auto credentials = credentialsOf(generation.config().global);
-  if (int rc = s.process->spawn(&loop_, options_.workerExe, credentials); rc < 0) {
+  if (!zygote_.running()) zygote_.start(options_.workerExe);
+  if (int rc = s.process->spawn(&loop_, options_.workerExe, credentials, &zygote_); rc < 0) {
     common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
                        std::strerror(-rc));
     return scheduleRespawn(generation, slot);

@@ -18,6 +18,7 @@
 #include "master/listener.hpp"
 #include "master/notify.hpp"
 #include "master/tls_zones.hpp"
+#include "master/zygote.hpp"
 
 namespace molt::master {
 
@@ -127,8 +128,10 @@ class Master {
   std::vector<ApiReply> pendingReloadWaiters_;  // answered when the queued reload ends
   bool forceUpgrade_ = false;                   // the next reload re-execs even if unchanged
   ApiServer api_;
-  std::unique_ptr<TlsZones> tlsZones_;      // made in the constructor, once the loop exists
-  std::unique_ptr<HealthChecker> checker_;  // likewise; checks run here, once per instance
+  std::unique_ptr<TlsZones> tlsZones_;  // made in the constructor, once the loop exists
+  std::unique_ptr<HealthChecker> checker_;
+  Zygote zygote_;  // forks workers (started on first need, restarted when it fails)  // likewise;
+                   // checks run here, once per instance
   struct stat binary_ {};
   // Runtime changes: the journal (replayed onto every generation built from the file), changes
   // waiting for a reload to end, and those waiting for the workers' confirmation.

@@ -116,6 +116,9 @@ void Master::upgrade(const char* why) {
   std::vector<char*> argv;
   for (auto& a : options_.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The zygote runs the old binary: stopped and reaped here (the new image could not reap it),
+  // the new image starts its own on its first spawn.
+  zygote_.stop();
   std::fflush(nullptr);
   execv(options_.binaryPath.c_str(), argv.data());
   int err = errno;

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "master/zygote.hpp"
 
 namespace molt::master {
 namespace {
@@ -67,13 +68,26 @@ const char* phaseName(WorkerPhase phase) {
 
 WorkerProcess::~WorkerProcess() = default;
 
-int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials) {
+int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials,
+                         Zygote* zygote) {
   common::UniqueFd masterEnd, workerEnd;
   if (int rc = common::makeControlPair(masterEnd, workerEnd); rc < 0) return rc;
-  std::fflush(nullptr);  // nothing buffered may be written twice
-  pid_t pid = fork();
-  if (pid < 0) return -errno;
-  if (pid == 0) execWorker(workerEnd.get(), exe.c_str(), credentials);
+  pid_t pid = -1;
+  if (zygote && zygote->running()) {
+    pid = zygote->spawn(workerEnd.get(), credentials);
+    if (pid <= 0) {
+      common::log::warn("zygote: no worker ({}); this one is exec'd, the zygote restarted",
+                        std::strerror(-pid));
+      zygote->stop();
+      zygote->start(exe);
+    }
+  }
+  if (pid <= 0) {
+    std::fflush(nullptr);  // nothing buffered may be written twice
+    pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) execWorker(workerEnd.get(), exe.c_str(), credentials);
+  }
   pid_ = pid;
   phase_ = WorkerPhase::Spawned;
   connections_ = 0;

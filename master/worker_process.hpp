@@ -14,6 +14,8 @@
 
 namespace molt::master {
 
+class Zygote;
+
 // Lifecycle of a worker process.
 enum class WorkerPhase {
   Spawned,   // forked and exec'd; handover sent, not ready yet
@@ -45,9 +47,11 @@ class WorkerProcess {
     gid_t gid = 0;
   };
 
-  // Forks and execs `exe --worker` with the control socket as fd 3 and nothing else inherited
-  // but stdio, as `credentials`. Returns 0 or -errno (logged by the caller).
-  int spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials);
+  // Starts a worker with the control socket as fd 3 and nothing else inherited but stdio, as
+  // `credentials`: forked by `zygote` when it runs (master/zygote.hpp), else fork+exec of
+  // `exe --worker`. Returns 0 or -errno (logged by the caller).
+  int spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials,
+            Zygote* zygote = nullptr);
   // Binary upgrade: takes over a worker the previous master image started.
   void adopt(uv_loop_t* loop, pid_t pid, common::UniqueFd pidfd, common::UniqueFd control,
              WorkerPhase phase, unsigned connections, uint64_t startedMs);

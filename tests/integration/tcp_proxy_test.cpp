@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
+#include "common/proc_memory.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
 
@@ -160,6 +162,46 @@ TEST_CASE("a worker killed with SIGKILL is respawned and new connections succeed
   REQUIRE(after[0] != before[0]);
   REQUIRE(processAlive(after[0]));
   for (int i = 0; i < 20; ++i) REQUIRE(echoThrough(port, "after respawn") == "after respawn");
+}
+
+TEST_CASE("workers are forked by the zygote, and a dead zygote costs only a slower respawn",
+          "[tcp][integration][supervision][zygote]") {
+  Origin origin;
+  Molt molt(tcpConfig(origin.echoPort()));
+  std::uint16_t port = molt.port("fe");
+  auto zygoteLine = molt.process().waitForLine(R"(zygote started, pid (\d+))", 5s);
+  REQUIRE(zygoteLine);
+  pid_t zygote = std::stoi((*zygoteLine)[1]);
+  auto workers = molt.workerPids();
+  REQUIRE(workers.size() == 2);
+  // Children of the master (CLONE_PARENT) running the same binary, never exec'd: they share the
+  // zygote's relocated libraries, so a worker's private memory is its own heap alone.
+  for (pid_t w : workers) {
+    REQUIRE(processAlive(w));
+    std::ifstream stat("/proc/" + std::to_string(w) + "/stat");
+    std::string line((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string state;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    REQUIRE(parent == molt.process().pid());
+    auto memory = molt::common::readProcessMemory(w);
+    REQUIRE(memory);
+    INFO("worker private " << memory->privateBytes);
+    REQUIRE(memory->privateBytes < (1u << 20));
+  }
+  // The zygote dies: the next worker is fork+exec'd and a new zygote started.
+  size_t from = molt.process().lines().size();
+  kill(zygote, SIGKILL);
+  kill(workers[0], SIGKILL);
+  REQUIRE_LINE(molt.process(), R"(generation 1: worker slot 0 started, pid (\d+))", 10s, from);
+  REQUIRE_LINE(molt.process(), R"(zygote started, pid (\d+))", 10s, from);
+  for (int i = 0; i < 10; ++i) REQUIRE(echoThrough(port, "after respawn") == "after respawn");
+  // And the next respawn is the new zygote's again.
+  from = molt.process().lines().size();
+  kill(molt.workerPids()[1], SIGKILL);
+  REQUIRE_LINE(molt.process(), R"(generation 1: worker slot 1 started, pid (\d+))", 10s, from);
+  for (int i = 0; i < 10; ++i) REQUIRE(echoThrough(port, "again") == "again");
 }
 
 TEST_CASE("a worker holds only its control socket, its listeners and libuv's descriptors",
