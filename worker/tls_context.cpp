@@ -97,6 +97,7 @@ TlsOptions tlsOptions(const common::TlsConfig& tls, const common::FrontendConfig
   o.ciphersuites = tls.ciphersuites;
   o.sessionTimeout = std::max(std::chrono::seconds(1),
                               std::chrono::duration_cast<std::chrono::seconds>(tls.sessionTimeout));
+  o.tickets = tls.tickets;
   o.alpnHttp11 = frontend.mode == common::Mode::Http;
   o.sessionIdContext = "molt frontend " + frontend.name;
   return o;

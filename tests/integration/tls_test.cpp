@@ -148,6 +148,20 @@ TEST_CASE("sessions resume on another worker of the same generation",
   }
 }
 
+TEST_CASE("with tickets off, a client that asks for tickets gets a session id from the cache",
+          "[tls][integration][resume][tickets]") {
+  Origin origin;
+  Molt molt(config(origin.echoPort(), R"("session_cache": "8MB", "tickets": false)"));
+  std::uint16_t port = molt.port("fe");
+  TlsClientOptions askingForTickets{"www.example.com", "TLSv1.2", /*tickets=*/true};
+  for (int i = 0; i < 3; ++i) {
+    TlsSession session = fullHandshake(port, askingForTickets);
+    REQUIRE(session);
+    REQUIRE_FALSE(SSL_SESSION_has_ticket(session.get()));     // none was sent
+    REQUIRE(resumes(port, askingForTickets, session.get()));  // by its id, through the zone
+  }
+}
+
 TEST_CASE("sessions made before a reload resume after it", "[tls][integration][resume]") {
   Origin origin;
   Molt molt(config(origin.echoPort()));
