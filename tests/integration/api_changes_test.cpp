@@ -304,3 +304,22 @@ TEST_CASE("malformed change requests get an error naming the field and change no
   REQUIRE_FALSE(state.good());  // nothing was applied, nothing journalled
   REQUIRE(originOf(molt.port("www"), "a.example.com") == "a");
 }
+
+TEST_CASE("a server added at runtime with a check is checked by the master",
+          "[changes][integration][health]") {
+  Setup s;
+  Molt molt(s.config());
+  REQUIRE_LINE(molt.process(), "api: listening on", 10s);
+  std::uint16_t closed = unusedPort();
+  requireOk(ask(s.socket, {{"cmd", "server.add"},
+                           {"backend", "bk_a"},
+                           {"server",
+                            {{"name", "checked"},
+                             {"address", "127.0.0.1:" + std::to_string(closed)},
+                             {"check", {{"type", "tcp"}, {"interval", "100ms"}, {"fall", 1}}}}}}));
+  REQUIRE_LINE(molt.process(), "backend bk_a server checked is DOWN", 10s);
+  json listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  REQUIRE(listed["servers"][1]["check"] == "down");
+  // Traffic keeps going to the healthy one.
+  for (int i = 0; i < 10; ++i) REQUIRE(originOf(molt.port("www"), "x.example.com") == "a");
+}
