@@ -38,7 +38,18 @@ void Master::setupApi(const common::Config& config) {
   common::log::info("api: listening on {}", path);
 }
 
+// The boundary of the API: no exception from a command's handling reaches the loop (a request
+// that slipped past validation is answered, logged, and the master goes on).
 void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
+  try {
+    dispatchApi(request, reply);
+  } catch (const std::exception& e) {
+    common::log::error("api: {} failed: {}", request.value("cmd", std::string("?")), e.what());
+    if (reply) reply(failure(std::string("internal error: ") + e.what()));
+  }
+}
+
+void Master::dispatchApi(const nlohmann::json& request, ApiReply& reply) {
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(failure("cmd: missing, or not a string"));

@@ -136,6 +136,94 @@ void Master::deleteServer(const nlohmann::json& request, ApiReply reply, uint64_
       50, 0);
 }
 
+namespace {
+
+// What a change applied to the config means for the zone, the checks and the workers.
+struct Publication {
+  std::vector<nlohmann::json> messages;  // for each worker, in order
+  bool checksChanged = false;            // the checked set must be recomputed
+  std::string zoneError;                 // the zone had no room (logged)
+};
+
+using RemovedRows = std::vector<std::pair<std::string, std::uint64_t>>;  // server name, row
+
+// A server the change added or changed: its row (appended when new), admin state and weight
+// in the zone, its check, and (unless in maintenance) its description for the workers.
+void publishServer(Generation& serving, const common::BackendConfig& backend,
+                   common::ServerConfig& s, Publication& out) {
+  shm::ServerState& zone = *serving.serverState();
+  if (s.stateRow == ~std::uint64_t{0}) {
+    auto row = zone.appendServer(s.name, s.address, s.weight, s.check, s.admin, out.zoneError);
+    if (!row) return;
+    s.stateRow = *row;
+  }
+  shm::ServerLive& live = zone.live(s.stateRow);
+  live.admin.store(static_cast<std::uint8_t>(s.admin));
+  live.weightPlusOne.store(static_cast<std::uint16_t>(s.weight + 1));
+  out.checksChanged = out.checksChanged || s.check;
+  serving.trackCheck(backend.name, s);
+  if (!s.disabled) out.messages.push_back(serverPut(backend.name, s));
+}
+
+void publishRemoval(Generation& serving, const std::string& cmd, const std::string& backend,
+                    const RemovedRows& removed, Publication& out) {
+  for (const auto& [name, row] : removed) {
+    serving.serverState()->live(row).admin.store(
+        static_cast<std::uint8_t>(shm::ServerAdmin::Maint));
+    serving.untrackCheck(backend, name);
+    out.checksChanged = true;
+    if (cmd == "server.del")
+      out.messages.push_back(
+          {{"type", "change"}, {"op", "server.remove"}, {"backend", backend}, {"server", name}});
+  }
+  if (cmd == "backend.del")
+    out.messages.push_back({{"type", "change"}, {"op", "backend.del"}, {"backend", backend}});
+}
+
+void publishBackendAdd(Generation& serving, common::BackendConfig& backend, Publication& out) {
+  const auto& t = backend.timeouts;
+  out.messages.push_back({{"type", "change"},
+                          {"op", "backend.add"},
+                          {"backend",
+                           {{"name", backend.name},
+                            {"balance", balanceName(backend.balance)},
+                            {"connect_ms", t.connect.count()},
+                            {"server_ms", t.server.count()},
+                            {"tunnel_ms", t.tunnel.count()},
+                            {"retries", backend.retries},
+                            {"deny", backend.deny}}},
+                          {"servers", nlohmann::json::array()},
+                          {"first", 0}});
+  for (auto& s : backend.servers) publishServer(serving, backend, s, out);
+}
+
+// map.* names the route by index (default: the frontend's first host_map route) and the backend
+// by its full name, as the worker's router holds them.
+nlohmann::json mapMessage(const common::Config& config, const std::string& cmd,
+                          const nlohmann::json& change) {
+  const std::string frontend = change["frontend"].get<std::string>();
+  const common::FrontendConfig* f = nullptr;
+  for (const auto& candidate : config.frontends)
+    if (candidate.name == frontend) f = &candidate;
+  std::size_t route = 0;
+  if (auto r = change.find("route"); r != change.end() && r->is_number_unsigned()) {
+    route = r->get<std::size_t>();
+  } else {
+    while (route < f->routes.size() && f->routes[route].kind != common::RouteConfig::Kind::HostMap)
+      ++route;
+  }
+  nlohmann::json message = {{"type", "change"},
+                            {"op", cmd},
+                            {"frontend", frontend},
+                            {"route", route},
+                            {"host", change["host"]}};
+  if (cmd == "map.set")
+    message["backend"] = f->routes[route].backendPrefix + change["value"].get<std::string>();
+  return message;
+}
+
+}  // namespace
+
 void Master::applyChange(Generation& serving, const nlohmann::json& request, ApiReply reply) {
   const std::string cmd = request["cmd"].get<std::string>();
   common::Config& config = serving.mutableConfig();
@@ -147,105 +235,47 @@ void Master::applyChange(Generation& serving, const nlohmann::json& request, Api
                            std::to_string(need) + " asked; a reload makes room"));
   }
   // What a deletion removes, found before the config forgets it.
-  std::vector<std::pair<std::string, std::uint64_t>> removedRows;  // server name, row
+  RemovedRows removed;
   if (cmd == "server.del" || cmd == "backend.del") {
     auto b = request.find("backend");
     if (b != request.end() && b->is_string())
       if (common::BackendConfig* backend = backendNamed(config, *b))
         for (const auto& s : backend->servers)
           if (cmd == "backend.del" || s.name == request.value("server", ""))
-            removedRows.emplace_back(s.name, s.stateRow);
+            removed.emplace_back(s.name, s.stateRow);
   }
   nlohmann::json change = request;
   std::string error = common::applyRuntimeChange(config, change, common::FileSource::disk());
   if (!error.empty()) return reply(failure(error));
 
-  std::vector<nlohmann::json> messages;
-  bool checksChanged = false;
-  std::string zoneError;
-  auto publishServer = [&](common::BackendConfig& backend, common::ServerConfig& s) {
-    if (s.stateRow == ~std::uint64_t{0}) {
-      auto row = zone.appendServer(s.name, s.address, s.weight, s.check, s.admin, zoneError);
-      if (!row) return;
-      s.stateRow = *row;
-    }
-    shm::ServerLive& live = zone.live(s.stateRow);
-    live.admin.store(static_cast<std::uint8_t>(s.admin));
-    live.weightPlusOne.store(static_cast<std::uint16_t>(s.weight + 1));
-    checksChanged = checksChanged || s.check;
-    serving.trackCheck(backend.name, s);
-    if (!s.disabled) messages.push_back(serverPut(backend.name, s));
-  };
+  Publication out;
   if (cmd == "server.add" || cmd == "server.set") {
     common::BackendConfig& backend = *backendNamed(config, change["backend"]);
     for (auto& s : backend.servers)
       if (s.stateRow == ~std::uint64_t{0} ||
           (cmd == "server.set" && s.name == change.value("server", "")))
-        publishServer(backend, s);
+        publishServer(serving, backend, s, out);
   } else if (cmd == "server.del" || cmd == "backend.del") {
-    const std::string backend = change["backend"].get<std::string>();
-    for (const auto& [name, row] : removedRows) {
-      zone.live(row).admin.store(static_cast<std::uint8_t>(shm::ServerAdmin::Maint));
-      serving.untrackCheck(backend, name);
-      checksChanged = true;
-      if (cmd == "server.del")
-        messages.push_back(
-            {{"type", "change"}, {"op", "server.remove"}, {"backend", backend}, {"server", name}});
-    }
-    if (cmd == "backend.del")
-      messages.push_back({{"type", "change"}, {"op", "backend.del"}, {"backend", backend}});
+    publishRemoval(serving, cmd, change["backend"].get<std::string>(), removed, out);
   } else if (cmd == "backend.add") {
-    common::BackendConfig& backend = config.backends.back();
-    const auto& t = backend.timeouts;
-    messages.push_back({{"type", "change"},
-                        {"op", "backend.add"},
-                        {"backend",
-                         {{"name", backend.name},
-                          {"balance", balanceName(backend.balance)},
-                          {"connect_ms", t.connect.count()},
-                          {"server_ms", t.server.count()},
-                          {"tunnel_ms", t.tunnel.count()},
-                          {"retries", backend.retries},
-                          {"deny", backend.deny}}},
-                        {"servers", nlohmann::json::array()},
-                        {"first", 0}});
-    for (auto& s : backend.servers) publishServer(backend, s);
+    publishBackendAdd(serving, config.backends.back(), out);
   } else if (cmd == "map.set" || cmd == "map.del") {
-    const std::string frontend = change["frontend"].get<std::string>();
-    const common::FrontendConfig* f = nullptr;
-    for (const auto& candidate : config.frontends)
-      if (candidate.name == frontend) f = &candidate;
-    std::size_t route = 0;
-    if (auto r = change.find("route"); r != change.end() && r->is_number_unsigned()) {
-      route = r->get<std::size_t>();
-    } else {
-      while (route < f->routes.size() &&
-             f->routes[route].kind != common::RouteConfig::Kind::HostMap)
-        ++route;
-    }
-    nlohmann::json message = {{"type", "change"},
-                              {"op", cmd},
-                              {"frontend", frontend},
-                              {"route", route},
-                              {"host", change["host"]}};
-    if (cmd == "map.set")
-      message["backend"] = f->routes[route].backendPrefix + change["value"].get<std::string>();
-    messages.push_back(std::move(message));
+    out.messages.push_back(mapMessage(config, cmd, change));
   } else if (cmd == "cert.set" || cmd == "cert.del") {
     nlohmann::json message = {{"type", "change"},
                               {"op", cmd},
                               {"frontend", change["frontend"]},
                               {"name", change.value("name", change.value("path", ""))}};
     if (cmd == "cert.set") message["pem"] = change["pem"];
-    messages.push_back(std::move(message));
+    out.messages.push_back(std::move(message));
   }
-  if (!zoneError.empty()) common::log::error("runtime change {}: {}", cmd, zoneError);
-  if (checksChanged) checker_->setTargets(HealthChecker::targetsOf(config));
+  if (!out.zoneError.empty()) common::log::error("runtime change {}: {}", cmd, out.zoneError);
+  if (out.checksChanged) checker_->setTargets(HealthChecker::targetsOf(config));
 
   journal_.append(change);
   saveJournal();
   common::log::info("api: applied {}", common::describeRuntimeChange(change));
-  broadcastChange(serving, std::move(messages), std::move(reply),
+  broadcastChange(serving, std::move(out.messages), std::move(reply),
                   common::describeRuntimeChange(change));
 }
 

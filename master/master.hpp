@@ -83,6 +83,7 @@ class Master {
   // Runtime API (api.cpp)
   void setupApi(const common::Config& config);
   void handleApi(const nlohmann::json& request, ApiReply reply);
+  void dispatchApi(const nlohmann::json& request, ApiReply& reply);
   nlohmann::json procReport() const;
   nlohmann::json cacheReport() const;
   nlohmann::json serversReport(const nlohmann::json& request) const;
