@@ -245,6 +245,8 @@ void Master::applyChange(Generation& serving, const nlohmann::json& request, Api
             removed.emplace_back(s.name, s.stateRow);
   }
   nlohmann::json change = request;
+  // An address given as a host name is resolved here, synchronously, as the file's are: the loop
+  // waits for the resolver (give addresses as literals to avoid it).
   std::string error = common::applyRuntimeChange(config, change, common::FileSource::disk());
   if (!error.empty()) return reply(failure(error));
 
