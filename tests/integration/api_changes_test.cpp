@@ -2,9 +2,7 @@
 // entries and certificates changed without a reload, in every worker, surviving reload, binary
 // upgrade and (state_file) a restart.
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 #include <thread>
 
 #include "tests/integration/http_client.hpp"
+#include "tests/support/api_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
 #include "tests/support/tls_client.hpp"
@@ -24,19 +23,6 @@ using namespace molt::test;
 using nlohmann::json;
 
 namespace {
-
-json ask(const std::string& socketPath, const json& request) {
-  molt::common::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval tv{30, 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socketPath.c_str());
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-    return "connect failed";
-  sendAll(fd.get(), request.dump() + "\n");
-  return json::parse(recvUntil(fd.get(), "\n"), nullptr, false);
-}
 
 // A frontend "www" (plain http, host map) and "tls" (https), one backend bk_a on origin `a`.
 struct Setup {
@@ -103,15 +89,15 @@ TEST_CASE("1000 servers added at runtime take traffic in every worker", "[change
   REQUIRE_LINE(molt.process(), "api: listening on", 10s);
   std::uint16_t port = molt.port("www");
   for (int i = 1; i <= 1000; ++i) {
-    json r = ask(s.socket,
-                 {{"cmd", "server.add"},
-                  {"backend", "bk_a"},
-                  {"server", {{"name", "rt" + std::to_string(i)}, {"address", s.origin("b")}}}});
+    json r = askApiJson(
+        s.socket, {{"cmd", "server.add"},
+                   {"backend", "bk_a"},
+                   {"server", {{"name", "rt" + std::to_string(i)}, {"address", s.origin("b")}}}});
     requireOk(r);
   }
-  requireOk(
-      ask(s.socket,
-          {{"cmd", "server.set"}, {"backend", "bk_a"}, {"server", "s0"}, {"state", "maint"}}));
+  requireOk(askApiJson(
+      s.socket,
+      {{"cmd", "server.set"}, {"backend", "bk_a"}, {"server", "s0"}, {"state", "maint"}}));
   // Each worker in turn (the other stopped, so the kernel hands it every connection).
   auto workers = molt.workerPids(1);
   REQUIRE(workers.size() == 2);
@@ -131,7 +117,7 @@ TEST_CASE("1000 servers added at runtime take traffic in every worker", "[change
     REQUIRE(used.size() == 20);
     for (const auto& name : used) REQUIRE(name.rfind("rt", 0) == 0);
   }
-  json listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  json listed = askApiJson(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
   REQUIRE(listed["servers"].size() == 1001);
 }
 
@@ -141,20 +127,20 @@ TEST_CASE("server.del waits for the server's connections, or refuses with the re
   Molt molt(s.config(R"(, {"name": "s1", "address": ")" + s.origin("b") + R"("})"));
   REQUIRE_LINE(molt.process(), "api: listening on", 10s);
   std::uint16_t port = molt.port("www");
-  requireOk(
-      ask(s.socket,
-          {{"cmd", "server.set"}, {"backend", "bk_a"}, {"server", "s0"}, {"state", "maint"}}));
+  requireOk(askApiJson(
+      s.socket,
+      {{"cmd", "server.set"}, {"backend", "bk_a"}, {"server", "s0"}, {"state", "maint"}}));
   auto ws = openWebSocket(port, "/ws", "any.example.com");  // through s1, the only one ready
   REQUIRE(ws);
   REQUIRE(webSocketEcho(ws.get(), "held") == "held");
-  json refused =
-      ask(s.socket,
-          {{"cmd", "server.del"}, {"backend", "bk_a"}, {"server", "s1"}, {"timeout_ms", 300}});
+  json refused = askApiJson(
+      s.socket,
+      {{"cmd", "server.del"}, {"backend", "bk_a"}, {"server", "s1"}, {"timeout_ms", 300}});
   INFO(refused.dump());
   REQUIRE(refused["ok"] == false);
   REQUIRE(refused["error"].get<std::string>().find("still has 1 connection") != std::string::npos);
   // Left draining: no new traffic, the live connection untouched.
-  json listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  json listed = askApiJson(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
   REQUIRE(listed["servers"][1]["state"] == "drain");
   REQUIRE(request(port, "/", "any.example.com").status == 503);
   REQUIRE(webSocketEcho(ws.get(), "still") == "still");
@@ -163,10 +149,11 @@ TEST_CASE("server.del waits for the server's connections, or refuses with the re
     std::this_thread::sleep_for(300ms);
     ws.reset();
   });
-  json deleted = ask(s.socket, {{"cmd", "server.del"}, {"backend", "bk_a"}, {"server", "s1"}});
+  json deleted =
+      askApiJson(s.socket, {{"cmd", "server.del"}, {"backend", "bk_a"}, {"server", "s1"}});
   closer.join();
   requireOk(deleted);
-  listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  listed = askApiJson(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
   REQUIRE(listed["servers"].size() == 1);
 }
 
@@ -200,7 +187,7 @@ TEST_CASE(
     REQUIRE(certificateName(tls, "file.example.com") == "file.example.com");
 
     // Reload: the file does not have them; the journal brings them back.
-    json reloaded = ask(s.socket, {{"cmd", "reload"}});
+    json reloaded = askApiJson(s.socket, {{"cmd", "reload"}});
     requireOk(reloaded);
     REQUIRE(originOf(molt.port("www", 2), "new.example.com") == "b");
     REQUIRE(certificateName(molt.port("tls", 2), "new.example.com") == "new.example.com");
@@ -208,7 +195,7 @@ TEST_CASE(
     // Binary upgrade (forced re-exec of the same file), then its reload.
     REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
     size_t from = molt.process().lines().size();
-    requireOk(ask(s.socket, {{"cmd", "upgrade"}}));
+    requireOk(askApiJson(s.socket, {{"cmd", "upgrade"}}));
     REQUIRE_LINE(molt.process(), "generation 3 serving", 20s, from);
     REQUIRE(originOf(molt.port("www", 3), "new.example.com") == "b");
     REQUIRE(certificateName(molt.port("tls", 3), "new.example.com") == "new.example.com");
@@ -227,15 +214,16 @@ TEST_CASE(
   REQUIRE(certificateName(again.port("tls"), "new.example.com") == "new.example.com");
 
   // cert.del and backend.del (refused while a map entry points at it, then allowed).
-  requireOk(
-      ask(s.socket,
-          {{"cmd", "cert.del"}, {"frontend", "tls"}, {"name", s.dir.path() + "/runtime.pem"}}));
+  requireOk(askApiJson(
+      s.socket,
+      {{"cmd", "cert.del"}, {"frontend", "tls"}, {"name", s.dir.path() + "/runtime.pem"}}));
   REQUIRE(certificateName(again.port("tls"), "new.example.com") == "file.example.com");
-  json inUse = ask(s.socket, {{"cmd", "backend.del"}, {"backend", "bk_new"}});
+  json inUse = askApiJson(s.socket, {{"cmd", "backend.del"}, {"backend", "bk_new"}});
   REQUIRE(inUse["ok"] == false);
   REQUIRE(inUse["error"].get<std::string>().find("new.example.com") != std::string::npos);
-  requireOk(ask(s.socket, {{"cmd", "map.del"}, {"frontend", "www"}, {"host", "new.example.com"}}));
-  requireOk(ask(s.socket, {{"cmd", "backend.del"}, {"backend", "bk_new"}}));
+  requireOk(
+      askApiJson(s.socket, {{"cmd", "map.del"}, {"frontend", "www"}, {"host", "new.example.com"}}));
+  requireOk(askApiJson(s.socket, {{"cmd", "backend.del"}, {"backend", "bk_new"}}));
   REQUIRE(originOf(again.port("www"), "new.example.com") == "a");
 }
 
@@ -244,17 +232,17 @@ TEST_CASE("a journalled change the new file conflicts with is dropped and report
   Setup s;
   Molt molt(s.config());
   REQUIRE_LINE(molt.process(), "api: listening on", 10s);
-  requireOk(ask(s.socket, {{"cmd", "server.add"},
-                           {"backend", "bk_a"},
-                           {"server", {{"name", "s1"}, {"address", s.origin("b")}}}}));
+  requireOk(askApiJson(s.socket, {{"cmd", "server.add"},
+                                  {"backend", "bk_a"},
+                                  {"server", {{"name", "s1"}, {"address", s.origin("b")}}}}));
   // The file now declares s1 itself: the runtime add no longer applies.
   molt.rewriteConfig(s.config(R"(, {"name": "s1", "address": ")" + s.origin("a") + R"("})"));
-  requireOk(ask(s.socket, {{"cmd", "reload"}}));
-  json errors = ask(s.socket, {{"cmd", "errors"}});
+  requireOk(askApiJson(s.socket, {{"cmd", "reload"}}));
+  json errors = askApiJson(s.socket, {{"cmd", "errors"}});
   INFO(errors.dump());
   REQUIRE(errors["errors"].size() == 1);
   REQUIRE(errors["errors"][0].get<std::string>().find("server.add bk_a s1") != std::string::npos);
-  json listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  json listed = askApiJson(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
   REQUIRE(listed["servers"][1]["address"] == s.origin("a"));  // the file's
 }
 
@@ -292,12 +280,12 @@ TEST_CASE("malformed change requests get an error naming the field and change no
       {{{"cmd", "map.del"}, {"frontend", "www"}, {"host", "nowhere.example.com"}}, "nowhere"},
   };
   for (const auto& [request, mention] : cases) {
-    json r = ask(s.socket, request);
+    json r = askApiJson(s.socket, request);
     INFO(request.dump() << " -> " << r.dump());
     REQUIRE(r["ok"] == false);
     REQUIRE(r["error"].get<std::string>().find(mention) != std::string::npos);
   }
-  json listed = ask(s.socket, {{"cmd", "servers"}});
+  json listed = askApiJson(s.socket, {{"cmd", "servers"}});
   REQUIRE(listed["servers"].size() == 1);
   REQUIRE(listed["servers"][0]["weight"] == 1);
   std::ifstream state(s.stateFile);
@@ -311,14 +299,15 @@ TEST_CASE("a server added at runtime with a check is checked by the master",
   Molt molt(s.config());
   REQUIRE_LINE(molt.process(), "api: listening on", 10s);
   std::uint16_t closed = unusedPort();
-  requireOk(ask(s.socket, {{"cmd", "server.add"},
-                           {"backend", "bk_a"},
-                           {"server",
-                            {{"name", "checked"},
-                             {"address", "127.0.0.1:" + std::to_string(closed)},
-                             {"check", {{"type", "tcp"}, {"interval", "100ms"}, {"fall", 1}}}}}}));
+  requireOk(
+      askApiJson(s.socket, {{"cmd", "server.add"},
+                            {"backend", "bk_a"},
+                            {"server",
+                             {{"name", "checked"},
+                              {"address", "127.0.0.1:" + std::to_string(closed)},
+                              {"check", {{"type", "tcp"}, {"interval", "100ms"}, {"fall", 1}}}}}}));
   REQUIRE_LINE(molt.process(), "backend bk_a server checked is DOWN", 10s);
-  json listed = ask(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
+  json listed = askApiJson(s.socket, {{"cmd", "servers"}, {"backend", "bk_a"}});
   REQUIRE(listed["servers"][1]["check"] == "down");
   // Traffic keeps going to the healthy one.
   for (int i = 0; i < 10; ++i) REQUIRE(originOf(molt.port("www"), "x.example.com") == "a");

@@ -2,7 +2,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/api_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
 
@@ -24,28 +24,6 @@ std::string config(const TempDir& dir, std::uint16_t serverPort) {
     "frontends": [{"name": "fe", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "be"}],
     "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
          std::to_string(serverPort) + R"("}]}]})";
-}
-
-molt::common::UniqueFd connectApi(const std::string& path) {
-  molt::common::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval tv{20, 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return {};
-  return fd;
-}
-
-json ask(int fd, const std::string& line) {
-  sendAll(fd, line + "\n");
-  std::string answer = recvUntil(fd, "\n");
-  return json::parse(answer, nullptr, false);
-}
-
-json ask(const std::string& path, const std::string& line) {
-  auto fd = connectApi(path);
-  return fd ? ask(fd.get(), line) : json("connect failed");
 }
 
 struct Api {
@@ -71,7 +49,7 @@ TEST_CASE("the api socket is created with mode 0600", "[api][integration]") {
 TEST_CASE("proc lists the master and every worker with memory from smaps_rollup",
           "[api][integration]") {
   Api api;
-  json r = ask(api.socket, R"({"cmd": "proc"})");
+  json r = askApi(api.socket, R"({"cmd": "proc"})");
   INFO(r.dump());
   REQUIRE(r["ok"] == true);
   REQUIRE(r["master"]["pid"] == api.molt.process().pid());
@@ -89,12 +67,12 @@ TEST_CASE("proc lists the master and every worker with memory from smaps_rollup"
 
 TEST_CASE("reload through the api answers once the new generation serves", "[api][integration]") {
   Api api;
-  json r = ask(api.socket, R"({"cmd": "reload"})");
+  json r = askApi(api.socket, R"({"cmd": "reload"})");
   INFO(r.dump());
   REQUIRE(r["ok"] == true);
   REQUIRE(r["generation"] == 2);
   REQUIRE_LINE(api.molt.process(), "generation 2 serving", 5s);
-  json proc = ask(api.socket, R"({"cmd": "proc"})");
+  json proc = askApi(api.socket, R"({"cmd": "proc"})");
   REQUIRE(proc["generations"].back()["id"] == 2);
 }
 
@@ -102,12 +80,12 @@ TEST_CASE("a failed reload is answered with its errors and kept for the errors c
           "[api][integration]") {
   Api api;
   api.molt.rewriteConfig(R"({"global": {"workers": "two"}})");
-  json r = ask(api.socket, R"({"cmd": "reload"})");
+  json r = askApi(api.socket, R"({"cmd": "reload"})");
   INFO(r.dump());
   REQUIRE(r["ok"] == false);
   REQUIRE(r["error"].get<std::string>().find("global.workers: expected an integer") !=
           std::string::npos);
-  json errors = ask(api.socket, R"({"cmd": "errors"})");
+  json errors = askApi(api.socket, R"({"cmd": "errors"})");
   REQUIRE(errors["ok"] == true);
   REQUIRE(errors["errors"].size() >= 1);
 }
@@ -142,7 +120,7 @@ TEST_CASE("a client with another uid is refused", "[api][integration][security]"
   pid_t child = fork();
   if (child == 0) {
     if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
-    json r = ask(api.socket, R"({"cmd": "proc"})");
+    json r = askApi(api.socket, R"({"cmd": "proc"})");
     bool refused = r.is_object() && r["ok"] == false &&
                    r["error"].get<std::string>().find("permission denied") != std::string::npos;
     _exit(refused ? 0 : 1);
@@ -162,7 +140,7 @@ TEST_CASE("50 concurrent api clients are all answered", "[api][integration]") {
     clients.emplace_back([&] {
       auto fd = connectApi(api.socket);
       for (int j = 0; j < 5; ++j)
-        if (fd && ask(fd.get(), R"({"cmd": "proc"})")["ok"] == true) ++ok;
+        if (fd && askApi(fd.get(), R"({"cmd": "proc"})")["ok"] == true) ++ok;
     });
   for (auto& t : clients) t.join();
   REQUIRE(ok == 250);
@@ -188,7 +166,7 @@ TEST_CASE("malformed api input gets an error naming the problem and never hurts 
   };
   auto fd = connectApi(api.socket);
   for (const auto& c : cases) {
-    json r = ask(fd.get(), c.line);
+    json r = askApi(fd.get(), c.line);
     INFO("input: " << c.line << " answer: " << r.dump());
     REQUIRE(r.is_object());
     if (c.error.empty()) continue;
@@ -197,13 +175,13 @@ TEST_CASE("malformed api input gets an error naming the problem and never hurts 
   }
   // A 2 MiB line without newline, then a client that vanishes mid-line.
   auto big = connectApi(api.socket);
-  json r = ask(big.get(), std::string(2 << 20, 'x'));
+  json r = askApi(big.get(), std::string(2 << 20, 'x'));
   REQUIRE(r["error"] == "request line longer than 1 MiB");
   {
     auto vanishing = connectApi(api.socket);
     sendAll(vanishing.get(), R"({"cmd": "pr)");
   }
-  REQUIRE(ask(api.socket, R"({"cmd": "proc"})")["ok"] == true);
+  REQUIRE(askApi(api.socket, R"({"cmd": "proc"})")["ok"] == true);
   REQUIRE(api.molt.process().running());
 }
 
@@ -215,7 +193,7 @@ TEST_CASE("servers lists each server with its state, check and connections from 
   REQUIRE(recvExactly(held.get(), 1) == "x");
   json r;
   for (int i = 0; i < 100; ++i) {  // the count is shared as soon as the connect starts
-    r = ask(api.socket, R"({"cmd": "servers", "backend": "be"})");
+    r = askApi(api.socket, R"({"cmd": "servers", "backend": "be"})");
     if (r["servers"][0]["connections"] == 1) break;
     std::this_thread::sleep_for(10ms);
   }
@@ -226,9 +204,9 @@ TEST_CASE("servers lists each server with its state, check and connections from 
   REQUIRE(r["servers"][0]["state"] == "ready");
   REQUIRE(r["servers"][0]["check"] == "none");
   REQUIRE(r["servers"][0]["connections"] == 1);
-  REQUIRE(ask(api.socket, R"({"cmd": "servers", "backend": "nope"})")["error"] ==
+  REQUIRE(askApi(api.socket, R"({"cmd": "servers", "backend": "nope"})")["error"] ==
           "backend: unknown backend 'nope'");
-  REQUIRE(ask(api.socket, R"({"cmd": "servers", "backend": 3})")["error"] ==
+  REQUIRE(askApi(api.socket, R"({"cmd": "servers", "backend": 3})")["error"] ==
           "backend: expected a string");
   Child table({moltBinary(), "ctl", "-s", api.socket, "servers"});
   REQUIRE(table.waitExit() == std::optional<int>(0));
@@ -242,15 +220,15 @@ TEST_CASE("generations whose workers exit while the master re-execs are not kept
   // A reload, then at once an upgrade: the old generation's workers exit while the master
   // execs (workers the inventory lists as exited must not be waited for).
   for (int i = 0; i < 8; ++i) {
-    REQUIRE(ask(api.socket, R"({"cmd": "reload"})")["ok"] == true);
-    REQUIRE(ask(api.socket, R"({"cmd": "upgrade"})")["ok"] == true);
+    REQUIRE(askApi(api.socket, R"({"cmd": "reload"})")["ok"] == true);
+    REQUIRE(askApi(api.socket, R"({"cmd": "upgrade"})")["ok"] == true);
     REQUIRE_LINE(api.molt.process(), "binary upgrade: reloading", 10s);
   }
   auto deadline = std::chrono::steady_clock::now() + 10s;
   json r;
   do {
     std::this_thread::sleep_for(100ms);
-    r = ask(api.socket, R"({"cmd": "proc"})");
+    r = askApi(api.socket, R"({"cmd": "proc"})");
   } while (r["generations"].size() != 1 && std::chrono::steady_clock::now() < deadline);
   INFO(r.dump());
   REQUIRE(r["generations"].size() == 1);
