@@ -13,17 +13,37 @@
 //                                                             common/bundle.hpp): config text and
 //                                                             side files, parsed by the worker
 //     "zone"     {kind, size?}               fds: [memfd]    a shared-memory zone (shm/zone.hpp):
-//                                                             kind "session-cache" (with its size)
-//                                                             or "ticket-keys"; sent before start
+//                                                             kind "session-cache" (with its size),
+//                                                             "ticket-keys" or "server-state";
+//                                                             sent before the listeners
 //     "listener" {frontend, bind, address}    fds: [socket]   a listening socket, for bind number
 //                                                             `bind` of frontend `frontend`
 //     "start"    {}                                           every listener sent: start accepting
-//     "drain"    {close_spread_ms}                            stop accepting, finish live
+//     "drain"    {hard_stop_in_ms}                            stop accepting, finish live
 //                                                             connections, exit at zero
+//     "change"   {seq, op, ...}                               a runtime-API change the master
+//                                                             validated and resolved, applied to
+//                                                             what the worker serves with
+//                                                             (worker/worker_changes.cpp):
+//         server.put    {backend, server, address, weight, index}  add, or update address and
+//                                                             weight; index: its zone row
+//         server.remove {backend, server}                     no new traffic to it
+//         backend.add   {backend: the API's object, first}    parsed by the config's parser; its
+//                                                             servers' zone rows start at first
+//         backend.del   {backend}
+//         map.set       {frontend, route, host, backend}      route: index into routes
+//         map.del       {frontend, route, host}
+//         cert.set      {frontend, name, pem}
+//         cert.del      {frontend, name}
+//                                                             sent to serving workers only; a
+//                                                             worker respawned later gets its
+//                                                             generation's changes after "start"
 //   worker -> master
 //     "ready"    {pid}                                        accepting on every listener
 //     "stats"    {connections}                                live connection count; sent when it
 //                                                             changes, at most every 100 ms
+//     "changed"  {seq, error}                                 a "change" applied ("" error), or
+//                                                             refused with the reason
 //
 //   A message of an unknown type is logged and ignored, so a newer master can talk to an older
 //   worker across a binary upgrade.

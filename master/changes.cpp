@@ -18,20 +18,6 @@ nlohmann::json failure(const std::string& error) {
   return {{"ok", false}, {"error", error}};
 }
 
-const char* balanceName(common::Balance balance) {
-  switch (balance) {
-    case common::Balance::LeastConn:
-      return "leastconn";
-    case common::Balance::Source:
-      return "source";
-    case common::Balance::Random:
-      return "random";
-    case common::Balance::RoundRobin:
-      break;
-  }
-  return "roundrobin";
-}
-
 common::BackendConfig* backendNamed(common::Config& config, const std::string& name) {
   for (auto& b : config.backends)
     if (b.name == name) return &b;
@@ -180,21 +166,19 @@ void publishRemoval(Generation& serving, const std::string& cmd, const std::stri
     out.messages.push_back({{"type", "change"}, {"op", "backend.del"}, {"backend", backend}});
 }
 
-void publishBackendAdd(Generation& serving, common::BackendConfig& backend, Publication& out) {
-  const auto& t = backend.timeouts;
+// Workers parse the backend object with the config's own parser, as the master did; its servers
+// get consecutive rows from `first`, appended here in the same order.
+void publishBackendAdd(Generation& serving, const nlohmann::json& change,
+                       common::BackendConfig& backend, Publication& out) {
+  std::uint64_t first = serving.serverState()->serverCount();
+  Publication rows;
+  for (auto& s : backend.servers) publishServer(serving, backend, s, rows);
+  out.checksChanged = rows.checksChanged;
+  out.zoneError = rows.zoneError;
   out.messages.push_back({{"type", "change"},
                           {"op", "backend.add"},
-                          {"backend",
-                           {{"name", backend.name},
-                            {"balance", balanceName(backend.balance)},
-                            {"connect_ms", t.connect.count()},
-                            {"server_ms", t.server.count()},
-                            {"tunnel_ms", t.tunnel.count()},
-                            {"retries", backend.retries},
-                            {"deny", backend.deny}}},
-                          {"servers", nlohmann::json::array()},
-                          {"first", 0}});
-  for (auto& s : backend.servers) publishServer(serving, backend, s, out);
+                          {"backend", change["backend"]},
+                          {"first", first}});
 }
 
 // map.* names the route by index (default: the frontend's first host_map route) and the backend
@@ -260,7 +244,7 @@ void Master::applyChange(Generation& serving, const nlohmann::json& request, Api
   } else if (cmd == "server.del" || cmd == "backend.del") {
     publishRemoval(serving, cmd, change["backend"].get<std::string>(), removed, out);
   } else if (cmd == "backend.add") {
-    publishBackendAdd(serving, config.backends.back(), out);
+    publishBackendAdd(serving, change, config.backends.back(), out);
   } else if (cmd == "map.set" || cmd == "map.del") {
     out.messages.push_back(mapMessage(config, cmd, change));
   } else if (cmd == "cert.set" || cmd == "cert.del") {

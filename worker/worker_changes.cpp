@@ -2,16 +2,24 @@
 // common/control.hpp). The master validated and resolved each one against the generation's
 // config, so a worker applies it to what it serves with and answers "changed".
 #include "common/log.hpp"
+#include "common/runtime_change.hpp"
 #include "worker/worker.hpp"
 
 namespace molt::worker {
 namespace {
 
-common::Balance balanceNamed(const std::string& name) {
-  if (name == "leastconn") return common::Balance::LeastConn;
-  if (name == "source") return common::Balance::Source;
-  if (name == "random") return common::Balance::Random;
-  return common::Balance::RoundRobin;
+// A backend object reads no file.
+common::FileSource noFiles() {
+  common::FileSource files;
+  files.read = [](const std::string&, std::string& error) -> std::optional<std::string> {
+    error = "no file access here";
+    return std::nullopt;
+  };
+  files.list = [](const std::string&, std::string& error) {
+    error = "no file access here";
+    return std::optional<std::vector<std::string>>();
+  };
+  return files;
 }
 
 }  // namespace
@@ -64,29 +72,14 @@ std::string Worker::applyChange(const nlohmann::json& change) {
     return {};
   }
   if (op == "backend.add") {
-    const auto& b = change.at("backend");
-    common::BackendConfig config;
-    config.name = b.at("name").get<std::string>();
-    config.balance = balanceNamed(b.at("balance").get<std::string>());
-    config.timeouts.connect = common::Millis(b.at("connect_ms").get<std::int64_t>());
-    config.timeouts.server = common::Millis(b.at("server_ms").get<std::int64_t>());
-    config.timeouts.tunnel = common::Millis(b.at("tunnel_ms").get<std::int64_t>());
-    config.retries = b.at("retries").get<unsigned>();
-    config.deny = b.at("deny").get<int>();
-    for (const auto& s : change.at("servers")) {
-      std::string error;
-      auto where = address(s.at("address"), error);
-      if (!where) return "address: " + error;
-      common::ServerConfig server;
-      server.name = s.at("name").get<std::string>();
-      server.address = *where;
-      server.weight = s.at("weight").get<unsigned>();
-      server.disabled = s.at("disabled").get<bool>();
-      config.servers.push_back(std::move(server));
-    }
-    auto backend = std::make_shared<Backend>(std::move(config));
-    if (serverState_)
-      backend->attachState(serverState_.get(), change.at("first").get<std::uint64_t>());
+    // The backend object as the API took it, parsed by the config's own parser; its servers'
+    // rows in the zone start at `first`.
+    common::Config parsed;
+    nlohmann::json request = {{"cmd", "backend.add"}, {"backend", change.at("backend")}};
+    if (std::string error = common::applyRuntimeChange(parsed, request, noFiles()); !error.empty())
+      return error;
+    auto backend = std::make_shared<Backend>(std::move(parsed.backends.back()), serverState_.get(),
+                                             change.at("first").get<std::uint64_t>());
     backendsByName_[backend->name()] = backend;
     backends_.push_back(std::move(backend));
     return {};
