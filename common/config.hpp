@@ -162,6 +162,9 @@ struct Config {
   std::vector<std::string> sideFiles;
 
   const BackendConfig* findBackend(std::string_view name) const;
+  BackendConfig* findBackend(std::string_view name) {
+    return const_cast<BackendConfig*>(std::as_const(*this).findBackend(name));
+  }
 };
 
 // One problem found in a config, printed as "FILE:LINE:COL: json.path: message".

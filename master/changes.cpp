@@ -18,12 +18,6 @@ nlohmann::json failure(const std::string& error) {
   return {{"ok", false}, {"error", error}};
 }
 
-common::BackendConfig* backendNamed(common::Config& config, const std::string& name) {
-  for (auto& b : config.backends)
-    if (b.name == name) return &b;
-  return nullptr;
-}
-
 common::ServerConfig* serverNamed(common::BackendConfig& backend, const std::string& name) {
   for (auto& s : backend.servers)
     if (s.name == name) return &s;
@@ -87,7 +81,7 @@ void Master::deleteServer(const nlohmann::json& request, ApiReply reply, uint64_
   auto b = request.find("backend"), s = request.find("server");
   if (b == request.end() || !b->is_string()) return reply(failure("backend: expected a string"));
   if (s == request.end() || !s->is_string()) return reply(failure("server: expected a string"));
-  common::BackendConfig* backend = backendNamed(serving->mutableConfig(), *b);
+  common::BackendConfig* backend = serving->mutableConfig().findBackend(b->get<std::string>());
   common::ServerConfig* server = backend ? serverNamed(*backend, *s) : nullptr;
   if (!server) return applyChange(*serving, request, std::move(reply));  // its error names it
   shm::ServerLive& live = serving->serverState()->live(server->stateRow);
@@ -223,7 +217,7 @@ void Master::applyChange(Generation& serving, const nlohmann::json& request, Api
   if (cmd == "server.del" || cmd == "backend.del") {
     auto b = request.find("backend");
     if (b != request.end() && b->is_string())
-      if (common::BackendConfig* backend = backendNamed(config, *b))
+      if (common::BackendConfig* backend = config.findBackend(b->get<std::string>()))
         for (const auto& s : backend->servers)
           if (cmd == "backend.del" || s.name == request.value("server", ""))
             removed.emplace_back(s.name, s.stateRow);
@@ -236,7 +230,7 @@ void Master::applyChange(Generation& serving, const nlohmann::json& request, Api
 
   Publication out;
   if (cmd == "server.add" || cmd == "server.set") {
-    common::BackendConfig& backend = *backendNamed(config, change["backend"]);
+    common::BackendConfig& backend = *config.findBackend(change["backend"].get<std::string>());
     for (auto& s : backend.servers)
       if (s.stateRow == ~std::uint64_t{0} ||
           (cmd == "server.set" && s.name == change.value("server", "")))
