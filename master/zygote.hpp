@@ -8,6 +8,8 @@
 // reads a config and never touches a connection. Workers are made children of the master
 // (CLONE_PARENT), which waits for them through pidfds as before.
 //
+// The zygote process itself is app/zygote.hpp.
+//
 // Protocol (SOCK_SEQPACKET, fd 3 of `molt --zygote`; common/control.hpp messages):
 //   master -> zygote  {"type": "spawn", "drop": bool, "uid": N, "gid": N} + the worker's end of
 //                     its control socket
@@ -23,10 +25,6 @@
 #include "master/worker_process.hpp"
 
 namespace molt::master {
-
-// Entry point of `molt --zygote` (its socket on fd 3). Returns the exit status; in a forked
-// worker, runs the worker and never returns.
-int runZygote(int socketFd);
 
 // The master's side.
 class Zygote {

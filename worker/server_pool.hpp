@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "common/uv_handle.hpp"
-#include "worker/buffer_pool.hpp"
-#include "worker/client_stream.hpp"
-#include "worker/plain_stream.hpp"
+#include "worker/net/buffer_pool.hpp"
+#include "worker/net/client_stream.hpp"
+#include "worker/net/plain_stream.hpp"
 
 namespace molt::worker {
 

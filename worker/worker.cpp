@@ -12,9 +12,9 @@
 #include "common/log.hpp"
 #include "common/proc_memory.hpp"
 #include "common/process_title.hpp"
-#include "worker/http_session.hpp"
-#include "worker/plain_stream.hpp"
-#include "worker/tcp_session.hpp"
+#include "worker/http/session.hpp"
+#include "worker/net/plain_stream.hpp"
+#include "worker/tcp/session.hpp"
 
 namespace molt::worker {
 
@@ -184,11 +184,11 @@ bool Worker::buildTlsContexts() {
     std::string error;
     // The file's certificates, then those set through the runtime API (which win for the names
     // they share).
-    TlsCertificateSet set =
-        loadCertificates(frontend->config().certificates, bundle_->fileSource());
+    tls::TlsCertificateSet set =
+        tls::loadCertificates(frontend->config().certificates, bundle_->fileSource());
     set.overridingFrom = set.certificates.size();
     for (const auto& runtime : frontend->config().runtimeCertificates) {
-      TlsCertificateSet added = loadRuntimeCertificate(runtime.name, runtime.pem);
+      tls::TlsCertificateSet added = tls::loadRuntimeCertificate(runtime.name, runtime.pem);
       for (auto& p : added.problems) set.problems.push_back(std::move(p));
       for (auto& c : added.certificates) set.certificates.push_back(std::move(c));
     }

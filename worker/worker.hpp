@@ -17,15 +17,15 @@
 #include "shm/server_state.hpp"
 #include "shm/session_cache.hpp"
 #include "shm/ticket_keys.hpp"
-#include "worker/access_log.hpp"
 #include "worker/backend.hpp"
-#include "worker/buffer_pool.hpp"
 #include "worker/frontend.hpp"
-#include "worker/router.hpp"
+#include "worker/http/access_log.hpp"
+#include "worker/http/router.hpp"
+#include "worker/net/buffer_pool.hpp"
 #include "worker/server_pool.hpp"
 #include "worker/session.hpp"
-#include "worker/tls_context.hpp"
-#include "worker/tls_stream.hpp"
+#include "worker/tls/context.hpp"
+#include "worker/tls/stream.hpp"
 
 namespace molt::worker {
 

@@ -8,11 +8,11 @@
 #include <cstdint>
 #include <string>
 
-#include "worker/buffer_pool.hpp"
-#include "worker/http_parser.hpp"
-#include "worker/http_rewrite.hpp"
-#include "worker/output_chain.hpp"
-#include "worker/router.hpp"
+#include "worker/http/parser.hpp"
+#include "worker/http/rewrite.hpp"
+#include "worker/http/router.hpp"
+#include "worker/net/buffer_pool.hpp"
+#include "worker/net/output_chain.hpp"
 
 using namespace molt::worker;
 

@@ -1,6 +1,6 @@
 // Malformed requests a proxy must refuse (400, connection closed) rather than read one way while
 // the next hop reads another: the request smuggling table, shared by the parser's unit tests
-// (tests/worker/http_parser_test.cpp) and the end-to-end tests (tests/integration/http_test.cpp).
+// (tests/worker/http/parser_test.cpp) and the end-to-end tests (tests/integration/http_test.cpp).
 #pragma once
 
 #include <string>

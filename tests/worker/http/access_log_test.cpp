@@ -1,0 +1,56 @@
+// The access log's two formats (issue 4).
+#include "worker/http/access_log.hpp"
+
+#include <catch2/catch.hpp>
+
+using molt::worker::AccessRecord;
+
+namespace {
+
+AccessRecord sample() {
+  AccessRecord r;
+  r.frontend = "www";
+  r.backend = "bk_1";
+  r.server = "s1";
+  r.client = "192.0.2.1:40000";
+  r.method = "GET";
+  r.target = "/a\"b";
+  r.status = 200;
+  r.bytesIn = 78;
+  r.bytesOut = 1180;
+  r.headUs = 41;
+  r.connectUs = 1200;
+  r.responseUs = 3310;
+  r.totalUs = 3402;
+  r.reused = true;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("the text access line names every step in milliseconds", "[http][log]") {
+  REQUIRE(molt::worker::formatAccessText(sample()) ==
+          "access fe=www be=bk_1 srv=s1 client=192.0.2.1:40000 \"GET /a\\\"b HTTP/1.1\" 200 "
+          "in=78 out=1180 head=0.041ms connect=1.200ms(pool) response=3.310ms total=3.402ms");
+  AccessRecord local;
+  local.frontend = "www";
+  local.client = "192.0.2.1:1";
+  local.status = 400;
+  local.termination = "bare LF";
+  REQUIRE(molt::worker::formatAccessText(local) ==
+          "access fe=www be=- srv=- client=192.0.2.1:1 \"- - HTTP/1.1\" 400 in=0 out=0 head=- "
+          "connect=- response=- total=- term=\"bare LF\"");
+}
+
+TEST_CASE("the JSON access line is one object with the same facts", "[http][log]") {
+  std::string line = molt::worker::formatAccessJson(sample());
+  REQUIRE(line.front() == '{');
+  REQUIRE(line.back() == '}');
+  REQUIRE(line.find(R"("type":"access","frontend":"www","backend":"bk_1","server":"s1",)"
+                    R"("client":"192.0.2.1:40000","method":"GET","target":"/a\"b",)"
+                    R"("version":"HTTP/1.1","status":200,"bytes_in":78,"bytes_out":1180,)"
+                    R"("head_ms":0.041,"connect_ms":1.200,"response_ms":3.310,"total_ms":3.402,)"
+                    R"("reused":true,"termination":""})") != std::string::npos);
+  AccessRecord none;
+  REQUIRE(molt::worker::formatAccessJson(none).find(R"("head_ms":null)") != std::string::npos);
+}

@@ -1,0 +1,91 @@
+#include "worker/http/head.hpp"
+
+namespace molt::worker {
+namespace {
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+struct Known {
+  std::string_view name;  // lower-case
+  FieldKind kind;
+};
+
+constexpr Known kKnown[] = {
+    {"host", FieldKind::Host},
+    {"content-length", FieldKind::ContentLength},
+    {"transfer-encoding", FieldKind::TransferEncoding},
+    {"connection", FieldKind::Connection},
+    {"keep-alive", FieldKind::KeepAlive},
+    {"proxy-connection", FieldKind::ProxyConnection},
+    {"te", FieldKind::Te},
+    {"trailer", FieldKind::Trailer},
+    {"upgrade", FieldKind::Upgrade},
+    {"x-forwarded-for", FieldKind::XForwardedFor},
+    {"x-forwarded-proto", FieldKind::XForwardedProto},
+    {"x-forwarded-host", FieldKind::XForwardedHost},
+};
+
+}  // namespace
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+FieldKind classifyField(std::string_view name) {
+  // Most fields are none of these: the length and first letter rule them out cheaply.
+  for (const Known& k : kKnown)
+    if (k.name.size() == name.size() && k.name[0] == lower(name[0]) &&
+        equalsIgnoreCase(k.name, name))
+      return k.kind;
+  return FieldKind::Other;
+}
+
+std::string_view targetAuthority(std::string_view target) {
+  if (target.empty() || target[0] == '/') return {};
+  std::size_t scheme = target.find("://");
+  if (scheme == std::string_view::npos) return {};
+  std::string_view rest = target.substr(scheme + 3);
+  return rest.substr(0, rest.find_first_of("/?#"));
+}
+
+std::string_view targetPath(std::string_view target) {
+  if (!target.empty() && target[0] != '/') {
+    std::size_t scheme = target.find("://");
+    if (scheme == std::string_view::npos) return target;  // "*"
+    target.remove_prefix(scheme + 3);
+    std::size_t slash = target.find_first_of("/?#");
+    target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
+    if (target.empty() || target[0] != '/') return "/";
+  }
+  return target.substr(0, target.find_first_of("?#"));
+}
+
+void HttpHead::clear() {
+  bytes_.clear();
+  fields_.clear();
+  method_ = {};
+  targetAt_ = targetLength_ = reasonAt_ = reasonLength_ = 0;
+  status_ = 0;
+  versionMinor_ = 1;
+  chunked = hasLength = keepAlive = upgrade = bodyUntilEof = false;
+  length = 0;
+}
+
+const HttpField* HttpHead::find(FieldKind kind) const {
+  for (const HttpField& f : fields_)
+    if (f.kind == kind) return &f;
+  return nullptr;
+}
+
+unsigned HttpHead::count(FieldKind kind) const {
+  unsigned n = 0;
+  for (const HttpField& f : fields_) n += f.kind == kind;
+  return n;
+}
+
+}  // namespace molt::worker

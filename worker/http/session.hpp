@@ -1,0 +1,191 @@
+// HttpSession: one client connection of an http frontend — requests parsed one at a time,
+// routed, forwarded to a (pooled) server connection, responses relayed; upgrades become tunnels.
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/uv_handle.hpp"
+#include "worker/backend.hpp"
+#include "worker/http/access_log.hpp"
+#include "worker/http/parser.hpp"
+#include "worker/http/rewrite.hpp"
+#include "worker/http/router.hpp"
+#include "worker/net/client_stream.hpp"
+#include "worker/net/output_chain.hpp"
+#include "worker/net/plain_stream.hpp"
+#include "worker/session.hpp"
+
+namespace molt::worker {
+
+// What the connection is doing.
+enum class HttpPhase {
+  Idle,        // keep-alive between requests, no byte of the next one yet (timeouts.keep_alive)
+  Head,        // receiving a request head (timeouts.http_request, then 408)
+  Connecting,  // head routed; a server connect (or a retry) is in progress (timeouts.connect)
+  Exchange,    // request forwarded, response relayed (timeouts.client / timeouts.server)
+  Tunnel,      // after a 101: bytes spliced both ways (the backend's timeouts.tunnel)
+  Closing,     // last response queued: FIN after it, then input discarded until EOF or linger
+  Done         // ended; the host destroys it
+};
+
+// One request at a time: while a request is in flight the client is read only for its body,
+// and bytes of a pipelined next request wait (unparsed) until the response is complete, so
+// responses go out in order. Bodies stream both ways with backpressure (reading one side stops
+// while the other side's write queue is above kHighWater). Owns its client stream and, during an
+// exchange, a server connection that goes back to the worker's ServerPool when reusable.
+class HttpSession final : public Session, private StreamHandler, private BodySink {
+ public:
+  static constexpr std::size_t kHighWater = 256 * 1024;
+  static constexpr std::size_t kLowWater = 64 * 1024;
+  // After our FIN, how long input is still read and dropped: closing with unread input makes
+  // the kernel send a reset that can destroy the response before the client read it.
+  static constexpr std::uint64_t kLingerMs = 1000;
+
+  HttpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+              std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client);
+  ~HttpSession() override;
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+
+  // Starts reading the first request.
+  void start() override;
+  void abort() noexcept override { finish("stopped"); }
+  void drain(common::Millis idleCloseDelay) noexcept override;
+  HttpPhase phase() const { return phase_; }
+
+ private:
+  // The client-to-server half of the current exchange.
+  enum class RequestState {
+    Head,     // head not complete yet
+    Body,     // head complete; body (maybe empty) not yet all read
+    Complete  // the whole request was read
+  };
+  // The server-to-client half of the current exchange.
+  enum class ResponseState {
+    None,     // no server involved (yet), or a local response
+    Waiting,  // request sent (or being sent); no final response head yet
+    Body,     // final head sent to the client; body being relayed
+    Complete  // the whole response was queued to the client
+  };
+  // Client bytes read but not yet consumed, in one pooled buffer.
+  struct Input {
+    char* buffer = nullptr;
+    std::uint32_t offset = 0, end = 0;
+    std::uint32_t size() const { return end - offset; }
+  };
+
+  // StreamHandler: dispatch by stream and phase (http_session.cpp).
+  void onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept override;
+  void onStreamEnd(ClientStream& stream, int status) noexcept override;
+  void onStreamWritten(ClientStream& stream, int status) noexcept override;
+  void onStreamShutdown(ClientStream& stream, int status) noexcept override;
+  void onStreamConnected(ClientStream& stream, int status) noexcept override;
+  // BodySink: a chunked response re-framed for an HTTP/1.0 client.
+  void onBodyData(const char* data, std::size_t length) noexcept override;
+
+  // Client side (http_request.cpp).
+  void onClientData(char* buffer, std::size_t length);
+  void onClientEnd(int status);
+  void processRequest();
+  void parseRequestBody();
+  void onRequestHead();
+  std::shared_ptr<Backend> routeRequest();
+  void forwardRequestBytes(std::size_t consumed);
+  void respondLocal(int status, const char* why, bool mustClose);
+  void releaseInput();
+  void updateClientReading();
+
+  // Server side (http_response.cpp).
+  void connectServer();
+  void onConnectFailed(const char* what);
+  void onServerReady();
+  void onServerData(char* buffer, std::size_t length);
+  void onServerEnd(int status);
+  void parseResponse(char* buffer, std::uint32_t offset, std::uint32_t end);
+  bool onResponseHead(char* buffer, std::uint32_t& offset, std::uint32_t end);
+  ResponseFraming responseFraming();
+  void onServerFailed(const char* why);
+  bool canRetryOnFreshConnection() const;
+  void endExchange();
+  void releaseServer(bool reusable);
+  void queueOut(BufferSlice slice);
+  void queueOut(OutputChain& chain);
+  bool flushOut();  // false: the session ended (client write failed)
+
+  // Tunnel (http_tunnel.cpp).
+  void startTunnel(char* buffer, std::uint32_t offset, std::uint32_t end);
+  void onTunnelData(ClientStream& from, char* buffer, std::size_t length);
+  void onTunnelEnd(ClientStream& from, int status);
+  void onTunnelWritten(ClientStream& to);
+  void onTunnelShutdown(ClientStream& to);
+
+  // Lifecycle, timers, log (http_session.cpp).
+  void beginRequest();
+  void startClosing();
+  void armTimer();
+  std::uint64_t deadline() const;
+  bool waitingOnServer() const;
+  bool waitingOnClient() const;
+  void onTimer();
+  void logExchange(const char* termination);
+  void finish(const char* reason) noexcept;
+  std::int64_t sinceStart(std::uint64_t at) const;
+
+  SessionHost& host_;
+  // Shared with the worker while it serves (see TcpSession). The router goes once the session
+  // routes no more requests (a tunnel); the backend is the current exchange's.
+  std::shared_ptr<const common::FrontendConfig> frontend_;
+  std::shared_ptr<const Router> router_;
+  std::unique_ptr<ClientStream> client_;
+  std::unique_ptr<PlainStream> server_;
+  common::UvHandle<uv_timer_t> timer_;
+  HttpPhase phase_ = HttpPhase::Head;
+  RequestState request_ = RequestState::Head;
+  ResponseState response_ = ResponseState::None;
+  HttpParser requestParser_{HttpParser::Kind::Request};
+  HttpParser responseParser_{HttpParser::Kind::Response};
+  Input input_;
+  OutputChain chain_;  // heads and re-framed bytes being composed
+  std::array<BufferSlice, ClientStream::kMaxSlices> out_{};  // queued for one client write
+  std::size_t outCount_ = 0;
+  std::string clientAddress_;  // "ip:port" for the log
+  std::string clientIp_;       // "ip" for X-Forwarded-For
+  std::string hostScratch_;
+
+  // The current exchange.
+  std::shared_ptr<Backend> backend_;
+  int serverIndex_ = -1;
+  // The last server tried, for the log (its name is read at log time: the backend may have
+  // copied it out of a zone a draining worker unmapped since).
+  int lastServer_ = -1;
+  std::vector<int> tried_;
+  bool reused_ = false;          // server_ came from the pool
+  bool retriedFresh_ = false;    // a failed pooled connection was already replaced once
+  bool serverReusable_ = false;  // server_ may go back to the pool when the exchange ends
+  bool closeAfter_ = false;      // close the client connection after this response
+  bool headRequest_ = false;
+  bool logged_ = false;
+  int status_ = 0;
+  std::uint64_t bytesIn_ = 0, bytesOut_ = 0, bodySent_ = 0;
+  std::uint64_t tStart_ = 0, tHead_ = 0, tConnect_ = 0, tResponse_ = 0;  // uv_hrtime()
+
+  // Timers: activity stamps are loop times (ms); the timer fires at the earliest deadline.
+  std::uint64_t timerDue_ = UINT64_MAX;  // loop time the timer is armed for; max: not armed
+  std::uint64_t phaseSince_ = 0;
+  std::uint64_t clientActive_ = 0, serverActive_ = 0;
+  bool clientPaused_ = false, serverPaused_ = false;  // reading stopped for backpressure
+  bool draining_ = false;
+  std::uint64_t drainCloseAt_ = 0;
+  // Ends of input (the client's may come after a complete request) and, in a tunnel, FINs sent.
+  bool clientEof_ = false, serverEof_ = false;
+  bool clientShut_ = false, serverShut_ = false;
+};
+
+}  // namespace molt::worker

@@ -1,0 +1,158 @@
+#include "worker/tcp/session.hpp"
+
+#include "common/log.hpp"
+
+namespace molt::worker {
+
+TcpSession::TcpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
+                       std::shared_ptr<Backend> backend, std::unique_ptr<ClientStream> client)
+    : host_(host),
+      frontend_(std::move(frontend)),
+      backend_(std::move(backend)),
+      clientStream_(std::move(client)) {
+  client_.stream = clientStream_.get();
+  clientStream_->setHandler(this);
+  uv_timer_init(host_.loop(), timer_.get());
+  timer_->data = this;
+  // Tunnel timeout when the backend sets one, else the frontend's client timeout: in tcp mode
+  // a connection is idle only when neither side sent anything.
+  idleTimeoutMs_ = static_cast<uint64_t>(backend_->config().timeouts.tunnel.count());
+  if (idleTimeoutMs_ == 0)
+    idleTimeoutMs_ = static_cast<uint64_t>(frontend_->timeouts.client.count());
+}
+
+TcpSession::~TcpSession() {
+  if (serverIndex_ >= 0) backend_->connectionClosed(serverIndex_);
+}
+
+void TcpSession::start() {
+  connectNext();
+}
+
+void TcpSession::connectNext() {
+  if (serverIndex_ >= 0) {
+    backend_->connectionClosed(serverIndex_);
+    serverIndex_ = -1;
+  }
+  unsigned attempts = static_cast<unsigned>(tried_.size());
+  int index =
+      attempts <= backend_->config().retries ? backend_->pick(tried_, &client_.stream->peer()) : -1;
+  if (index < 0) {
+    common::log::warn("frontend {} backend {}: no server could take the connection ({} tried)",
+                      frontend_->name, backend_->name(), attempts);
+    return finish("no server");
+  }
+  tried_.push_back(index);
+  serverIndex_ = index;
+  backend_->connectionOpened(index);
+
+  // A failed attempt's stream closes here; its pending connect callback finds no owner.
+  serverStream_ = std::make_unique<PlainStream>(host_.loop(), host_.buffers());
+  server_.stream = serverStream_.get();
+  serverStream_->setHandler(this);
+  if (int rc = serverStream_->connect(backend_->serverAddress(index)); rc < 0) {
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(),
+                      backend_->serverName(index), backend_->serverAddress(index).text(),
+                      uv_strerror(rc));
+    return connectNext();
+  }
+  armTimer(static_cast<uint64_t>(backend_->config().timeouts.connect.count()));
+}
+
+void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
+  if (phase_ != SessionPhase::Connecting) return;
+  if (status < 0) {
+    common::log::warn("connect(backend {} server {} {}): {}", backend_->name(),
+                      backend_->serverName(serverIndex_),
+                      backend_->serverAddress(serverIndex_).text(), uv_strerror(status));
+    return connectNext();
+  }
+  startSplicing();
+}
+
+void TcpSession::startSplicing() {
+  phase_ = SessionPhase::Splicing;
+  lastActivity_ = uv_now(host_.loop());
+  armTimer(idleTimeoutMs_);
+  startReading(client_);
+  startReading(server_);
+}
+
+void TcpSession::startReading(Side& side) {
+  side.paused = false;
+  if (side.eof) return;
+  if (int rc = side.stream->startReading(); rc < 0) finish(uv_strerror(rc));
+}
+
+void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept {
+  Side& side = sideOf(stream);
+  Side& target = other(side);
+  lastActivity_ = uv_now(host_.loop());
+  BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
+  if (int rc = target.stream->write({&slice, 1}); rc < 0) return finish(uv_strerror(rc));
+  if (target.stream->queuedBytes() > kHighWater) {
+    side.stream->stopReading();
+    side.paused = true;
+  }
+}
+
+void TcpSession::onStreamEnd(ClientStream& stream, int status) noexcept {
+  if (status == UV_EOF) return forwardEof(sideOf(stream));
+  finish(uv_strerror(status));
+}
+
+void TcpSession::onStreamWritten(ClientStream& stream, int status) noexcept {
+  if (status < 0) return finish(uv_strerror(status));
+  Side& target = sideOf(stream);
+  Side& source = other(target);
+  if (source.paused && target.stream->queuedBytes() < kLowWater) startReading(source);
+}
+
+void TcpSession::forwardEof(Side& from) {
+  from.eof = true;
+  from.stream->stopReading();
+  // The shutdown waits for the writes already queued, so no byte is lost behind the FIN.
+  if (int rc = other(from).stream->shutdown(); rc < 0) finish(uv_strerror(rc));
+}
+
+void TcpSession::onStreamShutdown(ClientStream& stream, int status) noexcept {
+  if (status < 0) return finish(uv_strerror(status));
+  sideOf(stream).shutdown = true;
+  if (client_.shutdown && server_.shutdown) finish(nullptr);
+}
+
+void TcpSession::armTimer(uint64_t timeoutMs) {
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<TcpSession*>(t->data)) self->onTimer();
+      },
+      timeoutMs, 0);
+}
+
+void TcpSession::onTimer() {
+  if (phase_ == SessionPhase::Connecting) {
+    common::log::warn("connect(backend {} server {} {}): timed out after {} ms", backend_->name(),
+                      backend_->serverName(serverIndex_),
+                      backend_->serverAddress(serverIndex_).text(),
+                      backend_->config().timeouts.connect.count());
+    return connectNext();
+  }
+  // Idle check without re-arming on every read: the timer fires at the earliest possible
+  // deadline and re-arms for whatever is left.
+  uint64_t idle = uv_now(host_.loop()) - lastActivity_;
+  if (idle >= idleTimeoutMs_) return finish("idle timeout");
+  armTimer(idleTimeoutMs_ - idle);
+}
+
+void TcpSession::finish(const char* reason) noexcept {
+  if (phase_ == SessionPhase::Done) return;
+  (void)reason;
+  phase_ = SessionPhase::Done;
+  uv_timer_stop(timer_.get());
+  clientStream_->stopReading();
+  if (serverStream_) serverStream_->stopReading();
+  host_.sessionEnded(this);
+}
+
+}  // namespace molt::worker

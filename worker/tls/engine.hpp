@@ -1,0 +1,87 @@
+// One TLS connection over memory buffers: ciphertext in and out, plaintext in and out.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tls/openssl.hpp"
+#include "worker/tls/context.hpp"
+
+namespace molt::worker {
+
+// Lifecycle of a TLS connection.
+enum class TlsPhase {
+  Handshaking,   // the handshake needs more bytes from the peer (or has output to send)
+  Established,   // application data flows both ways
+  ShutdownSent,  // we queued close_notify: no more writes
+  Closed,        // the peer sent close_notify: no more reads
+  Failed         // fatal error; output may hold an alert to send before closing the socket
+};
+
+enum class TlsStatus {
+  Ok,         // `bytes` were moved
+  WantInput,  // nothing to do until more ciphertext is fed
+  Closed,     // the peer's close_notify: no more plaintext will come
+  Failed      // fatal: see error()
+};
+
+struct TlsResult {
+  TlsStatus status;
+  std::size_t bytes = 0;
+};
+
+// A server (or, for tests and backends, a client) TLS connection that never touches a socket:
+// the caller feeds what it read from the peer, and sends what takeOutput() returns, after every
+// call. Used on one thread (the worker's loop); never throws. Holds its TlsContext alive.
+class TlsEngine {
+ public:
+  // Server side of `context`. valid() is false when OpenSSL could not allocate.
+  explicit TlsEngine(std::shared_ptr<const TlsContext> context);
+  // Takes `ssl`, already set to the connect or accept state.
+  explicit TlsEngine(tls::SslPtr ssl);
+  ~TlsEngine();
+  TlsEngine(const TlsEngine&) = delete;
+  TlsEngine& operator=(const TlsEngine&) = delete;
+
+  bool valid() const { return ssl_ != nullptr; }
+  // Appends ciphertext received from the peer. False only when out of memory.
+  bool feed(std::span<const char> ciphertext) noexcept;
+  // Advances the handshake as far as the fed bytes allow.
+  TlsStatus handshake() noexcept;
+  // Decrypts into `plaintext` (running the handshake first if needed).
+  TlsResult read(std::span<char> plaintext) noexcept;
+  // Encrypts all of `plaintext` into the output (Established only).
+  TlsResult write(std::span<const char> plaintext) noexcept;
+  // Queues close_notify (idempotent).
+  void shutdown() noexcept;
+
+  // Ciphertext waiting to be sent, and a way to take it.
+  std::size_t pendingOutput() const noexcept;
+  std::size_t takeOutput(std::span<char> out) noexcept;
+  // Frees the buffers of an idle connection (nothing pending either way).
+  void releaseBuffers() noexcept;
+
+  TlsPhase phase() const { return phase_; }
+  std::string_view serverName() const;  // SNI sent by the client, or ""
+  std::string_view alpn() const;        // negotiated protocol, or ""
+  std::string_view version() const;     // "TLSv1.3", ...
+  bool resumed() const;                 // the handshake resumed a session
+  const std::string& error() const { return error_; }
+  SSL* ssl() const { return ssl_.get(); }
+
+ private:
+  void attachBuffers();
+  TlsStatus fail(int result) noexcept;
+
+  std::shared_ptr<const TlsContext> context_;
+  tls::SslPtr ssl_;
+  BIO* in_ = nullptr;   // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_
+  TlsPhase phase_ = TlsPhase::Handshaking;
+  std::string error_;
+};
+
+}  // namespace molt::worker

@@ -1,0 +1,85 @@
+// TlsStream: TLS termination behind the ClientStream interface, over a PlainStream.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "common/uv_handle.hpp"
+#include "worker/net/buffer_pool.hpp"
+#include "worker/net/client_stream.hpp"
+#include "worker/net/plain_stream.hpp"
+#include "worker/tls/engine.hpp"
+
+namespace molt::worker {
+
+// Told when a TLS handshake starts and ends, so a draining worker knows when it may unmap the
+// session cache (no handshake can touch it any more). Implemented by Worker.
+class HandshakeObserver {
+ public:
+  virtual ~HandshakeObserver() = default;
+  virtual void handshakeStarted() noexcept = 0;
+  virtual void handshakeEnded() noexcept = 0;
+};
+
+// An accepted connection that speaks TLS to the client and plaintext to its session. Ciphertext
+// travels in pooled buffers like plain reads; the engine's own buffers are released whenever the
+// connection is idle. Writes made before the handshake completes wait for it. Read backpressure
+// follows the session: while it does not read, records stay undecrypted and the socket unread.
+class TlsStream final : public ClientStream, private StreamHandler {
+ public:
+  TlsStream(uv_loop_t* loop, BufferPool& buffers, std::shared_ptr<const TlsContext> context,
+            HandshakeObserver& observer);
+  ~TlsStream() override;
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Accepts the next pending connection of `listener` and starts the handshake (reading).
+  int accept(uv_stream_t* listener) noexcept;
+  const TlsEngine& engine() const { return engine_; }
+
+  void setHandler(StreamHandler* handler) noexcept override { handler_ = handler; }
+  int startReading() noexcept override;
+  void stopReading() noexcept override;
+  int write(std::span<const BufferSlice> slices) noexcept override;
+  std::size_t queuedBytes() const noexcept override;
+  int shutdown() noexcept override;
+  const common::SocketAddress& peer() const noexcept override { return inner_.peer(); }
+  bool secure() const noexcept override { return true; }
+
+ private:
+  // Events of the socket underneath.
+  void onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept override;
+  void onStreamEnd(ClientStream& stream, int status) noexcept override;
+  void onStreamWritten(ClientStream& stream, int status) noexcept override;
+  void onStreamShutdown(ClientStream& stream, int status) noexcept override;
+
+  void pump() noexcept;
+  bool advanceHandshake() noexcept;
+  bool decrypt() noexcept;
+  int encrypt(std::span<const BufferSlice> slices) noexcept;
+  int flush() noexcept;
+  void fail(int status) noexcept;
+  bool finishHandshake() noexcept;
+  void scheduleDeferred() noexcept;
+  void releaseIfIdle() noexcept;
+
+  BufferPool& buffers_;
+  PlainStream inner_;
+  TlsEngine engine_;
+  HandshakeObserver& observer_;
+  StreamHandler* handler_ = nullptr;
+  bool reading_ = false;     // the session wants plaintext
+  bool handshaking_ = true;  // counted by the observer until it ends
+  bool inputEnded_ = false;  // the socket reported its end (status below)
+  int inputStatus_ = 0;
+  bool endReported_ = false;                    // onStreamEnd went to the session
+  std::deque<std::vector<BufferSlice>> early_;  // write() calls made before the handshake ended
+  bool notifyWritten_ = false;  // early writes went out: tell the session its queue dropped
+  common::UvHandle<uv_idle_t> deferred_;  // runs pump() outside the session's own calls
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace molt::worker
