@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/control.hpp"
+#include "common/control_messages.hpp"
 #include "common/log.hpp"
 #include "common/process_title.hpp"
 #include "worker/worker.hpp"
@@ -68,22 +69,22 @@ int runZygote(int socketFd) {
       common::log::error("zygote: {}", std::strerror(-rc));
       return 1;
     }
-    if (request.type() != "spawn" || request.fds.size() != 1) {
-      common::sendControl(socketFd, {{"type", "spawned"}, {"error", "malformed spawn request"}});
+    auto spawn = common::control::Spawn::decode(request);
+    if (!spawn) {
+      common::sendControl(socketFd, common::control::Spawned{0, spawn.error}.encode().body);
       continue;
     }
-    bool drop = request.body.value("drop", false);
-    auto uid = request.body.value("uid", uid_t{0});
-    auto gid = request.body.value("gid", gid_t{0});
     std::fflush(nullptr);
     // CLONE_PARENT: the worker is the master's child, so the master waits for it as for any.
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0);
-    if (pid == 0) becomeWorker(request.fds[0].get(), drop, uid, gid);
+    if (pid == 0) becomeWorker(spawn->control.get(), spawn->drop, spawn->uid, spawn->gid);
     if (pid < 0) {
-      common::sendControl(socketFd, {{"type", "spawned"}, {"error", std::strerror(errno)}});
+      common::sendControl(socketFd,
+                          common::control::Spawned{0, std::strerror(errno)}.encode().body);
       continue;
     }
-    common::sendControl(socketFd, {{"type", "spawned"}, {"pid", pid}});
+    common::sendControl(socketFd,
+                        common::control::Spawned{static_cast<pid_t>(pid), ""}.encode().body);
   }
 }
 

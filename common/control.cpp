@@ -98,14 +98,14 @@ UniqueFd ControlChannel::release() {
   return std::move(fd_);
 }
 
-void ControlChannel::send(nlohmann::json body, std::vector<UniqueFd> fds) {
-  queue_.push_back({std::move(body), std::move(fds)});
+void ControlChannel::send(ControlMessage message) {
+  queue_.push_back(std::move(message));
   flush();
 }
 
 void ControlChannel::flush() {
   while (!queue_.empty() && fd_) {
-    Outgoing& next = queue_.front();
+    ControlMessage& next = queue_.front();
     std::vector<int> raw;
     for (auto& f : next.fds) raw.push_back(f.get());
     int rc = sendControl(fd_.get(), next.body, raw);

@@ -1,52 +1,11 @@
 // The control channel between the master and one worker.
 //
-// Protocol description (the only one; keep it in step with master/ and worker/):
-//
-//   Transport: one AF_UNIX SOCK_SEQPACKET socketpair per worker. The worker's end is its only
-//   inherited descriptor (fd 3 after exec). Every message is one datagram: a JSON object
-//   {"type": T, ...} of at most kMaxControlMessage bytes, with 0..kMaxControlFds descriptors
-//   attached as SCM_RIGHTS. Datagram boundaries make fd/message pairing unambiguous. EOF on the
-//   socket means the peer is gone.
-//
-//   master -> worker
-//     "hello"    {generation, slot, workers}  fds: [bundle]   the handover bundle (memfd, see
-//                                                             common/bundle.hpp): config text and
-//                                                             side files, parsed by the worker
-//     "zone"     {kind, size?}               fds: [memfd]    a shared-memory zone (shm/zone.hpp):
-//                                                             kind "session-cache" (with its size),
-//                                                             "ticket-keys" or "server-state";
-//                                                             sent before the listeners
-//     "listener" {frontend, bind, address}    fds: [socket]   a listening socket, for bind number
-//                                                             `bind` of frontend `frontend`
-//     "start"    {}                                           every listener sent: start accepting
-//     "drain"    {hard_stop_in_ms}                            stop accepting, finish live
-//                                                             connections, exit at zero
-//     "change"   {seq, op, ...}                               a runtime-API change the master
-//                                                             validated and resolved, applied to
-//                                                             what the worker serves with
-//                                                             (worker/worker_changes.cpp):
-//         server.put    {backend, server, address, weight, index}  add, or update address and
-//                                                             weight; index: its zone row
-//         server.remove {backend, server}                     no new traffic to it
-//         backend.add   {backend: the API's object, first}    parsed by the config's parser; its
-//                                                             servers' zone rows start at first
-//         backend.del   {backend}
-//         map.set       {frontend, route, host, backend}      route: index into routes
-//         map.del       {frontend, route, host}
-//         cert.set      {frontend, name, pem}
-//         cert.del      {frontend, name}
-//                                                             sent to serving workers only; a
-//                                                             worker respawned later gets its
-//                                                             generation's changes after "start"
-//   worker -> master
-//     "ready"    {pid}                                        accepting on every listener
-//     "stats"    {connections}                                live connection count; sent when it
-//                                                             changes, at most every 100 ms
-//     "changed"  {seq, error}                                 a "change" applied ("" error), or
-//                                                             refused with the reason
-//
-//   A message of an unknown type is logged and ignored, so a newer master can talk to an older
-//   worker across a binary upgrade.
+// The transport: one AF_UNIX SOCK_SEQPACKET socketpair per worker; the worker's end is its only
+// inherited descriptor (fd 3 after exec). Every message is one datagram: a JSON object
+// {"type": T, ...} of at most kMaxControlMessage bytes, with 0..kMaxControlFds descriptors attached
+// as SCM_RIGHTS. Datagram boundaries make fd/message pairing unambiguous. EOF on the socket means
+// the peer is gone. The messages themselves, and the protocol description, are in
+// common/control_messages.hpp.
 #pragma once
 
 #include <uv.h>
@@ -96,18 +55,15 @@ class ControlChannel {
   ControlChannel(const ControlChannel&) = delete;
   ControlChannel& operator=(const ControlChannel&) = delete;
 
-  // Queues a message; the descriptors are sent with it (the channel owns them until then).
-  void send(nlohmann::json body, std::vector<UniqueFd> fds = {});
+  // Queues a message (encoded by common/control_messages.hpp); its descriptors are sent with it
+  // (the channel owns them until then).
+  void send(ControlMessage message);
   int fd() const { return fd_.get(); }
   bool open() const { return poll_.initialized(); }
   // Gives up the socket without closing it (binary upgrade hands it to the new image).
   UniqueFd release();
 
  private:
-  struct Outgoing {
-    nlohmann::json body;
-    std::vector<UniqueFd> fds;
-  };
   void onPoll(int status, int events);
   void flush();
   void updatePoll();
@@ -117,7 +73,7 @@ class ControlChannel {
   UvHandle<uv_poll_t> poll_;
   MessageHandler onMessage_;
   ClosedHandler onClosed_;
-  std::deque<Outgoing> queue_;
+  std::deque<ControlMessage> queue_;
   // Cleared by the destructor; a callback frame holds a copy to learn that `this` was deleted.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -1,10 +1,11 @@
-// Master: the runtime API's commands (see docs/api.md). Requests arrive from ApiServer.
+#include "master/api.hpp"
+
 #include <pwd.h>
 #include <unistd.h>
 
 #include "common/log.hpp"
 #include "common/proc_memory.hpp"
-#include "master/master.hpp"
+#include "master/change_kinds.hpp"
 
 namespace molt::master {
 namespace {
@@ -24,14 +25,14 @@ nlohmann::json failure(const std::string& error) {
 
 }  // namespace
 
-void Master::setupApi(const common::Config& config) {
+void configureApiSocket(ApiServer& api, const common::Config& config) {
   const std::string& path = config.global.apiSocket;
-  if (path == api_.path() && api_.listening()) return;
-  if (path.empty()) return api_.close();
+  if (path == api.path() && api.listening()) return;
+  if (path.empty()) return api.close();
   uid_t allowed = geteuid();
   if (!config.global.user.empty())
     if (passwd* pw = getpwnam(config.global.user.c_str())) allowed = pw->pw_uid;
-  if (std::string error = api_.listen(path, allowed); !error.empty()) {
+  if (std::string error = api.listen(path, allowed); !error.empty()) {
     common::log::error("api: {}", error);
     return;
   }
@@ -40,36 +41,38 @@ void Master::setupApi(const common::Config& config) {
 
 // The boundary of the API: no exception from a command's handling reaches the loop (a request
 // that slipped past validation is answered, logged, and the master goes on).
-void Master::handleApi(const nlohmann::json& request, ApiReply reply) {
+void ApiCommands::handle(const nlohmann::json& request, ApiReply reply) {
   try {
-    dispatchApi(request, reply);
+    dispatch(request, reply);
   } catch (const std::exception& e) {
     common::log::error("api: {} failed: {}", request.value("cmd", std::string("?")), e.what());
     if (reply) reply(failure(std::string("internal error: ") + e.what()));
   }
 }
 
-void Master::dispatchApi(const nlohmann::json& request, ApiReply& reply) {
+void ApiCommands::dispatch(const nlohmann::json& request, ApiReply& reply) {
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(failure("cmd: missing, or not a string"));
   const std::string name = cmd->get<std::string>();
   if (name == "proc") return reply(procReport());
-  if (name == "errors") return reply({{"ok", true}, {"errors", lastErrors_}});
+  if (name == "errors") return reply({{"ok", true}, {"errors", reloader_.lastErrors()}});
   if (name == "cache") return reply(cacheReport());
   if (name == "servers") return reply(serversReport(request));
-  if (name == "reload") return requestReload("api", std::move(reply));
-  if (name == "upgrade") return requestUpgrade(std::move(reply));
-  if (isChangeCommand(name)) return handleChange(request, std::move(reply));
-  reply(failure("cmd: unknown command '" + name +
-                "' (known: proc, reload, upgrade, errors, cache, servers, server.add, server.del, "
-                "server.set, backend.add, backend.del, cert.set, cert.del, map.set, map.del)"));
+  if (name == "reload") return reloader_.request("api", std::move(reply));
+  // `molt ctl upgrade` re-execs even an unchanged binary.
+  if (name == "upgrade")
+    return reloader_.request("api upgrade", std::move(reply), UpgradeMode::Force);
+  if (findChangeKind(name)) return changes_.handle(request, std::move(reply));
+  std::string known = "proc, reload, upgrade, errors, cache, servers";
+  for (const ChangeKind& kind : changeKinds()) known += ", " + std::string(kind.cmd);
+  reply(failure("cmd: unknown command '" + name + "' (known: " + known + ")"));
 }
 
 // Every server of the serving generation (or of one backend): configuration, admin state,
 // health, and connections from all its workers (the server-state zone's counts).
-nlohmann::json Master::serversReport(const nlohmann::json& request) const {
-  Generation* serving = current();
+nlohmann::json ApiCommands::serversReport(const nlohmann::json& request) const {
+  Generation* serving = supervisor_.current();
   if (!serving || !serving->serverState()) return failure("no generation is serving");
   std::string only;
   if (auto b = request.find("backend"); b != request.end()) {
@@ -103,9 +106,9 @@ nlohmann::json Master::serversReport(const nlohmann::json& request) const {
   return {{"ok", true}, {"generation", serving->id()}, {"servers", servers}};
 }
 
-nlohmann::json Master::cacheReport() const {
+nlohmann::json ApiCommands::cacheReport() const {
   nlohmann::json report = {{"ok", true}};
-  if (auto cache = tlsZones_->sessionCache()) {
+  if (auto cache = tlsZones_.sessionCache()) {
     shm::SessionCacheStats s = cache->stats();
     report["session_cache"] = {{"size", cache->zone().size()},
                                {"capacity", s.capacity},
@@ -122,7 +125,7 @@ nlohmann::json Master::cacheReport() const {
   } else {
     report["session_cache"] = nullptr;
   }
-  if (auto keys = tlsZones_->ticketKeys()) {
+  if (auto keys = tlsZones_.ticketKeys()) {
     auto snapshot = keys->snapshot();
     report["ticket_keys"] = {{"rotations", snapshot.rotations}, {"rotated_at", snapshot.rotatedAt}};
   } else {
@@ -131,10 +134,10 @@ nlohmann::json Master::cacheReport() const {
   return report;
 }
 
-nlohmann::json Master::procReport() const {
+nlohmann::json ApiCommands::procReport() const {
   uint64_t now = monotonicMs();
   nlohmann::json generations = nlohmann::json::array();
-  for (const auto& g : generations_) {
+  for (const auto& g : supervisor_.generations()) {
     nlohmann::json workers = nlohmann::json::array();
     for (const auto& slot : g->slots()) {
       const WorkerProcess* w = slot.process.get();
@@ -157,8 +160,8 @@ nlohmann::json Master::procReport() const {
   nlohmann::json report = {{"ok", true},
                            {"master", {{"pid", getpid()}, {"memory", memoryOf(getpid())}}},
                            {"generations", generations}};
-  if (zygote_.running())
-    report["zygote"] = {{"pid", zygote_.pid()}, {"memory", memoryOf(zygote_.pid())}};
+  if (const Zygote& zygote = supervisor_.zygote(); zygote.running())
+    report["zygote"] = {{"pid", zygote.pid()}, {"memory", memoryOf(zygote.pid())}};
   return report;
 }
 

@@ -38,40 +38,6 @@ const char* phaseName(GenerationPhase phase) {
   return "?";
 }
 
-LoadedConfig loadConfig(const std::string& path, const Journal& journal, bool readStateFile) {
-  common::Bundle bundle;
-  bundle.configPath = path;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (!in || !(text << in.rdbuf())) {
-    throw common::ConfigErrors(
-        {common::ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)}});
-  }
-  bundle.configText = text.str();
-  // Side files are read once, here, and the same bytes go to the workers.
-  common::FileSource disk = common::FileSource::disk();
-  common::FileSource recording = disk;
-  recording.read = [&](const std::string& file, std::string& error) {
-    auto data = disk.read(file, error);
-    if (data) bundle.files[file] = *data;
-    return data;
-  };
-  LoadedConfig loaded;
-  loaded.config =
-      std::make_unique<common::Config>(common::parseConfig(bundle.configText, path, recording));
-  std::string error;
-  loaded.journal = journal;
-  const std::string& stateFile = loaded.config->global.stateFile;
-  if (readStateFile && !stateFile.empty() && !loaded.journal.loadStateFile(stateFile, error))
-    throw common::ConfigErrors({common::ConfigError{path, 0, 0, "global.state_file", error}});
-  loaded.conflicts = loaded.journal.replay(*loaded.config, recording);
-  bundle.journal = loaded.journal.toText();
-  loaded.bundle = common::writeBundle(bundle, error);
-  if (!loaded.bundle)
-    throw common::ConfigErrors({common::ConfigError{path, 0, 0, "", "handover bundle: " + error}});
-  return loaded;
-}
-
 bool Generation::acquireListeners(ListenerSet& listeners, std::vector<std::string>& errors) {
   const auto& frontends = loaded_.config->frontends;
   for (size_t i = 0; i < frontends.size(); ++i) {
@@ -88,47 +54,46 @@ bool Generation::acquireListeners(ListenerSet& listeners, std::vector<std::strin
                          "]: " + error);
         continue;
       }
-      listeners_.push_back({frontends[i].name, static_cast<int>(j), std::move(listener)});
+      listeners_.push_back({frontends[i].name, static_cast<unsigned>(j), std::move(listener)});
     }
   }
   return errors.empty();
 }
 
 void Generation::sendHandover(WorkerProcess& worker) const {
-  std::vector<common::UniqueFd> bundle;
-  bundle.push_back(dupFd(loaded_.bundle.get()));
-  worker.send(
-      {{"type", "hello"}, {"generation", id_}, {"slot", worker.slot()}, {"workers", slots_.size()}},
-      std::move(bundle));
-  if (sessionCache_) {
-    std::vector<common::UniqueFd> fd;
-    fd.push_back(dupFd(sessionCache_->zone().fd()));
+  worker.send(control::Hello{control::kProtocolVersion, id_, worker.slot(),
+                             static_cast<unsigned>(slots_.size()), dupFd(loaded_.bundle.get())}
+                  .encode());
+  using Kind = control::ZoneGrantKind;
+  if (sessionCache_)
+    worker.send(control::ZoneGrant{Kind::SessionCache, sessionCache_->zone().size(),
+                                   dupFd(sessionCache_->zone().fd())}
+                    .encode());
+  if (serverState_)
     worker.send(
-        {{"type", "zone"}, {"kind", "session-cache"}, {"size", sessionCache_->zone().size()}},
-        std::move(fd));
-  }
-  if (serverState_) {
-    std::vector<common::UniqueFd> fd;
-    fd.push_back(dupFd(serverState_->zone().fd()));
-    worker.send({{"type", "zone"}, {"kind", "server-state"}}, std::move(fd));
-  }
-  if (ticketKeys_) {
-    std::vector<common::UniqueFd> fd;
-    fd.push_back(dupFd(ticketKeys_->zone().fd()));
-    worker.send({{"type", "zone"}, {"kind", "ticket-keys"}}, std::move(fd));
-  }
-  for (const auto& l : listeners_) {
-    std::vector<common::UniqueFd> fd;
-    fd.push_back(dupFd(l.listener->fd.get()));
-    worker.send({{"type", "listener"},
-                 {"frontend", l.frontend},
-                 {"bind", l.bind},
-                 {"address", l.listener->bound.text()}},
-                std::move(fd));
-  }
-  worker.send({{"type", "start"}});
+        control::ZoneGrant{Kind::ServerState, 0, dupFd(serverState_->zone().fd())}.encode());
+  if (ticketKeys_)
+    worker.send(control::ZoneGrant{Kind::TicketKeys, 0, dupFd(ticketKeys_->zone().fd())}.encode());
+  for (const auto& l : listeners_)
+    worker.send(control::ListenerGrant{l.frontend, l.bind, l.listener->bound.text(),
+                                       dupFd(l.listener->fd.get())}
+                    .encode());
+  worker.send(control::Start{}.encode());
   // A worker respawned into a serving generation: the runtime changes made since it was built.
-  for (const auto& change : changes_) worker.send(change);
+  for (const auto& change : changes_) worker.send(change.encode());
+}
+
+std::vector<pid_t> Generation::broadcast(control::Change change) {
+  std::vector<pid_t> sent;
+  for (auto& slot : slots_) {
+    WorkerProcess* w = slot.process.get();
+    // A worker still starting gets it after its handover (messages keep their order).
+    if (!w || w->phase() == WorkerPhase::Exited) continue;
+    w->send(change.encode());
+    sent.push_back(w->pid());
+  }
+  changes_.push_back(std::move(change));
+  return sent;
 }
 
 // A draining generation's workers need nothing more from the master but their drain and stop
@@ -154,6 +119,10 @@ uint64_t monotonicMs() {
   return uv_hrtime() / 1'000'000;
 }
 
+void Generation::markServing() {
+  if (phase_ == GenerationPhase::Starting) phase_ = GenerationPhase::Serving;
+}
+
 void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
   phase_ = GenerationPhase::Draining;
   drainStartedMs_ = monotonicMs();
@@ -163,26 +132,31 @@ void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
     slot.respawnTimer.close();
     if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
     slot.process->setPhase(WorkerPhase::Draining);
-    slot.process->send({{"type", "drain"}, {"hard_stop_in_ms", after}});
+    slot.process->send(control::Drain{after}.encode());
   }
   releaseServingState();
   if (liveWorkers() == 0) {
     phase_ = GenerationPhase::Gone;
     return;
   }
-  armStopTimer(loop, after, [](uv_timer_t* h) {
-    auto* self = static_cast<Generation*>(h->data);
-    if (!self) return;
-    self->terminate(h->loop, "hard_stop_after reached");
-  });
+  armHardStop(loop, after);
 }
 
-void Generation::restoreDrain(uv_loop_t* loop, uint64_t startedMs, uint64_t hardStopAtMs) {
+void Generation::abandon(uv_loop_t* loop, const std::string& why) {
   phase_ = GenerationPhase::Draining;
-  drainStartedMs_ = startedMs;
-  hardStopAtMs_ = hardStopAtMs;
-  uint64_t now = monotonicMs();
-  armStopTimer(loop, hardStopAtMs > now ? hardStopAtMs - now : 0, [](uv_timer_t* h) {
+  terminate(loop, why);
+  if (liveWorkers() == 0) phase_ = GenerationPhase::Gone;
+}
+
+bool Generation::workerExited() {
+  bool retiring = phase_ == GenerationPhase::Draining || stopStage_ != StopStage::None;
+  if (!retiring || phase_ == GenerationPhase::Gone || liveWorkers() > 0) return false;
+  phase_ = GenerationPhase::Gone;
+  return true;
+}
+
+void Generation::armHardStop(uv_loop_t* loop, uint64_t delayMs) {
+  armStopTimer(loop, delayMs, [](uv_timer_t* h) {
     if (auto* self = static_cast<Generation*>(h->data))
       self->terminate(h->loop, "hard_stop_after reached");
   });

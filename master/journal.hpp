@@ -31,12 +31,21 @@ struct JournalConflict {
 class Journal {
  public:
   // Records a change applyRuntimeChange accepted. Pairs that cancel out are compacted away, as are
-  // entries a later one overrides: a server.del of a server a server.add in the journal made
-  // drops both (and the server.set entries between); likewise backend.del after backend.add
-  // (unless a map.* entry came between them: it may point at the backend); a cert.set replaces an
-  // earlier one of the same frontend and name, and a cert.del drops them; a map.set replaces an
-  // earlier one of the same frontend, route and host (none before a map.del of that host).
+  // entries a later one overrides: each change kind's fold (master/change_kinds.hpp) says which.
   void append(nlohmann::json change);
+  // Erases the entries `drop(index, entry)` selects; returns how many (for the kinds' folds).
+  template <class Predicate>
+  std::size_t dropWhere(Predicate drop) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      if (drop(i, entries_[i])) continue;
+      if (kept != i) entries_[kept] = std::move(entries_[i]);
+      ++kept;
+    }
+    std::size_t dropped = entries_.size() - kept;
+    entries_.resize(kept);
+    return dropped;
+  }
   const std::vector<nlohmann::json>& entries() const { return entries_; }
   std::size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
@@ -62,12 +71,6 @@ class Journal {
   bool loadStateFile(const std::string& path, std::string& error);
 
  private:
-  bool cancelServerAdd(const nlohmann::json& del);
-  bool cancelBackendAdd(const nlohmann::json& del);
-  // Erases the entries `drop` selects; returns how many.
-  template <class Predicate>
-  std::size_t dropWhere(Predicate drop);
-
   std::vector<nlohmann::json> entries_;
 };
 

@@ -3,8 +3,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+
+#include "common/log.hpp"
+#include "master/systemd.hpp"
 
 namespace molt::master {
 
@@ -62,6 +68,34 @@ void ListenerSet::adopt(std::shared_ptr<Listener> listener) {
 void ListenerSet::prune() {
   for (auto it = byKey_.begin(); it != byKey_.end();) {
     it = it->second.expired() ? byKey_.erase(it) : std::next(it);
+  }
+}
+
+void ListenerSet::adoptActivated() {
+  char** names = nullptr;
+  int count = systemd::listenFdsWithNames(&names);
+  if (count < 0) common::log::warn("socket activation: sd_listen_fds: {}", std::strerror(-count));
+  for (int i = 0; i < count; ++i) {
+    int fd = 3 + i;  // SD_LISTEN_FDS_START
+    std::string name = names && names[i] ? names[i] : "unknown";
+    if (systemd::isSocket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+      common::log::warn("socket activation: fd {} ({}) is not a listening stream socket; ignored",
+                        fd, name);
+      continue;
+    }
+    auto listener = std::make_shared<Listener>();
+    listener->fd.reset(fd);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    listener->bound.length = sizeof listener->bound.storage;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&listener->bound.storage), &listener->bound.length);
+    listener->key = listener->bound.text();
+    listener->backlog = 1024;
+    common::log::info("socket activation: fd {} ({}) listening on {}", fd, name, listener->key);
+    adopt(std::move(listener));
+  }
+  if (names) {
+    for (int i = 0; i < count; ++i) free(names[i]);
+    free(names);
   }
 }
 

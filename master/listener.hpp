@@ -38,6 +38,8 @@ class ListenerSet {
   // Adopts an already-listening socket (systemd socket activation, binary upgrade). It is
   // claimed by the first bind with the same text or the same address.
   void adopt(std::shared_ptr<Listener> listener);
+  // systemd socket activation: adopts every listening stream socket in LISTEN_FDS.
+  void adoptActivated();
   // Binary upgrade: registers a listener the previous image had (held by a restored generation).
   void restore(const std::shared_ptr<Listener>& listener) { byKey_[listener->key] = listener; }
   // Adopted sockets no generation has taken yet (kept for a later reload that binds them).

@@ -122,8 +122,8 @@ void WorkerProcess::watch(uv_loop_t* loop, common::UniqueFd control) {
       [] {});  // EOF alone proves nothing: the pidfd says when the process is gone
 }
 
-void WorkerProcess::send(nlohmann::json body, std::vector<common::UniqueFd> fds) {
-  if (control_ && control_->open()) control_->send(std::move(body), std::move(fds));
+void WorkerProcess::send(common::ControlMessage message) {
+  if (control_ && control_->open()) control_->send(std::move(message));
 }
 
 void WorkerProcess::kill(int signal) const {

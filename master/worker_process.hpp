@@ -9,10 +9,13 @@
 #include <string>
 
 #include "common/control.hpp"
+#include "common/control_messages.hpp"
 #include "common/unique_fd.hpp"
 #include "common/uv_handle.hpp"
 
 namespace molt::master {
+
+namespace control = common::control;
 
 class Zygote;
 
@@ -57,7 +60,8 @@ class WorkerProcess {
              WorkerPhase phase, unsigned connections, uint64_t startedMs);
   int pidfd() const { return pidfd_.get(); }
   int controlFd() const { return control_ ? control_->fd() : -1; }
-  void send(nlohmann::json body, std::vector<common::UniqueFd> fds = {});
+  // Queues a message (common/control_messages.hpp) on the control socket.
+  void send(common::ControlMessage message);
   // Sends a signal if the process still runs.
   void kill(int signal) const;
 

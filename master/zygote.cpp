@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/control.hpp"
+#include "common/control_messages.hpp"
 #include "common/log.hpp"
 
 namespace molt::master {
@@ -63,23 +64,25 @@ bool Zygote::start(const std::string& exe) {
 
 pid_t Zygote::spawn(int workerControl, const WorkerProcess::Credentials& credentials) {
   if (!running()) return -ESRCH;
-  int fds[] = {workerControl};
-  nlohmann::json request = {{"type", "spawn"},
-                            {"drop", credentials.drop},
-                            {"uid", credentials.uid},
-                            {"gid", credentials.gid}};
-  if (int rc = common::sendControl(socket_.get(), request, fds); rc < 0) return rc;
+  common::UniqueFd control(fcntl(workerControl, F_DUPFD_CLOEXEC, 0));
+  if (!control) return -errno;
+  common::ControlMessage request =
+      common::control::Spawn{credentials.drop, credentials.uid, credentials.gid, std::move(control)}
+          .encode();
+  int fds[] = {request.fds.front().get()};
+  if (int rc = common::sendControl(socket_.get(), request.body, fds); rc < 0) return rc;
   pollfd p{socket_.get(), POLLIN, 0};
   int ready = poll(&p, 1, 1000);
   if (ready <= 0) return ready == 0 ? -ETIMEDOUT : -errno;
-  common::ControlMessage answer;
-  int rc = common::recvControl(socket_.get(), answer);
+  common::ControlMessage message;
+  int rc = common::recvControl(socket_.get(), message);
   if (rc <= 0) return rc == 0 ? -EPIPE : rc;
-  if (answer.body.contains("error")) {
-    common::log::warn("zygote: {}", answer.body.value("error", std::string("?")));
+  auto answer = common::control::Spawned::decode(message);
+  if (!answer || answer->pid <= 0) {
+    common::log::warn("zygote: {}", answer ? answer->error : answer.error);
     return -EAGAIN;
   }
-  return answer.body.value("pid", pid_t{-1});
+  return answer->pid;
 }
 
 void Zygote::stop() {

@@ -10,10 +10,8 @@
 //
 // The zygote process itself is app/zygote.hpp.
 //
-// Protocol (SOCK_SEQPACKET, fd 3 of `molt --zygote`; common/control.hpp messages):
-//   master -> zygote  {"type": "spawn", "drop": bool, "uid": N, "gid": N} + the worker's end of
-//                     its control socket
-//   zygote -> master  {"type": "spawned", "pid": N} or {"type": "spawned", "error": "..."}
+// Protocol: SOCK_SEQPACKET on fd 3 of `molt --zygote`, messages "spawn" and "spawned"
+// (common/control_messages.hpp).
 // The zygote exits when the master goes (EOF, and PR_SET_PDEATHSIG).
 #pragma once
 

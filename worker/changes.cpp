@@ -1,5 +1,5 @@
 // Worker: runtime-API changes from the master (control message "change"; see docs/api.md and
-// common/control.hpp). The master validated and resolved each one against the generation's
+// common/control_messages.hpp). The master validated and resolved each one against the generation's
 // config, so a worker applies it to what it serves with and answers "changed".
 #include "common/log.hpp"
 #include "common/runtime_change.hpp"
@@ -22,18 +22,24 @@ common::FileSource noFiles() {
   return files;
 }
 
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 }  // namespace
 
-void Worker::onChange(common::ControlMessage& message) {
+void Worker::onChange(const control::Change& change) {
   std::string error;
   try {
-    error = applyChange(message.body);
-  } catch (const nlohmann::json::exception& e) {
-    error = std::string("malformed change: ") + e.what();
+    error = applyChange(change.op);
+  } catch (const std::exception& e) {
+    error = std::string("change failed: ") + e.what();
   }
-  if (!error.empty())
-    common::log::error("change {}: {}", message.body.value("op", std::string("?")), error);
-  control_->send({{"type", "changed"}, {"seq", message.body.value("seq", 0u)}, {"error", error}});
+  if (!error.empty()) common::log::error("change {}: {}", control::opName(change.op), error);
+  control_->send(control::Changed{change.seq, error}.encode());
 }
 
 Frontend* Worker::frontendNamed(const std::string& name) const {
@@ -42,74 +48,77 @@ Frontend* Worker::frontendNamed(const std::string& name) const {
   return nullptr;
 }
 
-std::string Worker::applyChange(const nlohmann::json& change) {
+// One overload per operation of control::ChangeOp: what the worker serves with, changed.
+std::string Worker::applyChange(const control::ChangeOp& op) {
   if (phase_ == WorkerPhase::Draining || phase_ == WorkerPhase::Stopped)
     return {};  // never applied to a draining generation (the master does not send them)
-  const std::string op = change.at("op").get<std::string>();
   auto backendNamed = [this](const std::string& name) -> std::shared_ptr<Backend> {
     auto it = backendsByName_.find(name);
     return it == backendsByName_.end() ? nullptr : it->second;
   };
-  auto address = [](const nlohmann::json& text, std::string& error) {
-    return common::parseAddress(text.get<std::string>(), common::AddressUse::Connect, error);
-  };
-
-  if (op == "server.put") {
-    auto backend = backendNamed(change.at("backend").get<std::string>());
-    if (!backend) return "no backend " + change.at("backend").get<std::string>();
-    std::string error;
-    auto where = address(change.at("address"), error);
-    if (!where) return "address: " + error;
-    backend->putServer(change.at("server").get<std::string>(), *where,
-                       change.at("weight").get<unsigned>(),
-                       change.at("index").get<std::uint64_t>());
-    return {};
-  }
-  if (op == "server.remove") {
-    auto backend = backendNamed(change.at("backend").get<std::string>());
-    if (!backend || !backend->removeServer(change.at("server").get<std::string>()))
-      return {};  // a server configured disabled was never held here
-    return {};
-  }
-  if (op == "backend.add") {
-    // The backend object as the API took it, parsed by the config's own parser; its servers'
-    // rows in the zone start at `first`.
-    common::Config parsed;
-    nlohmann::json request = {{"cmd", "backend.add"}, {"backend", change.at("backend")}};
-    if (std::string error = common::applyRuntimeChange(parsed, request, noFiles()); !error.empty())
-      return error;
-    auto backend = std::make_shared<Backend>(std::move(parsed.backends.back()), serverState_.get(),
-                                             change.at("first").get<std::uint64_t>());
-    backendsByName_[backend->name()] = backend;
-    backends_.push_back(std::move(backend));
-    return {};
-  }
-  if (op == "backend.del") {
-    auto it = backendsByName_.find(change.at("backend").get<std::string>());
-    if (it == backendsByName_.end()) return {};
-    std::erase(backends_, it->second);
-    backendsByName_.erase(it);  // connections through it keep it until they end
-    return {};
-  }
-  if (op == "map.set" || op == "map.del") {
-    Frontend* frontend = frontendNamed(change.at("frontend").get<std::string>());
+  auto routerOf = [this](const std::string& name) -> Router* {
+    Frontend* frontend = frontendNamed(name);
     auto router = frontend ? routers_.find(frontend) : routers_.end();
-    if (router == routers_.end()) return "no http frontend " + change.at("frontend").dump();
-    auto route = change.at("route").get<std::size_t>();
-    std::string host = change.at("host").get<std::string>();
-    if (op == "map.del") return router->second->eraseMapEntry(route, host);
-    auto backend = backendNamed(change.at("backend").get<std::string>());
-    if (!backend) return "no backend " + change.at("backend").get<std::string>();
-    return router->second->setMapEntry(route, host, std::move(backend));
-  }
-  if (op == "cert.set" || op == "cert.del") {
-    Frontend* frontend = frontendNamed(change.at("frontend").get<std::string>());
-    auto context = frontend ? tlsContexts_.find(frontend) : tlsContexts_.end();
-    if (context == tlsContexts_.end()) return "no TLS frontend " + change.at("frontend").dump();
-    return replaceCertificate(*frontend, change.at("name").get<std::string>(),
-                              op == "cert.set" ? change.at("pem").get<std::string>() : "");
-  }
-  return "unknown change '" + op + "'";
+    return router == routers_.end() ? nullptr : router->second.get();
+  };
+  auto certificate = [this](const std::string& frontendName, const std::string& name,
+                            const std::string& pem) -> std::string {
+    Frontend* frontend = frontendNamed(frontendName);
+    if (!frontend || !tlsContexts_.contains(frontend)) return "no TLS frontend " + frontendName;
+    return replaceCertificate(*frontend, name, pem);
+  };
+  return std::visit(
+      Overloaded{
+          [&](const control::ServerPut& o) -> std::string {
+            auto backend = backendNamed(o.backend);
+            if (!backend) return "no backend " + o.backend;
+            std::string error;
+            auto where = common::parseAddress(o.address, common::AddressUse::Connect, error);
+            if (!where) return "address: " + error;
+            backend->putServer(o.server, *where, o.weight, o.index);
+            return {};
+          },
+          [&](const control::ServerRemove& o) -> std::string {
+            // A server configured disabled was never held here: nothing to remove.
+            if (auto backend = backendNamed(o.backend)) backend->removeServer(o.server);
+            return {};
+          },
+          [&](const control::BackendAdd& o) -> std::string {
+            // Parsed by the config's own parser, as the master did.
+            common::Config parsed;
+            nlohmann::json request = {{"cmd", "backend.add"}, {"backend", o.backend}};
+            if (std::string error = common::applyRuntimeChange(parsed, request, noFiles());
+                !error.empty())
+              return error;
+            auto backend = std::make_shared<Backend>(std::move(parsed.backends.back()),
+                                                     serverState_.get(), o.first);
+            backendsByName_[backend->name()] = backend;
+            backends_.push_back(std::move(backend));
+            return {};
+          },
+          [&](const control::BackendDel& o) -> std::string {
+            auto it = backendsByName_.find(o.backend);
+            if (it == backendsByName_.end()) return {};
+            std::erase(backends_, it->second);
+            backendsByName_.erase(it);  // connections through it keep it until they end
+            return {};
+          },
+          [&](const control::MapSet& o) -> std::string {
+            Router* router = routerOf(o.frontend);
+            if (!router) return "no http frontend " + o.frontend;
+            auto backend = backendNamed(o.backend);
+            if (!backend) return "no backend " + o.backend;
+            return router->setMapEntry(o.route, o.host, std::move(backend));
+          },
+          [&](const control::MapDel& o) -> std::string {
+            Router* router = routerOf(o.frontend);
+            if (!router) return "no http frontend " + o.frontend;
+            return router->eraseMapEntry(o.route, o.host);
+          },
+          [&](const control::CertSet& o) { return certificate(o.frontend, o.name, o.pem); },
+          [&](const control::CertDel& o) { return certificate(o.frontend, o.name, ""); },
+      },
+      op);
 }
 
 // TLS contexts are immutable: a new one replaces the frontend's, sharing the OpenSSL objects

@@ -45,27 +45,36 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
 Worker::~Worker() = default;
 
 void Worker::onMessage(common::ControlMessage&& message) {
-  std::string type = message.type();
-  if (type == "hello") return onHello(message);
-  if (type == "listener") return onListener(message);
-  if (type == "zone") return onZone(message);
-  if (type == "start") return onStart();
-  if (type == "change") return onChange(message);
-  if (type == "drain") {
-    if (auto it = message.body.find("hard_stop_in_ms"); it != message.body.end() && it->is_number())
-      hardStopAtMs_ = uv_now(loop_) + it->get<uint64_t>();
-    return drain("drain order");
-  }
-  common::log::warn("control: ignoring message of unknown type '{}'", type);
+  auto decoded = control::decodeFromMaster(message);
+  if (!decoded) return common::log::warn("control: ignoring a message: {}", decoded.error);
+  std::visit(
+      [this](auto& m) {
+        using M = std::remove_cvref_t<decltype(m)>;
+        if constexpr (std::is_same_v<M, control::Hello>) onHello(m);
+        if constexpr (std::is_same_v<M, control::ZoneGrant>) onZone(m);
+        if constexpr (std::is_same_v<M, control::ListenerGrant>) onListener(m);
+        if constexpr (std::is_same_v<M, control::Start>) onStart();
+        if constexpr (std::is_same_v<M, control::Change>) onChange(m);
+        if constexpr (std::is_same_v<M, control::Drain>) {
+          hardStopAtMs_ = uv_now(loop_) + m.hardStopInMs;
+          drain("drain order");
+        }
+      },
+      *decoded.value);
 }
 
-void Worker::onHello(common::ControlMessage& message) {
-  generation_ = message.body.value("generation", 0u);
-  slot_ = message.body.value("slot", 0u);
+void Worker::onHello(control::Hello& hello) {
+  if (hello.protocol != control::kProtocolVersion) {
+    common::log::error("hello: control protocol {}, this binary speaks {}", hello.protocol,
+                       control::kProtocolVersion);
+    return stop("bad hello");
+  }
+  generation_ = hello.generation;
+  slot_ = hello.slot;
   common::log::setRole(fmt::format("worker gen {} slot {}", generation_, slot_));
   updateTitle();
   std::string error;
-  if (message.fds.size() != 1 || !(bundle_ = common::readBundle(message.fds[0].get(), error))) {
+  if (!(bundle_ = common::readBundle(hello.bundle.get(), error))) {
     common::log::error("hello: no usable handover bundle: {}", error);
     return stop("bad hello");
   }
@@ -133,46 +142,39 @@ void Worker::buildServing() {
   config_->frontends.clear();
 }
 
-void Worker::onListener(common::ControlMessage& message) {
+void Worker::onListener(control::ListenerGrant& grant) {
   buildServing();
-  std::string name = message.body.value("frontend", "");
-  int bind = message.body.value("bind", -1);
-  std::string address = message.body.value("address", "");
   for (auto& frontend : frontends_) {
     const auto& binds = frontend->config().binds;
-    if (frontend->config().name != name || bind < 0 || bind >= static_cast<int>(binds.size()))
-      continue;
-    if (message.fds.size() != 1) break;
-    const auto& b = binds[static_cast<size_t>(bind)];
-    int rc = frontend->addListener(loop_, std::move(message.fds[0]), address, b.backlog, b.tls);
-    if (rc < 0) common::log::error("listener {} {}: {}", name, address, uv_strerror(rc));
+    if (frontend->config().name != grant.frontend || grant.bind >= binds.size()) continue;
+    const auto& b = binds[grant.bind];
+    int rc = frontend->addListener(loop_, std::move(grant.socket), grant.address, b.backlog, b.tls);
+    if (rc < 0)
+      common::log::error("listener {} {}: {}", grant.frontend, grant.address, uv_strerror(rc));
     return;
   }
-  common::log::error("control: listener message for unknown frontend '{}' bind {}", name, bind);
+  common::log::error("control: listener message for unknown frontend '{}' bind {}", grant.frontend,
+                     grant.bind);
 }
 
-void Worker::onZone(common::ControlMessage& message) {
-  std::string kind = message.body.value("kind", "");
+void Worker::onZone(control::ZoneGrant& grant) {
   std::string error;
-  if (message.fds.size() != 1) {
-    common::log::error("control: zone '{}' arrived without its descriptor", kind);
-    return;
+  // Mapped, the descriptor is of no further use to a worker: each zone drops it.
+  switch (grant.kind) {
+    case control::ZoneGrantKind::SessionCache:
+      sessionCache_ = shm::SessionCache::attach(std::move(grant.zone), grant.size, error);
+      if (sessionCache_) sessionCache_->zone().dropDescriptor();
+      break;
+    case control::ZoneGrantKind::ServerState:
+      serverState_ = shm::ServerState::attach(std::move(grant.zone), error);
+      if (serverState_) serverState_->zone().dropDescriptor();
+      break;
+    case control::ZoneGrantKind::TicketKeys:
+      ticketKeys_ = shm::TicketKeys::attach(std::move(grant.zone), shm::Access::ReadOnly, error);
+      if (ticketKeys_) ticketKeys_->zone().dropDescriptor();
+      break;
   }
-  if (kind == "session-cache") {
-    sessionCache_ = shm::SessionCache::attach(std::move(message.fds[0]),
-                                              message.body.value("size", std::uint64_t{0}), error);
-  } else if (kind == "server-state") {
-    serverState_ = shm::ServerState::attach(std::move(message.fds[0]), error);
-  } else if (kind == "ticket-keys") {
-    ticketKeys_ = shm::TicketKeys::attach(std::move(message.fds[0]), shm::Access::ReadOnly, error);
-  } else {
-    error = "unknown zone kind";
-  }
-  if (!error.empty()) return common::log::error("zone {}: {}", kind, error);
-  // Mapped: the descriptor is of no further use to a worker.
-  if (kind == "session-cache") sessionCache_->zone().dropDescriptor();
-  if (kind == "server-state") serverState_->zone().dropDescriptor();
-  if (kind == "ticket-keys") ticketKeys_->zone().dropDescriptor();
+  if (!error.empty()) common::log::error("zone: {}", error);
 }
 
 bool Worker::buildTlsContexts() {
@@ -318,7 +320,7 @@ void Worker::onStart() {
     if (rc < 0) return stop("listen failed");
   }
   phase_ = WorkerPhase::Serving;
-  control_->send({{"type", "ready"}, {"pid", getpid()}});
+  control_->send(control::Ready{getpid()}.encode());
 }
 
 void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
@@ -407,7 +409,7 @@ void Worker::sendStats() {
   updateTitle();
   if (!statsDirty_ || !control_ || !control_->open()) return;
   statsDirty_ = false;
-  control_->send({{"type", "stats"}, {"connections", sessions_.size()}});
+  control_->send(control::Stats{static_cast<std::uint32_t>(sessions_.size())}.encode());
 }
 
 void Worker::drain(const char* why) {

@@ -12,6 +12,7 @@
 #include "common/bundle.hpp"
 #include "common/config.hpp"
 #include "common/control.hpp"
+#include "common/control_messages.hpp"
 #include "common/proc_memory.hpp"
 #include "common/uv_handle.hpp"
 #include "shm/server_state.hpp"
@@ -28,6 +29,8 @@
 #include "worker/tls/stream.hpp"
 
 namespace molt::worker {
+
+namespace control = common::control;
 
 // The control socket's descriptor number in a worker process (set up by the master before exec).
 inline constexpr int kControlFd = 3;
@@ -57,12 +60,12 @@ class Worker final : public SessionHost, public HandshakeObserver {
 
  private:
   void onMessage(common::ControlMessage&& message);
-  void onHello(common::ControlMessage& message);
-  void onListener(common::ControlMessage& message);
-  void onZone(common::ControlMessage& message);
-  // Runtime API (worker_changes.cpp)
-  void onChange(common::ControlMessage& message);
-  std::string applyChange(const nlohmann::json& change);
+  void onHello(control::Hello& hello);
+  void onListener(control::ListenerGrant& grant);
+  void onZone(control::ZoneGrant& grant);
+  // Runtime API (changes.cpp)
+  void onChange(const control::Change& change);
+  std::string applyChange(const control::ChangeOp& op);
   std::string replaceCertificate(Frontend& frontend, const std::string& name,
                                  const std::string& pem);
   Frontend* frontendNamed(const std::string& name) const;

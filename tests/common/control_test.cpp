@@ -71,7 +71,8 @@ TEST_CASE("a ControlChannel delivers messages on its loop and queues sends", "[c
           if (seen.size() == 100) uv_stop(&loop);
         },
         [&] { closed = true; });
-    for (int i = 0; i < 100; ++i) left.send({{"type", "m" + std::to_string(i)}});
+    for (int i = 0; i < 100; ++i)
+      left.send(ControlMessage{{{"type", "m" + std::to_string(i)}}, {}});
     uv_run(&loop, UV_RUN_DEFAULT);
     REQUIRE(seen.size() == 100);
     REQUIRE(seen.front() == "m0");

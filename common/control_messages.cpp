@@ -1,0 +1,392 @@
+#include "common/control_messages.hpp"
+
+#include <limits>
+#include <utility>
+
+namespace molt::common::control {
+namespace {
+
+// Reads the fields of one message, keeping the first problem as "type: field: what".
+class Fields {
+ public:
+  Fields(ControlMessage& message, std::string_view type, std::size_t fds)
+      : message_(message), type_(type) {
+    if (message.fds.size() != fds)
+      fail("", "expected " + std::to_string(fds) + " descriptor(s), got " +
+                   std::to_string(message.fds.size()));
+  }
+  // For a change's operation: its fields are read from the same body.
+  const nlohmann::json& body() const { return message_.body; }
+
+  std::string string(const char* key) {
+    const nlohmann::json* v = find(key);
+    if (!v) return {};
+    if (!v->is_string()) return fail(key, "expected a string"), std::string();
+    return v->get<std::string>();
+  }
+
+  template <class T>
+  T integer(const char* key, T min = std::numeric_limits<T>::min(),
+            T max = std::numeric_limits<T>::max()) {
+    const nlohmann::json* v = find(key);
+    if (!v) return T{};
+    bool fits = false;
+    if (v->is_number_unsigned()) {
+      auto n = v->get<std::uint64_t>();
+      fits = n <= static_cast<std::uint64_t>(max) &&
+             (min <= 0 || n >= static_cast<std::uint64_t>(min));
+    } else if (v->is_number_integer()) {
+      auto n = v->get<std::int64_t>();
+      fits = std::numeric_limits<T>::is_signed && n >= static_cast<std::int64_t>(min) &&
+             n <= static_cast<std::int64_t>(max);
+    } else {
+      return fail(key, "expected an integer"), T{};
+    }
+    if (!fits)
+      return fail(key, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"),
+             T{};
+    return v->get<T>();
+  }
+
+  bool boolean(const char* key) {
+    const nlohmann::json* v = find(key);
+    if (!v) return false;
+    if (!v->is_boolean()) return fail(key, "expected true or false"), false;
+    return v->get<bool>();
+  }
+
+  nlohmann::json object(const char* key) {
+    const nlohmann::json* v = find(key);
+    if (!v) return nullptr;
+    if (!v->is_object()) return fail(key, "expected an object"), nullptr;
+    return *v;
+  }
+
+  UniqueFd fd(std::size_t index) {
+    return index < message_.fds.size() ? std::move(message_.fds[index]) : UniqueFd();
+  }
+
+  void fail(std::string_view key, const std::string& what) {
+    if (!error_.empty()) return;
+    error_ = std::string(type_) + ": ";
+    if (!key.empty()) error_ += std::string(key) + ": ";
+    error_ += what;
+  }
+
+  template <class T>
+  Decoded<T> finish(T&& value) {
+    Decoded<T> out;
+    if (error_.empty())
+      out.value.emplace(std::move(value));
+    else
+      out.error = std::move(error_);
+    return out;
+  }
+
+ private:
+  const nlohmann::json* find(const char* key) {
+    auto it = message_.body.find(key);
+    if (it == message_.body.end()) {
+      fail(key, "missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  ControlMessage& message_;
+  std::string_view type_;
+  std::string error_;
+};
+
+ControlMessage make(std::string_view type, nlohmann::json body = nlohmann::json::object()) {
+  ControlMessage m;
+  m.body = std::move(body);
+  m.body["type"] = type;
+  return m;
+}
+
+ControlMessage withFd(ControlMessage m, UniqueFd fd) {
+  m.fds.push_back(std::move(fd));
+  return m;
+}
+
+constexpr std::pair<ZoneGrantKind, std::string_view> kZoneKinds[] = {
+    {ZoneGrantKind::SessionCache, "session-cache"},
+    {ZoneGrantKind::ServerState, "server-state"},
+    {ZoneGrantKind::TicketKeys, "ticket-keys"},
+};
+
+// ---- change operations: one writer and one reader each ----
+
+void write(nlohmann::json& j, const ServerPut& o) {
+  j.update({{"backend", o.backend},
+            {"server", o.server},
+            {"address", o.address},
+            {"weight", o.weight},
+            {"index", o.index}});
+}
+void read(Fields& f, ServerPut& o) {
+  o.backend = f.string("backend");
+  o.server = f.string("server");
+  o.address = f.string("address");
+  o.weight = f.integer<unsigned>("weight", 0, 65535);
+  o.index = f.integer<std::uint64_t>("index");
+}
+void write(nlohmann::json& j, const ServerRemove& o) {
+  j.update({{"backend", o.backend}, {"server", o.server}});
+}
+void read(Fields& f, ServerRemove& o) {
+  o.backend = f.string("backend");
+  o.server = f.string("server");
+}
+void write(nlohmann::json& j, const BackendAdd& o) {
+  j.update({{"backend", o.backend}, {"first", o.first}});
+}
+void read(Fields& f, BackendAdd& o) {
+  o.backend = f.object("backend");
+  o.first = f.integer<std::uint64_t>("first");
+}
+void write(nlohmann::json& j, const BackendDel& o) {
+  j["backend"] = o.backend;
+}
+void read(Fields& f, BackendDel& o) {
+  o.backend = f.string("backend");
+}
+void write(nlohmann::json& j, const MapSet& o) {
+  j.update(
+      {{"frontend", o.frontend}, {"route", o.route}, {"host", o.host}, {"backend", o.backend}});
+}
+void read(Fields& f, MapSet& o) {
+  o.frontend = f.string("frontend");
+  o.route = f.integer<std::uint64_t>("route");
+  o.host = f.string("host");
+  o.backend = f.string("backend");
+}
+void write(nlohmann::json& j, const MapDel& o) {
+  j.update({{"frontend", o.frontend}, {"route", o.route}, {"host", o.host}});
+}
+void read(Fields& f, MapDel& o) {
+  o.frontend = f.string("frontend");
+  o.route = f.integer<std::uint64_t>("route");
+  o.host = f.string("host");
+}
+void write(nlohmann::json& j, const CertSet& o) {
+  j.update({{"frontend", o.frontend}, {"name", o.name}, {"pem", o.pem}});
+}
+void read(Fields& f, CertSet& o) {
+  o.frontend = f.string("frontend");
+  o.name = f.string("name");
+  o.pem = f.string("pem");
+}
+void write(nlohmann::json& j, const CertDel& o) {
+  j.update({{"frontend", o.frontend}, {"name", o.name}});
+}
+void read(Fields& f, CertDel& o) {
+  o.frontend = f.string("frontend");
+  o.name = f.string("name");
+}
+
+// The alternative of ChangeOp named `name`, read from `f`; false when no alternative has it.
+template <std::size_t I = 0>
+bool readOp(std::string_view name, Fields& f, ChangeOp& out) {
+  if constexpr (I == std::variant_size_v<ChangeOp>) {
+    return false;
+  } else {
+    using Op = std::variant_alternative_t<I, ChangeOp>;
+    if (name != Op::kOp) return readOp<I + 1>(name, f, out);
+    Op op;
+    read(f, op);
+    out = std::move(op);
+    return true;
+  }
+}
+
+// The alternative of `Variant` whose kType is the message's type, decoded.
+template <class Variant, std::size_t I = 0>
+Decoded<Variant> decodeOneOf(ControlMessage& message, const std::string& type) {
+  if constexpr (I == std::variant_size_v<Variant>) {
+    Decoded<Variant> out;
+    out.error = type.empty() ? std::string("a message without a type")
+                             : "unknown message type '" + type.substr(0, 64) + "'";
+    return out;
+  } else {
+    using Message = std::variant_alternative_t<I, Variant>;
+    if (type != Message::kType) return decodeOneOf<Variant, I + 1>(message, type);
+    Decoded<Message> decoded = Message::decode(message);
+    Decoded<Variant> out;
+    if (decoded)
+      out.value.emplace(std::move(*decoded.value));
+    else
+      out.error = std::move(decoded.error);
+    return out;
+  }
+}
+
+}  // namespace
+
+ControlMessage Hello::encode() && {
+  return withFd(make(kType, {{"protocol", protocol},
+                             {"generation", generation},
+                             {"slot", slot},
+                             {"workers", workers}}),
+                std::move(bundle));
+}
+
+Decoded<Hello> Hello::decode(ControlMessage& message) {
+  Fields f(message, kType, 1);
+  Hello h;
+  h.protocol = f.integer<unsigned>("protocol");
+  h.generation = f.integer<unsigned>("generation");
+  h.slot = f.integer<unsigned>("slot");
+  h.workers = f.integer<unsigned>("workers");
+  h.bundle = f.fd(0);
+  return f.finish(std::move(h));
+}
+
+ControlMessage ZoneGrant::encode() && {
+  std::string_view name;
+  for (const auto& [k, n] : kZoneKinds)
+    if (k == kind) name = n;
+  return withFd(make(kType, {{"kind", name}, {"size", size}}), std::move(zone));
+}
+
+Decoded<ZoneGrant> ZoneGrant::decode(ControlMessage& message) {
+  Fields f(message, kType, 1);
+  ZoneGrant z;
+  std::string name = f.string("kind");
+  bool known = false;
+  for (const auto& [k, n] : kZoneKinds)
+    if (n == name) z.kind = k, known = true;
+  if (!known) f.fail("kind", "unknown zone kind '" + name.substr(0, 64) + "'");
+  z.size = f.integer<std::uint64_t>("size");
+  z.zone = f.fd(0);
+  return f.finish(std::move(z));
+}
+
+ControlMessage ListenerGrant::encode() && {
+  return withFd(make(kType, {{"frontend", frontend}, {"bind", bind}, {"address", address}}),
+                std::move(socket));
+}
+
+Decoded<ListenerGrant> ListenerGrant::decode(ControlMessage& message) {
+  Fields f(message, kType, 1);
+  ListenerGrant l;
+  l.frontend = f.string("frontend");
+  l.bind = f.integer<unsigned>("bind");
+  l.address = f.string("address");
+  l.socket = f.fd(0);
+  return f.finish(std::move(l));
+}
+
+ControlMessage Start::encode() && {
+  return make(kType);
+}
+
+Decoded<Start> Start::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  return f.finish(Start{});
+}
+
+ControlMessage Drain::encode() && {
+  return make(kType, {{"hard_stop_in_ms", hardStopInMs}});
+}
+
+Decoded<Drain> Drain::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Drain d;
+  d.hardStopInMs = f.integer<std::uint64_t>("hard_stop_in_ms");
+  return f.finish(std::move(d));
+}
+
+std::string_view opName(const ChangeOp& op) {
+  return std::visit([](const auto& o) { return std::remove_cvref_t<decltype(o)>::kOp; }, op);
+}
+
+ControlMessage Change::encode() const {
+  nlohmann::json body = {{"seq", seq}, {"op", opName(op)}};
+  std::visit([&](const auto& o) { write(body, o); }, op);
+  return make(kType, std::move(body));
+}
+
+Decoded<Change> Change::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Change c;
+  c.seq = f.integer<std::uint64_t>("seq");
+  std::string name = f.string("op");
+  if (!name.empty() && !readOp(name, f, c.op))
+    f.fail("op", "unknown change '" + name.substr(0, 64) + "'");
+  return f.finish(std::move(c));
+}
+
+Decoded<FromMaster> decodeFromMaster(ControlMessage& message) {
+  return decodeOneOf<FromMaster>(message, message.type());
+}
+
+ControlMessage Ready::encode() const {
+  return make(kType, {{"pid", pid}, {"protocol", protocol}});
+}
+
+Decoded<Ready> Ready::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Ready r;
+  r.pid = f.integer<pid_t>("pid", 1);
+  r.protocol = f.integer<unsigned>("protocol");
+  return f.finish(std::move(r));
+}
+
+ControlMessage Stats::encode() const {
+  return make(kType, {{"connections", connections}});
+}
+
+Decoded<Stats> Stats::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Stats s;
+  s.connections = f.integer<std::uint32_t>("connections");
+  return f.finish(std::move(s));
+}
+
+ControlMessage Changed::encode() const {
+  return make(kType, {{"seq", seq}, {"error", error}});
+}
+
+Decoded<Changed> Changed::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Changed c;
+  c.seq = f.integer<std::uint64_t>("seq");
+  c.error = f.string("error");
+  return f.finish(std::move(c));
+}
+
+Decoded<FromWorker> decodeFromWorker(ControlMessage& message) {
+  return decodeOneOf<FromWorker>(message, message.type());
+}
+
+ControlMessage Spawn::encode() && {
+  return withFd(make(kType, {{"drop", drop}, {"uid", uid}, {"gid", gid}}), std::move(control));
+}
+
+Decoded<Spawn> Spawn::decode(ControlMessage& message) {
+  Fields f(message, kType, 1);
+  Spawn s;
+  s.drop = f.boolean("drop");
+  s.uid = f.integer<uid_t>("uid");
+  s.gid = f.integer<gid_t>("gid");
+  s.control = f.fd(0);
+  return f.finish(std::move(s));
+}
+
+ControlMessage Spawned::encode() const {
+  return pid > 0 ? make(kType, {{"pid", pid}}) : make(kType, {{"error", error}});
+}
+
+Decoded<Spawned> Spawned::decode(ControlMessage& message) {
+  Fields f(message, kType, 0);
+  Spawned s;
+  if (message.body.contains("error"))
+    s.error = f.string("error");
+  else
+    s.pid = f.integer<pid_t>("pid", 1);
+  return f.finish(std::move(s));
+}
+
+}  // namespace molt::common::control

@@ -1,0 +1,309 @@
+#include "master/supervisor.hpp"
+
+#include <grp.h>
+#include <malloc.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.hpp"
+#include "common/process_title.hpp"
+
+namespace molt::master {
+namespace {
+
+// A worker that dies this soon after its spawn counts as a quick exit: respawns back off.
+constexpr uint64_t kQuickExitMs = 10'000;
+constexpr uint64_t kMaxBackoffMs = 10'000;
+
+// The identity global.user / global.group name (resolved now: the child may not call getpwnam
+// between fork and exec). The master itself stays as it is, so a reload can still bind a
+// privileged port.
+WorkerProcess::Credentials credentialsOf(const common::GlobalConfig& global) {
+  WorkerProcess::Credentials c;
+  if (global.user.empty() && global.group.empty()) return c;
+  c.drop = true;
+  c.uid = geteuid();
+  c.gid = getegid();
+  if (!global.user.empty())
+    if (passwd* pw = getpwnam(global.user.c_str())) {
+      c.uid = pw->pw_uid;
+      c.gid = pw->pw_gid;
+    }
+  if (!global.group.empty())
+    if (group* gr = getgrnam(global.group.c_str())) c.gid = gr->gr_gid;
+  return c;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop, std::string workerExe, ListenerSet& listeners,
+                       Events events)
+    : loop_(loop),
+      workerExe_(std::move(workerExe)),
+      listeners_(listeners),
+      events_(std::move(events)) {
+  uv_check_init(loop_, reaper_.get());
+  reaper_->data = this;
+}
+
+Supervisor::~Supervisor() = default;
+
+Generation* Supervisor::current() const {
+  for (auto it = generations_.rbegin(); it != generations_.rend(); ++it)
+    if ((*it)->phase() == GenerationPhase::Serving) return it->get();
+  return nullptr;
+}
+
+Generation* Supervisor::newest() const {
+  return generations_.empty() ? nullptr : generations_.back().get();
+}
+
+Generation& Supervisor::launch(std::unique_ptr<Generation> generation) {
+  Generation& ref = *generation;
+  generations_.push_back(std::move(generation));
+  for (unsigned slot = 0; slot < ref.slots().size(); ++slot) spawnSlot(ref, slot);
+  return ref;
+}
+
+void Supervisor::adopt(std::unique_ptr<Generation> generation) {
+  common::log::info("upgrade: adopted generation {} ({}) with {} workers", generation->id(),
+                    phaseName(generation->phase()), generation->liveWorkers());
+  bool gone = generation->phase() == GenerationPhase::Gone;
+  generations_.push_back(std::move(generation));
+  if (gone) reapSoon();
+}
+
+void Supervisor::respawnMissing() {
+  for (auto& g : generations_) {
+    if (g->phase() != GenerationPhase::Serving) continue;
+    for (unsigned slot = 0; slot < g->slots().size(); ++slot)
+      if (g->slots()[slot].process->pid() <= 0) spawnSlot(*g, slot);
+  }
+}
+
+WorkerProcess::Handlers Supervisor::handlersFor(Generation& generation) {
+  return {
+      [this, &generation](WorkerProcess& w, common::ControlMessage&& m) {
+        onWorkerMessage(generation, w, std::move(m));
+      },
+      [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
+}
+
+void Supervisor::spawnSlot(Generation& generation, unsigned slot) {
+  auto& s = generation.slots()[slot];
+  if (!s.process) s.process = std::make_unique<WorkerProcess>(slot, handlersFor(generation));
+  auto credentials = credentialsOf(generation.config().global);
+  if (!zygote_.running()) zygote_.start(workerExe_);
+  if (int rc = s.process->spawn(loop_, workerExe_, credentials, &zygote_); rc < 0) {
+    common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
+                       std::strerror(-rc));
+    return scheduleRespawn(generation, slot);
+  }
+  common::log::info("generation {}: worker slot {} started, pid {}", generation.id(), slot,
+                    s.process->pid());
+  generation.sendHandover(*s.process);
+}
+
+void Supervisor::onWorkerMessage(Generation& generation, WorkerProcess& worker,
+                                 common::ControlMessage&& message) {
+  auto decoded = control::decodeFromWorker(message);
+  if (!decoded) {
+    common::log::warn("worker pid {}: ignoring control message: {}", worker.pid(), decoded.error);
+    return;
+  }
+  if (auto* ready = std::get_if<control::Ready>(&*decoded.value)) {
+    (void)ready;
+    onWorkerReady(generation, worker);
+  } else if (auto* stats = std::get_if<control::Stats>(&*decoded.value)) {
+    worker.setConnections(stats->connections);
+  } else if (auto* changed = std::get_if<control::Changed>(&*decoded.value)) {
+    events_.changed(worker, *changed);
+  }
+}
+
+void Supervisor::onWorkerReady(Generation& generation, WorkerProcess& worker) {
+  if (worker.phase() != WorkerPhase::Spawned) return;
+  worker.setPhase(WorkerPhase::Ready);
+  if (generation.phase() == GenerationPhase::Draining) {
+    // Respawned into a generation that started draining meanwhile.
+    worker.setPhase(WorkerPhase::Draining);
+    worker.send(control::Drain{}.encode());
+    return;
+  }
+  if (generation.phase() == GenerationPhase::Starting && generation.allReady()) promote(generation);
+}
+
+void Supervisor::promote(Generation& generation) {
+  generation.markServing();
+  common::log::info("generation {} serving with {} workers", generation.id(),
+                    generation.slots().size());
+  // Only now is it safe to retire older generations: the new one accepts on every listener.
+  for (auto& other : generations_)
+    if (other.get() != &generation && other->phase() != GenerationPhase::Draining &&
+        other->phase() != GenerationPhase::Gone)
+      drainGeneration(*other, "replaced");
+  enforceMaxOldGenerations();
+  listeners_.prune();
+  updateTitle();
+  events_.serving(generation);
+}
+
+void Supervisor::drainGeneration(Generation& generation, const char* why) {
+  Generation* latest = current() ? current() : &generation;
+  common::Millis hardStopAfter = latest->config().global.hardStopAfter;
+  generation.drain(loop_, hardStopAfter);
+  common::log::info(
+      "generation {} draining ({}): {} workers, {} connections left, hard stop in {} s",
+      generation.id(), why, generation.liveWorkers(), generation.connections(),
+      hardStopAfter.count() / 1000);
+  malloc_trim(0);  // the generation's parsed config and tables were just freed
+  // Reaped from the check phase: callers may be iterating over the generations.
+  if (generation.phase() == GenerationPhase::Gone) reapSoon();
+}
+
+void Supervisor::enforceMaxOldGenerations() {
+  Generation* latest = current();
+  if (!latest) return;
+  unsigned limit = latest->config().global.maxOldGenerations;
+  std::vector<Generation*> draining;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining && !g->terminating() && g->liveWorkers() > 0)
+      draining.push_back(g.get());
+  // Oldest first: generations_ is in creation order.
+  for (size_t i = 0; draining.size() - i > limit; ++i)
+    draining[i]->terminate(loop_,
+                           "more than max_old_generations=" + std::to_string(limit) + " draining");
+}
+
+void Supervisor::abandon(unsigned id, const std::string& why) {
+  for (auto& g : generations_)
+    if (g->id() == id) g->abandon(loop_, why);
+  reapSoon();
+}
+
+void Supervisor::onWorkerExit(Generation& generation, WorkerProcess& worker, int status) {
+  if (phase_ != SupervisorPhase::Supervising || generation.phase() == GenerationPhase::Draining) {
+    common::log::info("generation {}: worker slot {} pid {} exited ({}), {} workers left",
+                      generation.id(), worker.slot(), worker.pid(), describeWaitStatus(status),
+                      generation.liveWorkers());
+    // Destroyed from the check phase: this call comes from inside the worker's own callback.
+    if (generation.workerExited()) reapSoon();
+    updateTitle();
+    return;
+  }
+  common::log::warn("generation {}: worker slot {} pid {} died unexpectedly ({})", generation.id(),
+                    worker.slot(), worker.pid(), describeWaitStatus(status));
+  scheduleRespawn(generation, worker.slot());
+}
+
+void Supervisor::scheduleRespawn(Generation& generation, unsigned slot) {
+  auto& s = generation.slots()[slot];
+  bool quick = !s.process || monotonicMs() - s.process->startedMs() < kQuickExitMs;
+  s.quickExits = quick ? s.quickExits + 1 : 0;
+  uint64_t delay =
+      s.quickExits <= 1
+          ? 0
+          : std::min<uint64_t>(kMaxBackoffMs, 100ull << std::min(s.quickExits - 2, 10u));
+  common::log::info("generation {}: respawning slot {} in {} ms", generation.id(), slot, delay);
+  s.respawnTimer = common::UvHandle<uv_timer_t>();
+  uv_timer_init(loop_, s.respawnTimer.get());
+  s.respawnTarget = {this, &generation, slot};
+  s.respawnTimer->data = &s.respawnTarget;
+  uv_timer_start(
+      s.respawnTimer.get(),
+      [](uv_timer_t* h) {
+        auto* target = static_cast<Generation::Slot::RespawnTarget*>(h->data);
+        if (target) target->supervisor->spawnSlot(*target->generation, target->slot);
+      },
+      delay, 0);
+}
+
+void Supervisor::reapSoon() {
+  uv_check_start(reaper_.get(), [](uv_check_t* h) {
+    if (auto* self = static_cast<Supervisor*>(h->data)) self->reap();
+  });
+}
+
+void Supervisor::reap() {
+  uv_check_stop(reaper_.get());
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Gone) common::log::info("generation {} gone", g->id());
+  std::erase_if(generations_, [](const auto& g) { return g->phase() == GenerationPhase::Gone; });
+  listeners_.prune();
+  updateTitle();
+  events_.reaped();
+}
+
+void Supervisor::stop(bool graceful, const char* why) {
+  phase_ = graceful ? SupervisorPhase::Stopping : SupervisorPhase::Exiting;
+  for (auto& g : generations_) {
+    if (graceful) {
+      if (g->phase() != GenerationPhase::Draining) drainGeneration(*g, why);
+    } else {
+      g->terminate(loop_, why);
+    }
+  }
+  updateTitle();
+}
+
+void Supervisor::clear() {
+  phase_ = SupervisorPhase::Exiting;
+  generations_.clear();
+}
+
+size_t Supervisor::liveWorkers() const {
+  size_t live = 0;
+  for (const auto& g : generations_) live += g->liveWorkers();
+  return live;
+}
+
+bool Supervisor::workerAlive(pid_t pid) const {
+  for (const auto& g : generations_)
+    for (const auto& slot : g->slots())
+      if (slot.process && slot.process->pid() == pid &&
+          slot.process->phase() != WorkerPhase::Exited)
+        return true;
+  return false;
+}
+
+void Supervisor::publishHealth(const std::string& backend, const std::string& server, bool up) {
+  // Draining generations get nothing: their workers hold no check state.
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Serving || g->phase() == GenerationPhase::Starting)
+      g->setHealth(backend, server, up);
+}
+
+std::string Supervisor::summary() const {
+  Generation* serving = current();
+  size_t draining = 0;
+  unsigned oldConnections = 0;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining) {
+      ++draining;
+      oldConnections += g->connections();
+    }
+  std::string text = serving ? "generation " + std::to_string(serving->id()) + " serving, " +
+                                   std::to_string(serving->slots().size()) + " workers"
+                             : "no generation serving";
+  if (draining)
+    text += "; " + std::to_string(draining) + " draining with " + std::to_string(oldConnections) +
+            " connections";
+  return text;
+}
+
+void Supervisor::updateTitle() const {
+  Generation* serving = current();
+  size_t draining = 0;
+  for (auto& g : generations_)
+    if (g->phase() == GenerationPhase::Draining) ++draining;
+  std::string title = "master";
+  if (serving) title += " gen " + std::to_string(serving->id());
+  if (draining) title += " (" + std::to_string(draining) + " draining)";
+  if (phase_ == SupervisorPhase::Stopping) title += " stopping";
+  common::setProcessTitle(title);
+}
+
+}  // namespace molt::master
