@@ -31,16 +31,14 @@ class Fields {
     const nlohmann::json* v = find(key);
     if (!v) return T{};
     bool fits = false;
-    if (v->is_number_unsigned()) {
+    if (!v->is_number_integer()) return fail(key, "expected an integer"), T{};
+    if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
       auto n = v->get<std::uint64_t>();
       fits = n <= static_cast<std::uint64_t>(max) &&
              (min <= 0 || n >= static_cast<std::uint64_t>(min));
-    } else if (v->is_number_integer()) {
-      auto n = v->get<std::int64_t>();
-      fits = std::numeric_limits<T>::is_signed && n >= static_cast<std::int64_t>(min) &&
-             n <= static_cast<std::int64_t>(max);
     } else {
-      return fail(key, "expected an integer"), T{};
+      auto n = v->get<std::int64_t>();
+      fits = std::numeric_limits<T>::is_signed && n >= static_cast<std::int64_t>(min);
     }
     if (!fits)
       return fail(key, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"),

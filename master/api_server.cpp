@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -187,23 +188,20 @@ void ApiServer::onConnection() {
 }
 
 void ApiServer::removeClient(Client* client) {
-  for (auto it = clients_.begin(); it != clients_.end(); ++it)
-    if (it->get() == client) {
-      // Destroyed after the current callback unwinds: the caller is one of its methods.
-      auto keep = *it;
-      clients_.erase(it);
-      uv_loop_t* loop = loop_;
-      auto* idle = new uv_idle_t{};
-      uv_idle_init(loop, idle);
-      idle->data = new std::shared_ptr<Client>(std::move(keep));
-      uv_idle_start(idle, [](uv_idle_t* h) {
-        delete static_cast<std::shared_ptr<Client>*>(h->data);
-        uv_idle_stop(h);
-        uv_close(reinterpret_cast<uv_handle_t*>(h),
-                 [](uv_handle_t* c) { delete reinterpret_cast<uv_idle_t*>(c); });
-      });
-      return;
-    }
+  auto it = std::find_if(clients_.begin(), clients_.end(),
+                         [client](const auto& c) { return c.get() == client; });
+  if (it == clients_.end()) return;
+  // Destroyed after the current callback unwinds: the caller is one of its methods.
+  closed_.push_back(std::move(*it));
+  clients_.erase(it);
+  if (!reaper_.initialized()) {
+    uv_idle_init(loop_, reaper_.get());
+    reaper_->data = this;
+  }
+  uv_idle_start(reaper_.get(), [](uv_idle_t* h) {
+    uv_idle_stop(h);
+    if (auto* self = static_cast<ApiServer*>(h->data)) self->closed_.clear();
+  });
 }
 
 void ApiServer::close() {

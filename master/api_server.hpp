@@ -54,6 +54,8 @@ class ApiServer {
   uid_t allowedUid_ = 0;
   common::UvHandle<uv_pipe_t> listener_;
   std::vector<std::shared_ptr<Client>> clients_;
+  std::vector<std::shared_ptr<Client>> closed_;  // destroyed on the next idle turn
+  common::UvHandle<uv_idle_t> reaper_;
 };
 
 }  // namespace molt::master

@@ -54,8 +54,6 @@ class HealthChecker {
   void assume(const std::string& backend, const std::string& server, bool up);
   // Current state; a name not checked is reported up.
   bool isUp(const std::string& backend, const std::string& server) const;
-  size_t targetCount() const { return targets_.size(); }
-  size_t inFlight() const { return inFlight_; }
   // Largest number of checks that ran at once since start (for tests and stats).
   size_t peakInFlight() const { return peakInFlight_; }
   // Builds the targets of every checked, not disabled server of `config`.

@@ -128,7 +128,7 @@ void Reloader::finish(bool ok, const std::string& status) {
   phase_ = ReloadPhase::Idle;
   if (ok) lastErrors_ = warnings_;
   warnings_.clear();
-  common::log::info("reload {}: {}", ok ? "done" : "failed", status);
+  common::log::info("{}", ok ? "reload done: " + status : status);  // status says "reload failed"
   steps_.notifyReady(status);
   nlohmann::json response = {{"ok", ok}, {"status", status}};
   if (!ok) {

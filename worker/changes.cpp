@@ -50,7 +50,7 @@ Frontend* Worker::frontendNamed(const std::string& name) const {
 
 // One overload per operation of control::ChangeOp: what the worker serves with, changed.
 std::string Worker::applyChange(const control::ChangeOp& op) {
-  if (phase_ == WorkerPhase::Draining || phase_ == WorkerPhase::Stopped)
+  if (phase_ == ServingPhase::Draining || phase_ == ServingPhase::Stopped)
     return {};  // never applied to a draining generation (the master does not send them)
   auto backendNamed = [this](const std::string& name) -> std::shared_ptr<Backend> {
     auto it = backendsByName_.find(name);

@@ -43,7 +43,6 @@ class Frontend {
   int startAccepting(AcceptHandler onAccept);
   // Closes every listener handle (idempotent).
   void closeListeners();
-  size_t listenerCount() const { return listeners_.size(); }
 
  private:
   struct Listener {

@@ -39,7 +39,6 @@ class ServerPool {
   void give(const Server* server, std::unique_ptr<PlainStream> stream);
   // Closes every idle connection and refuses new ones (drain and stop); stops the sweep timer.
   void closeAll();
-  size_t idleCount() const { return idleCount_; }
 
  private:
   class Idle;

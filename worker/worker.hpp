@@ -38,7 +38,7 @@ inline constexpr int kControlFd = 3;
 // Entry point of `molt --worker`: runs until drained or stopped. Returns the exit status.
 int runWorker(int controlFd);
 
-enum class WorkerPhase {
+enum class ServingPhase {
   Starting,  // waiting for hello, listeners and start from the master
   Serving,   // accepting on its listeners
   Draining,  // listeners closed; finishing live connections, exits at zero
@@ -91,7 +91,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void exitIfIdle();
 
   uv_loop_t* loop_;
-  WorkerPhase phase_ = WorkerPhase::Starting;
+  ServingPhase phase_ = ServingPhase::Starting;
   std::unique_ptr<common::ControlChannel> control_;
   unsigned generation_ = 0, slot_ = 0;
   std::optional<common::Bundle> bundle_;
