@@ -277,20 +277,8 @@ CheckConfig parseCheck(ParseContext& ctx, const JsonValue& v, const std::string&
 }
 
 void parseBackends(ParseContext& ctx, const JsonValue& v, std::vector<BackendConfig>& out) {
-  std::unordered_map<std::string, std::size_t> first;
-  for (std::size_t i = 0; i < v.items.size(); ++i) {
-    std::string path = Where{"backends", i}.str();
-    out.push_back(parseBackend(ctx, v.items[i], path));
-    const std::string& name = out.back().name;
-    if (name.empty()) continue;
-    auto [it, inserted] = first.emplace(name, i);
-    if (!inserted) {
-      ctx.error(v.items[i].find("name")->value.pos, path + ".name",
-                "duplicate backend name '" + name + "' (first at backends[" +
-                    std::to_string(it->second) + "])");
-    }
-    ctx.backendNames.insert(name);
-  }
+  for (auto& name : parseNamedList(ctx, v, out, "backends", "backend", parseBackend))
+    ctx.backendNames.insert(std::move(name));
 }
 
 }  // namespace molt::common::config_detail

@@ -262,19 +262,7 @@ FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string 
 }  // namespace
 
 void parseFrontends(ParseContext& ctx, const JsonValue& v, std::vector<FrontendConfig>& out) {
-  std::unordered_map<std::string, std::size_t> first;
-  for (std::size_t i = 0; i < v.items.size(); ++i) {
-    std::string path = Where{"frontends", i}.str();
-    out.push_back(parseFrontend(ctx, v.items[i], path));
-    const std::string& name = out.back().name;
-    if (name.empty()) continue;
-    auto [it, inserted] = first.emplace(name, i);
-    if (!inserted) {
-      ctx.error(v.items[i].find("name")->value.pos, path + ".name",
-                "duplicate frontend name '" + name + "' (first at frontends[" +
-                    std::to_string(it->second) + "])");
-    }
-  }
+  parseNamedList(ctx, v, out, "frontends", "frontend", parseFrontend);
 }
 
 }  // namespace molt::common::config_detail

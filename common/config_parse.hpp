@@ -161,4 +161,27 @@ bool isValidHost(std::string_view host);
 // ASCII lower case, as hosts are compared.
 std::string lowerCase(std::string_view text);
 
+// Parses every element of the array `v` (a "frontends" or "backends" list) with
+// `parse(ctx, element, path)` into `out`, refusing a name used twice ("duplicate backend name
+// 'x' (first at backends[0])"). Returns the names, in order.
+template <class T, class Parse>
+std::vector<std::string> parseNamedList(ParseContext& ctx, const JsonValue& v, std::vector<T>& out,
+                                        const char* list, const char* what, Parse parse) {
+  std::unordered_map<std::string, std::size_t> first;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < v.items.size(); ++i) {
+    std::string path = Where{list, i}.str();
+    out.push_back(parse(ctx, v.items[i], path));
+    const std::string& name = out.back().name;
+    if (name.empty()) continue;
+    names.push_back(name);
+    auto [it, inserted] = first.emplace(name, i);
+    if (!inserted)
+      ctx.error(v.items[i].find("name")->value.pos, path + ".name",
+                std::string("duplicate ") + what + " name '" + name + "' (first at " + list + "[" +
+                    std::to_string(it->second) + "])");
+  }
+  return names;
+}
+
 }  // namespace molt::common::config_detail

@@ -114,75 +114,72 @@ constexpr std::pair<ZoneGrantKind, std::string_view> kZoneKinds[] = {
     {ZoneGrantKind::TicketKeys, "ticket-keys"},
 };
 
-// ---- change operations: one writer and one reader each ----
+// ---- change operations: each lists its fields once, for the writer and the reader ----
 
-void write(nlohmann::json& j, const ServerPut& o) {
-  j.update({{"backend", o.backend},
-            {"server", o.server},
-            {"address", o.address},
-            {"weight", o.weight},
-            {"index", o.index}});
+template <class Visit>
+void fields(Visit& v, ServerPut& o) {
+  v("backend", o.backend);
+  v("server", o.server);
+  v("address", o.address);
+  v("weight", o.weight, 65535u);
+  v("index", o.index);
 }
-void read(Fields& f, ServerPut& o) {
-  o.backend = f.string("backend");
-  o.server = f.string("server");
-  o.address = f.string("address");
-  o.weight = f.integer<unsigned>("weight", 0, 65535);
-  o.index = f.integer<std::uint64_t>("index");
+template <class Visit>
+void fields(Visit& v, ServerRemove& o) {
+  v("backend", o.backend);
+  v("server", o.server);
 }
-void write(nlohmann::json& j, const ServerRemove& o) {
-  j.update({{"backend", o.backend}, {"server", o.server}});
+template <class Visit>
+void fields(Visit& v, BackendAdd& o) {
+  v("backend", o.backend);
+  v("first", o.first);
 }
-void read(Fields& f, ServerRemove& o) {
-  o.backend = f.string("backend");
-  o.server = f.string("server");
+template <class Visit>
+void fields(Visit& v, BackendDel& o) {
+  v("backend", o.backend);
 }
-void write(nlohmann::json& j, const BackendAdd& o) {
-  j.update({{"backend", o.backend}, {"first", o.first}});
+template <class Visit>
+void fields(Visit& v, MapSet& o) {
+  v("frontend", o.frontend);
+  v("route", o.route);
+  v("host", o.host);
+  v("backend", o.backend);
 }
-void read(Fields& f, BackendAdd& o) {
-  o.backend = f.object("backend");
-  o.first = f.integer<std::uint64_t>("first");
+template <class Visit>
+void fields(Visit& v, MapDel& o) {
+  v("frontend", o.frontend);
+  v("route", o.route);
+  v("host", o.host);
 }
-void write(nlohmann::json& j, const BackendDel& o) {
-  j["backend"] = o.backend;
+template <class Visit>
+void fields(Visit& v, CertSet& o) {
+  v("frontend", o.frontend);
+  v("name", o.name);
+  v("pem", o.pem);
 }
-void read(Fields& f, BackendDel& o) {
-  o.backend = f.string("backend");
+template <class Visit>
+void fields(Visit& v, CertDel& o) {
+  v("frontend", o.frontend);
+  v("name", o.name);
 }
-void write(nlohmann::json& j, const MapSet& o) {
-  j.update(
-      {{"frontend", o.frontend}, {"route", o.route}, {"host", o.host}, {"backend", o.backend}});
-}
-void read(Fields& f, MapSet& o) {
-  o.frontend = f.string("frontend");
-  o.route = f.integer<std::uint64_t>("route");
-  o.host = f.string("host");
-  o.backend = f.string("backend");
-}
-void write(nlohmann::json& j, const MapDel& o) {
-  j.update({{"frontend", o.frontend}, {"route", o.route}, {"host", o.host}});
-}
-void read(Fields& f, MapDel& o) {
-  o.frontend = f.string("frontend");
-  o.route = f.integer<std::uint64_t>("route");
-  o.host = f.string("host");
-}
-void write(nlohmann::json& j, const CertSet& o) {
-  j.update({{"frontend", o.frontend}, {"name", o.name}, {"pem", o.pem}});
-}
-void read(Fields& f, CertSet& o) {
-  o.frontend = f.string("frontend");
-  o.name = f.string("name");
-  o.pem = f.string("pem");
-}
-void write(nlohmann::json& j, const CertDel& o) {
-  j.update({{"frontend", o.frontend}, {"name", o.name}});
-}
-void read(Fields& f, CertDel& o) {
-  o.frontend = f.string("frontend");
-  o.name = f.string("name");
-}
+
+struct Writer {
+  nlohmann::json& body;
+  template <class T, class Max = T>
+  void operator()(const char* key, const T& value, Max = {}) {
+    body[key] = value;
+  }
+};
+
+struct Reader {
+  Fields& f;
+  void operator()(const char* key, std::string& value) { value = f.string(key); }
+  void operator()(const char* key, nlohmann::json& value) { value = f.object(key); }
+  template <class T>
+  void operator()(const char* key, T& value, T max = std::numeric_limits<T>::max()) {
+    value = f.integer<T>(key, 0, max);
+  }
+};
 
 // The alternative of ChangeOp named `name`, read from `f`; false when no alternative has it.
 template <std::size_t I = 0>
@@ -193,7 +190,8 @@ bool readOp(std::string_view name, Fields& f, ChangeOp& out) {
     using Op = std::variant_alternative_t<I, ChangeOp>;
     if (name != Op::kOp) return readOp<I + 1>(name, f, out);
     Op op;
-    read(f, op);
+    Reader reader{f};
+    fields(reader, op);
     out = std::move(op);
     return true;
   }
@@ -302,7 +300,9 @@ std::string_view opName(const ChangeOp& op) {
 
 ControlMessage Change::encode() const {
   nlohmann::json body = {{"seq", seq}, {"op", opName(op)}};
-  std::visit([&](const auto& o) { write(body, o); }, op);
+  Writer writer{body};
+  ChangeOp copy = op;  // the field lists take a mutable operation, to serve the reader too
+  std::visit([&](auto& o) { fields(writer, o); }, copy);
   return make(kType, std::move(body));
 }
 

@@ -65,24 +65,28 @@ std::string didYouMean(std::string_view word, const std::vector<std::string_view
   return best.empty() ? "" : " (did you mean '" + std::string(best) + "'?)";
 }
 
-FrontendConfig& frontendNamed(Config& config, const Request& request, std::string_view key) {
+namespace {
+
+// The element of `list` named by the request's string field `key`, or a refusal naming it.
+template <class T>
+T& namedIn(std::vector<T>& list, const Request& request, std::string_view key, const char* what) {
   const std::string& name = request.string(key);
   std::vector<std::string_view> names;
-  for (FrontendConfig& frontend : config.frontends) {
-    if (frontend.name == name) return frontend;
-    names.push_back(frontend.name);
+  for (T& element : list) {
+    if (element.name == name) return element;
+    names.push_back(element.name);
   }
-  refuse(std::string(key) + ": no frontend named '" + name + "'" + didYouMean(name, names));
+  refuse(std::string(key) + ": no " + what + " named '" + name + "'" + didYouMean(name, names));
+}
+
+}  // namespace
+
+FrontendConfig& frontendNamed(Config& config, const Request& request, std::string_view key) {
+  return namedIn(config.frontends, request, key, "frontend");
 }
 
 BackendConfig& backendNamed(Config& config, const Request& request, std::string_view key) {
-  const std::string& name = request.string(key);
-  std::vector<std::string_view> names;
-  for (BackendConfig& backend : config.backends) {
-    if (backend.name == name) return backend;
-    names.push_back(backend.name);
-  }
-  refuse(std::string(key) + ": no backend named '" + name + "'" + didYouMean(name, names));
+  return namedIn(config.backends, request, key, "backend");
 }
 
 std::size_t indexOf(const Config& config, const FrontendConfig& frontend) {
