@@ -1,5 +1,5 @@
 // ClientStream: the byte stream a session talks to a client through. Plain TCP today
-// (worker/plain_stream.hpp); TLS termination slots in as another implementation, so that
+// (worker/net/plain_stream.hpp); TLS termination slots in as another implementation, so that
 // TcpSession and HttpSession never touch a socket themselves.
 #pragma once
 
