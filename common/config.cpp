@@ -149,7 +149,7 @@ namespace config_detail {
 void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
   Fields f(ctx, v, "global",
            {"workers", "hard_stop_after", "max_old_generations", "close_spread", "api_socket",
-            "user", "group", "state_file", "log_format"});
+            "user", "group", "state_file", "log_format", "api_users", "reload_timeout"});
   if (auto n = f.integer("workers", 1, 1024)) out.workers = static_cast<unsigned>(*n);
   if (auto d = f.duration("hard_stop_after", Millis(1))) out.hardStopAfter = *d;
   if (auto n = f.integer("max_old_generations", 0, 1000)) {
@@ -159,6 +159,19 @@ void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
   if (auto s = f.absolutePath("api_socket")) out.apiSocket = *s;
   checkAccount(f, "user", out.user);
   checkAccount(f, "group", out.group);
+  if (const JsonValue* users = f.array("api_users")) {
+    const std::string listPath = f.pathOf("api_users");
+    for (std::size_t i = 0; i < users->items.size(); ++i) {
+      Where where{listPath, i};
+      const std::string* name = readString(ctx, users->items[i], where);
+      if (!name) continue;
+      if (name->empty() || ::getpwnam(name->c_str()) == nullptr)
+        ctx.error(users->items[i].pos, where, "unknown user '" + *name + "'");
+      else
+        out.apiUsers.push_back(*name);
+    }
+  }
+  if (auto d = f.duration("reload_timeout", std::chrono::seconds(1))) out.reloadTimeout = *d;
   if (auto s = f.absolutePath("state_file")) out.stateFile = *s;
   if (auto e = f.choice<LogFormat>("log_format",
                                    {{"text", LogFormat::Text}, {"json", LogFormat::Json}})) {

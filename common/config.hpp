@@ -41,6 +41,8 @@ struct GlobalConfig {
   Millis closeSpread = std::chrono::seconds(5);
   std::string apiSocket;  // empty: no runtime API
   std::string user, group;
+  std::vector<std::string> apiUsers;                // besides root and the master's own uid
+  Millis reloadTimeout = std::chrono::seconds(60);  // a new generation not ready by then: abandoned
   std::string stateFile;
   LogFormat logFormat = LogFormat::Text;
 };

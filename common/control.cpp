@@ -1,6 +1,10 @@
 #include "common/control.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -8,6 +12,62 @@
 #include "common/log.hpp"
 
 namespace molt::common {
+
+namespace {
+
+constexpr const char* kLargeType = "large";
+
+// A sealed memfd holding `text`: the receiver can neither change nor grow what it reads.
+UniqueFd largeMessageFd(const std::string& text, std::string& error) {
+  if (text.size() > kMaxLargeControlMessage) {
+    error = "longer than " + std::to_string(kMaxLargeControlMessage) + " bytes";
+    return UniqueFd();
+  }
+  UniqueFd fd(memfd_create("molt-control", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) {
+    error = std::string("memfd_create: ") + std::strerror(errno);
+    return fd;
+  }
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t n = write(fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = std::string("write(memfd): ") + std::strerror(errno);
+      return UniqueFd();
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    error = std::string("fcntl(F_ADD_SEALS): ") + std::strerror(errno);
+    return UniqueFd();
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string unwrapLargeControl(ControlMessage& message) {
+  if (message.type() != kLargeType) return "";
+  if (message.fds.empty()) return "large message without its memfd";
+  UniqueFd memfd = std::move(message.fds.back());
+  message.fds.pop_back();
+  struct stat st {};
+  if (fstat(memfd.get(), &st) < 0)
+    return std::string("fstat(large message): ") + std::strerror(errno);
+  if (st.st_size <= 0 || static_cast<size_t>(st.st_size) > kMaxLargeControlMessage)
+    return "large message of " + std::to_string(st.st_size) + " bytes";
+  // Only a sealed memfd: nobody can change the text while it is parsed.
+  int seals = fcntl(memfd.get(), F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_WRITE)) return "large message in an unsealed file";
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  if (pread(memfd.get(), text.data(), text.size(), 0) != st.st_size)
+    return std::string("pread(large message): ") + std::strerror(errno);
+  message.body = nlohmann::json::parse(text, nullptr, false);
+  if (!message.body.is_object() || message.type() == kLargeType)
+    return "large message that is not a JSON message";
+  return "";
+}
 
 std::string ControlMessage::type() const {
   auto it = body.find("type");
@@ -70,7 +130,7 @@ int recvControl(int fd, ControlMessage& out) {
     }
   }
   if (n == 0) return 0;
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return -EBADMSG;
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return -EMSGSIZE;
   text.resize(static_cast<size_t>(n));
   out.body = nlohmann::json::parse(text, nullptr, false);
   if (!out.body.is_object()) return -EBADMSG;
@@ -78,8 +138,11 @@ int recvControl(int fd, ControlMessage& out) {
 }
 
 ControlChannel::ControlChannel(uv_loop_t* loop, UniqueFd fd, MessageHandler onMessage,
-                               ClosedHandler onClosed)
-    : fd_(std::move(fd)), onMessage_(std::move(onMessage)), onClosed_(std::move(onClosed)) {
+                               ClosedHandler onClosed, InvalidHandler onInvalid)
+    : fd_(std::move(fd)),
+      onMessage_(std::move(onMessage)),
+      onClosed_(std::move(onClosed)),
+      onInvalid_(std::move(onInvalid)) {
   if (int rc = uv_poll_init(loop, poll_.get(), fd_.get()); rc < 0) {
     log::error("uv_poll_init(control fd {}): {}", fd_.get(), uv_strerror(rc));
     poll_.close();
@@ -98,9 +161,22 @@ UniqueFd ControlChannel::release() {
   return std::move(fd_);
 }
 
-void ControlChannel::send(ControlMessage message) {
+bool ControlChannel::send(ControlMessage message) {
+  std::string text = message.body.dump();
+  if (text.size() > kMaxControlMessage) {
+    std::string error;
+    UniqueFd memfd = largeMessageFd(text, error);
+    if (!memfd) {
+      log::error("control message '{}' ({} bytes) on fd {}: {}", message.type(), text.size(),
+                 fd_.get(), error);
+      return false;
+    }
+    message.body = {{"type", kLargeType}};
+    message.fds.push_back(std::move(memfd));
+  }
   queue_.push_back(std::move(message));
   flush();
+  return true;
 }
 
 void ControlChannel::flush() {
@@ -147,8 +223,16 @@ void ControlChannel::onPoll(int status, int events) {
     int rc = recvControl(fd_.get(), message);
     if (rc == -EAGAIN) break;
     if (rc == 0) return fail("peer closed", 0);
-    if (rc == -EBADMSG) {
-      log::warn("control fd {}: dropped a malformed message", fd_.get());
+    if (rc == -EBADMSG || rc == -EMSGSIZE) {
+      std::string what = rc == -EBADMSG
+                             ? "a datagram that is not a JSON object"
+                             : "a datagram over " + std::to_string(kMaxControlMessage) +
+                                   " bytes or " + std::to_string(kMaxControlFds) + " descriptors";
+      if (!onInvalid_) {
+        log::warn("control fd {}: dropped {}", fd_.get(), what);
+        continue;
+      }
+      onInvalid_(what);  // may delete this
       continue;
     }
     if (rc < 0) return fail("recvmsg", -rc);

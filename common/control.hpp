@@ -25,6 +25,9 @@ namespace molt::common {
 
 inline constexpr size_t kMaxControlMessage = 64 * 1024;
 inline constexpr size_t kMaxControlFds = 16;
+// A message larger than kMaxControlMessage travels as its JSON text in a sealed memfd, up to
+// this size (master -> worker only: a cert.set PEM, a large backend.add).
+inline constexpr size_t kMaxLargeControlMessage = 64 * 1024 * 1024;
 
 struct ControlMessage {
   nlohmann::json body;
@@ -39,25 +42,36 @@ int makeControlPair(UniqueFd& masterEnd, UniqueFd& workerEnd);
 int sendControl(int fd, const nlohmann::json& body, std::span<const int> fds = {});
 
 // Receives one message. Returns 1 with `out` filled, 0 on EOF, or -errno (-EAGAIN: nothing
-// waiting, -EBADMSG: not a JSON object or truncated). Received descriptors are close-on-exec.
+// waiting, -EMSGSIZE: longer than kMaxControlMessage or with more than kMaxControlFds
+// descriptors, -EBADMSG: not a JSON object). Received descriptors are close-on-exec.
 int recvControl(int fd, ControlMessage& out);
+
+// The message as its receiver decodes it: a "large" message (see kMaxLargeControlMessage) is
+// replaced by the one its memfd holds. Returns "" or what was wrong. Only a worker calls it: the
+// master takes no large message from a worker.
+std::string unwrapLargeControl(ControlMessage& message);
 
 // One end of a control socket driven by a libuv loop: delivers each message to `onMessage`,
 // queues sends the socket cannot take yet, and reports the peer's disappearance once through
-// `onClosed`. Callbacks run on the loop; the channel may be destroyed from inside them.
+// `onClosed`. A datagram that is no message (oversized, not a JSON object) goes to `onInvalid`
+// with what was wrong (without one, it is logged and dropped). Callbacks run on the loop; the
+// channel may be destroyed from inside them.
 class ControlChannel {
  public:
   using MessageHandler = std::function<void(ControlMessage&&)>;
   using ClosedHandler = std::function<void()>;
+  using InvalidHandler = std::function<void(const std::string& what)>;
 
-  ControlChannel(uv_loop_t* loop, UniqueFd fd, MessageHandler onMessage, ClosedHandler onClosed);
+  ControlChannel(uv_loop_t* loop, UniqueFd fd, MessageHandler onMessage, ClosedHandler onClosed,
+                 InvalidHandler onInvalid = {});
   ~ControlChannel();
   ControlChannel(const ControlChannel&) = delete;
   ControlChannel& operator=(const ControlChannel&) = delete;
 
   // Queues a message (encoded by common/control_messages.hpp); its descriptors are sent with it
-  // (the channel owns them until then).
-  void send(ControlMessage message);
+  // (the channel owns them until then). One longer than kMaxControlMessage goes in a memfd
+  // (unwrapLargeControl); false, with nothing queued, when it cannot (too large, no memfd).
+  bool send(ControlMessage message);
   int fd() const { return fd_.get(); }
   bool open() const { return poll_.initialized(); }
   // Gives up the socket without closing it (binary upgrade hands it to the new image).
@@ -73,6 +87,7 @@ class ControlChannel {
   UvHandle<uv_poll_t> poll_;
   MessageHandler onMessage_;
   ClosedHandler onClosed_;
+  InvalidHandler onInvalid_;
   std::deque<ControlMessage> queue_;
   // Cleared by the destructor; a callback frame holds a copy to learn that `this` was deleted.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

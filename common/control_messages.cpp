@@ -111,6 +111,7 @@ ControlMessage withFd(ControlMessage m, UniqueFd fd) {
 constexpr std::pair<ZoneGrantKind, std::string_view> kZoneKinds[] = {
     {ZoneGrantKind::SessionCache, "session-cache"},
     {ZoneGrantKind::ServerState, "server-state"},
+    {ZoneGrantKind::ServerLoad, "server-load"},
     {ZoneGrantKind::TicketKeys, "ticket-keys"},
 };
 

@@ -12,7 +12,8 @@
 //                                       the bundle is a sealed memfd (common/bundle.hpp): config
 //                                       text and side files, parsed by the worker
 //     "zone"     {kind, size}           fds: [memfd]  a shared-memory zone (shm/zone.hpp): kind
-//                                       "session-cache", "server-state" or "ticket-keys"; size:
+//                                       "session-cache", "server-state" (read-only descriptor,
+//                                       then "server-load"), or "ticket-keys" (read-only); size:
 //                                       the zone's bytes (0: whatever the zone's header says)
 //     "listener" {frontend, bind, address}  fds: [socket]  listening socket for bind number
 //                                       `bind` of frontend `frontend`
@@ -82,7 +83,7 @@ struct Hello {
   static Decoded<Hello> decode(ControlMessage& message);
 };
 
-enum class ZoneGrantKind { SessionCache, ServerState, TicketKeys };
+enum class ZoneGrantKind { SessionCache, ServerState, ServerLoad, TicketKeys };
 
 struct ZoneGrant {
   static constexpr std::string_view kType = "zone";

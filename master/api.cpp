@@ -100,7 +100,7 @@ nlohmann::json ApiCommands::serversReport(const nlohmann::json& request) const {
                          {"check", !checked                  ? "none"
                                    : live.health.load() == 0 ? "up"
                                                              : "down"},
-                         {"connections", live.connections.load()}});
+                         {"connections", state.connections(i).load()}});
     }
   }
   return {{"ok", true}, {"generation", serving->id()}, {"servers", servers}};
@@ -121,7 +121,8 @@ nlohmann::json ApiCommands::cacheReport() const {
                                {"evictions", s.evictions},
                                {"expirations", s.expirations},
                                {"lock_recoveries", s.lockRecoveries},
-                               {"lock_failures", s.lockFailures}};
+                               {"lock_failures", s.lockFailures},
+                               {"wipes", s.wipes}};
   } else {
     report["session_cache"] = nullptr;
   }
@@ -151,6 +152,14 @@ nlohmann::json ApiCommands::procReport() const {
     }
     nlohmann::json entry = {
         {"id", g->id()}, {"phase", phaseName(g->phase())}, {"workers", workers}};
+    // Slots whose worker keeps failing to start (spawn refused, or dead soon after its start).
+    nlohmann::json failing = nlohmann::json::array();
+    for (const auto& slot : g->slots())
+      if (slot.failures > 0)
+        failing.push_back({{"slot", &slot - g->slots().data()},
+                           {"failures", slot.failures},
+                           {"last", slot.lastFailure}});
+    if (!failing.empty()) entry["failing"] = std::move(failing);
     if (g->phase() == GenerationPhase::Draining) {
       entry["drain_started_ms_ago"] = now - g->drainStartedMs();
       entry["hard_stop_in_ms"] = g->hardStopAtMs() > now ? g->hardStopAtMs() - now : 0;

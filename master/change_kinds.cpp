@@ -33,29 +33,54 @@ bool sameKey(const nlohmann::json& a, const nlohmann::json& b,
 
 // ---- zone and workers ----
 
-// Rows a server.add / backend.add needs, from the request (templates count their range).
-std::uint64_t rowsNeeded(const nlohmann::json& request) {
-  auto count = [](const nlohmann::json& server) -> std::uint64_t {
-    if (!server.is_object()) return 1;
+// Rows and name bytes a server.add / backend.add needs in the zone, from the request: a template
+// counts its range, each name its digits.
+struct Room {
+  std::uint64_t rows = 0, nameBytes = 0;
+};
+
+Room roomNeeded(const nlohmann::json& request) {
+  Room room;
+  auto count = [&room](const nlohmann::json& server) {
+    if (!server.is_object()) return;
     auto from = server.find("from"), to = server.find("to");
-    if (server.contains("template") && from != server.end() && to != server.end() &&
-        from->is_number_integer() && to->is_number_integer() && *to >= *from)
-      return to->get<std::uint64_t>() - from->get<std::uint64_t>() + 1;
-    return 1;
+    auto name = server.find(server.contains("template") ? "template" : "name");
+    std::uint64_t nameBytes =
+        name != server.end() && name->is_string() ? name->get_ref<const std::string&>().size() : 0;
+    if (!server.contains("template") || from == server.end() || to == server.end() ||
+        !from->is_number_integer() || !to->is_number_integer() || from->get<std::int64_t>() < 0 ||
+        *to < *from) {
+      room.rows += 1;
+      room.nameBytes += nameBytes;
+      return;
+    }
+    for (auto i = from->get<std::uint64_t>(), last = to->get<std::uint64_t>(); i <= last; ++i) {
+      room.rows += 1;
+      room.nameBytes += nameBytes + std::to_string(i).size();
+      if (room.rows > (std::uint64_t{1} << 32)) return;  // refused whatever the zone has
+    }
   };
-  if (cmdOf(request) == "server.add" && request.contains("server")) return count(request["server"]);
-  std::uint64_t n = 0;
-  if (auto b = request.find("backend"); b != request.end() && b->is_object())
+  if (cmdOf(request) == "server.add" && request.contains("server")) {
+    count(request["server"]);
+  } else if (auto b = request.find("backend"); b != request.end() && b->is_object()) {
     if (auto s = b->find("servers"); s != b->end() && s->is_array())
-      for (const auto& server : *s) n += count(server);
-  return n;
+      for (const auto& server : *s) count(server);
+  }
+  return room;
 }
 
+// Refused before anything is applied: a change whose servers the zone cannot hold would reach
+// the config and the journal but never the workers.
 std::string refuseWithoutRoom(const Generation& serving, const nlohmann::json& request) {
-  std::uint64_t room = serving.serverState()->spareRows();
-  if (std::uint64_t need = rowsNeeded(request); need > room)
-    return "server: the generation has room for " + std::to_string(room) + " more servers, " +
-           std::to_string(need) + " asked; a reload makes room";
+  const shm::ServerState& zone = *serving.serverState();
+  Room need = roomNeeded(request);
+  if (need.rows > zone.spareRows())
+    return "server: the generation has room for " + std::to_string(zone.spareRows()) +
+           " more servers, " + std::to_string(need.rows) + " asked; a reload makes room";
+  if (need.nameBytes > zone.spareNameBytes())
+    return "server: the generation has room for " + std::to_string(zone.spareNameBytes()) +
+           " more bytes of server names, " + std::to_string(need.nameBytes) +
+           " asked; a reload makes room";
   return "";
 }
 
@@ -146,9 +171,10 @@ std::uint32_t serverConnections(Generation& serving, const nlohmann::json& reque
   common::ServerConfig* server =
       backend ? serverNamed(*backend, stringField(request, "server")) : nullptr;
   if (!server) return 0;  // the change's own validation names what is wrong
-  shm::ServerLive& live = serving.serverState()->live(server->stateRow);
-  std::uint32_t connections = live.connections.load();
-  if (connections > 0) live.admin.store(static_cast<std::uint8_t>(shm::ServerAdmin::Drain));
+  shm::ServerState& zone = *serving.serverState();
+  std::uint32_t connections = zone.connections(server->stateRow).load();
+  if (connections > 0)
+    zone.live(server->stateRow).admin.store(static_cast<std::uint8_t>(shm::ServerAdmin::Drain));
   return connections;
 }
 

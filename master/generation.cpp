@@ -69,11 +69,14 @@ void Generation::sendHandover(WorkerProcess& worker) const {
     worker.send(control::ZoneGrant{Kind::SessionCache, sessionCache_->zone().size(),
                                    dupFd(sessionCache_->zone().fd())}
                     .encode());
-  if (serverState_)
-    worker.send(
-        control::ZoneGrant{Kind::ServerState, 0, dupFd(serverState_->zone().fd())}.encode());
+  // What workers only read they get read-only: they cannot map it writable.
+  if (serverState_) {
+    worker.send(control::ZoneGrant{Kind::ServerState, 0, serverState_->tableForWorker()}.encode());
+    worker.send(control::ZoneGrant{Kind::ServerLoad, 0, serverState_->loadForWorker()}.encode());
+  }
   if (ticketKeys_)
-    worker.send(control::ZoneGrant{Kind::TicketKeys, 0, dupFd(ticketKeys_->zone().fd())}.encode());
+    worker.send(
+        control::ZoneGrant{Kind::TicketKeys, 0, ticketKeys_->zone().readOnlyDescriptor()}.encode());
   for (const auto& l : listeners_)
     worker.send(control::ListenerGrant{l.frontend, l.bind, l.listener->bound.text(),
                                        dupFd(l.listener->fd.get())}
@@ -145,6 +148,7 @@ void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
 void Generation::abandon(uv_loop_t* loop, const std::string& why) {
   phase_ = GenerationPhase::Draining;
   terminate(loop, why);
+  releaseServingState();
   if (liveWorkers() == 0) phase_ = GenerationPhase::Gone;
 }
 

@@ -69,7 +69,10 @@ class Generation {
     std::unique_ptr<WorkerProcess> process;
     RespawnTarget respawnTarget;
     common::UvHandle<uv_timer_t> respawnTimer;
-    unsigned quickExits = 0;  // consecutive exits soon after spawn: drives the respawn backoff
+    // Consecutive failed starts (spawn refused or failed, or an exit soon after the start): drive
+    // the respawn backoff and are reported from the third on.
+    unsigned failures = 0;
+    std::string lastFailure;
   };
 
   Generation(unsigned id, LoadedConfig loaded) : id_(id), loaded_(std::move(loaded)) {}
@@ -127,6 +130,7 @@ class Generation {
   common::Config& mutableConfig() { return *loaded_.config; }
   const std::vector<GenerationListener>& listeners() const { return listeners_; }
   const std::shared_ptr<shm::SessionCache>& sessionCache() const { return sessionCache_; }
+  const std::shared_ptr<shm::TicketKeys>& ticketKeys() const { return ticketKeys_; }
   shm::ServerState* serverState() const { return serverState_.get(); }
   // Publishes a health change to this generation's workers. False when the server is unknown.
   bool setHealth(const std::string& backend, const std::string& server, bool up);

@@ -56,9 +56,11 @@ BuiltGeneration GenerationBuilder::build(const Journal& journal, bool readStateF
   out.journal = loaded.journal;
   out.conflicts = std::move(loaded.conflicts);
   auto generation = std::make_unique<Generation>(nextId_, std::move(loaded));
-  if (std::string error = tlsZones_.apply(generation->config()); !error.empty())
+  std::shared_ptr<shm::SessionCache> cache;
+  std::shared_ptr<shm::TicketKeys> keys;
+  if (std::string error = tlsZones_.prepare(generation->config(), cache, keys); !error.empty())
     out.errors.push_back(configPath_ + ": " + error);
-  generation->setZones(tlsZones_.sessionCache(), tlsZones_.ticketKeys());
+  generation->setZones(std::move(cache), std::move(keys));
   std::string stateError;
   auto isUp = [this](const std::string& b, const std::string& s) { return checker_.isUp(b, s); };
   if (out.errors.empty() && !generation->buildServerState(isUp, stateError))

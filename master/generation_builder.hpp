@@ -32,7 +32,8 @@ struct BuiltGeneration {
 };
 
 // Makes generations with increasing ids. On failure nothing the master holds changed: the TLS
-// zones are committed by TlsZones itself, listeners bound for the failed build are pruned.
+// zones are only prepared (TlsZones::commit once the generation serves), listeners bound for the
+// failed build are pruned.
 // Master process, master loop.
 class GenerationBuilder {
  public:

@@ -71,10 +71,13 @@ nlohmann::json Generation::inventory(std::vector<int>& fds) const {
   int bundleFd = loaded_.bundle.get();
   if (bundleFd >= 0) fds.push_back(bundleFd);
   int stateFd = serverState_ ? serverState_->zone().fd() : -1;
+  int loadFd = serverState_ ? serverState_->loadZone().fd() : -1;
   if (stateFd >= 0) fds.push_back(stateFd);
+  if (loadFd >= 0) fds.push_back(loadFd);
   return {{"id", id_},
           {"session_cache_fd", sessionCache_ ? sessionCache_->zone().fd() : -1},
           {"server_state_fd", stateFd},
+          {"server_load_fd", loadFd},
           {"phase", phaseName(phase_)},
           {"bundle_fd", bundleFd},
           {"drain_started_ms", drainStartedMs_},
@@ -113,7 +116,9 @@ std::unique_ptr<Generation> Generation::restore(const nlohmann::json& g,
   }
   if (int fd = g.value("server_state_fd", -1); fd >= 0) {
     std::string error;
-    if (auto state = shm::ServerState::attach(common::UniqueFd(adoptFd(fd)), error))
+    common::UniqueFd table(adoptFd(fd)), load(adoptFd(g.value("server_load_fd", -1)));
+    if (auto state = shm::ServerState::attach(std::move(table), std::move(load),
+                                              shm::Access::ReadWrite, error))
       self.adoptServerState(std::move(state));
     else
       common::log::error("upgrade: generation {} server state: {}", self.id_, error);

@@ -174,6 +174,13 @@ bool HealthChecker::isUp(const std::string& backend, const std::string& server) 
   return it == targets_.end() || it->second.up;
 }
 
+std::vector<std::pair<std::string, std::string>> HealthChecker::down() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, state] : targets_)
+    if (!state.up) out.emplace_back(state.target.backend, state.target.server);
+  return out;
+}
+
 void HealthChecker::schedule(const std::string& key, State& state, uint64_t delayMs) {
   due_.push({uv_now(loop_) + delayMs, key, state.epoch});
 }

@@ -54,6 +54,9 @@ class HealthChecker {
   void assume(const std::string& backend, const std::string& server, bool up);
   // Current state; a name not checked is reported up.
   bool isUp(const std::string& backend, const std::string& server) const;
+  // Every checked server found down, as (backend, server) (binary upgrade: the next image
+  // assumes these).
+  std::vector<std::pair<std::string, std::string>> down() const;
   // Largest number of checks that ran at once since start (for tests and stats).
   size_t peakInFlight() const { return peakInFlight_; }
   // Builds the targets of every checked, not disabled server of `config`.

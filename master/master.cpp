@@ -26,7 +26,8 @@ Master::Master(MasterOptions options)
           &loop_.loop, options_.workerExe, listeners_,
           {[this](Generation& g) { onServing(g); },
            [this](WorkerProcess& w, const control::Changed& c) { changes_.onChanged(w, c); },
-           [this] { exitIfDone(); }}),
+           [this] { exitIfDone(); },
+           [this](const std::string& summary) { notifier_.status(summary); }}),
       builder_(options_.configPath, listeners_, tlsZones_, checker_),
       reloader_(&loop_.loop,
                 {[this] { return upgrader_.binaryChanged(); },
@@ -103,15 +104,18 @@ BuildOutcome Master::build(const char* why, bool reload) {
     return {std::nullopt, std::move(built.errors), {}};
   }
   std::string stateFile = built.generation->config().global.stateFile;
+  auto readyTimeout =
+      static_cast<uint64_t>(built.generation->config().global.reloadTimeout.count());
   auto warnings = changes_.adopt(std::move(built.journal), built.conflicts, stateFile);
   for (const auto& l : built.generation->listeners())
     common::log::info("generation {}: frontend {} listening on {}", id, l.frontend,
                       l.listener->bound.text());
   supervisor_.launch(std::move(built.generation));
-  return {id, {}, std::move(warnings)};
+  return {id, {}, std::move(warnings), readyTimeout};
 }
 
 void Master::onServing(Generation& generation) {
+  tlsZones_.commit(generation.config(), generation.sessionCache(), generation.ticketKeys());
   checker_.setTargets(HealthChecker::targetsOf(generation.config()));
   configureApiSocket(api_, generation.config());
   reloader_.generationServing(generation.id());

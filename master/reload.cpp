@@ -85,7 +85,7 @@ void Reloader::begin(const char* why, UpgradeMode mode) {
       [](uv_timer_t* h) {
         if (auto* self = static_cast<Reloader*>(h->data)) self->onTimeout();
       },
-      timeoutMs_, 0);
+      readyTimeoutMs_, 0);
 }
 
 bool Reloader::buildGeneration(const char* why) {
@@ -99,6 +99,7 @@ bool Reloader::buildGeneration(const char* why) {
   if (!built.warnings.empty()) lastErrors_ = built.warnings;
   warnings_ = std::move(built.warnings);
   awaiting_ = *built.generation;
+  readyTimeoutMs_ = built.readyTimeoutMs ? built.readyTimeoutMs : timeoutMs_;
   phase_ = ReloadPhase::AwaitingReady;
   return true;
 }
@@ -116,7 +117,7 @@ void Reloader::generationServing(unsigned id) {
 void Reloader::onTimeout() {
   if (phase_ != ReloadPhase::AwaitingReady || starting_) return;
   std::string error = "generation " + std::to_string(awaiting_) + ": workers not ready within " +
-                      std::to_string(timeoutMs_ / 1000) + " s; reload abandoned";
+                      std::to_string(readyTimeoutMs_ / 1000) + " s; reload abandoned";
   common::log::error("{}", error);
   lastErrors_ = {error};
   steps_.abandon(awaiting_, "reload abandoned");

@@ -41,6 +41,7 @@ struct BuildOutcome {
   std::optional<unsigned> generation;
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
+  uint64_t readyTimeoutMs = 0;  // the new config's global.reload_timeout (0: the Reloader's own)
 };
 
 // Everything a reload does outside its own state: the seam unit tests replace.
@@ -110,7 +111,8 @@ class Reloader {
 
   uv_loop_t* loop_;
   ReloadSteps steps_;
-  uint64_t timeoutMs_;
+  uint64_t timeoutMs_;           // the default
+  uint64_t readyTimeoutMs_ = 0;  // of the generation awaited
   ReloadPhase phase_ = ReloadPhase::Idle;
   bool starting_ = false;
   bool stopped_ = false;

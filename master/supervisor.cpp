@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "common/log.hpp"
 #include "common/process_title.hpp"
@@ -17,23 +18,37 @@ namespace {
 // A worker that dies this soon after its spawn counts as a quick exit: respawns back off.
 constexpr uint64_t kQuickExitMs = 10'000;
 constexpr uint64_t kMaxBackoffMs = 10'000;
+// From this many failed starts in a row on, a slot is reported (proc, log, sd_notify STATUS).
+constexpr unsigned kFailuresReported = 3;
 
-// The identity global.user / global.group name (resolved now: the child may not call getpwnam
+// The identity global.user / global.group name, resolved now (the child may not call getpwnam
 // between fork and exec). The master itself stays as it is, so a reload can still bind a
-// privileged port.
-WorkerProcess::Credentials credentialsOf(const common::GlobalConfig& global) {
+// privileged port. Fails closed: a name that no longer resolves gives an error, never a worker
+// left running as the master's own user.
+std::optional<WorkerProcess::Credentials> credentialsOf(const common::GlobalConfig& global,
+                                                        std::string& error) {
   WorkerProcess::Credentials c;
   if (global.user.empty() && global.group.empty()) return c;
   c.drop = true;
   c.uid = geteuid();
   c.gid = getegid();
-  if (!global.user.empty())
-    if (passwd* pw = getpwnam(global.user.c_str())) {
-      c.uid = pw->pw_uid;
-      c.gid = pw->pw_gid;
+  if (!global.user.empty()) {
+    passwd* pw = getpwnam(global.user.c_str());
+    if (!pw) {
+      error = "global.user '" + global.user + "' does not resolve (getpwnam)";
+      return std::nullopt;
     }
-  if (!global.group.empty())
-    if (group* gr = getgrnam(global.group.c_str())) c.gid = gr->gr_gid;
+    c.uid = pw->pw_uid;
+    c.gid = pw->pw_gid;
+  }
+  if (!global.group.empty()) {
+    group* gr = getgrnam(global.group.c_str());
+    if (!gr) {
+      error = "global.group '" + global.group + "' does not resolve (getgrnam)";
+      return std::nullopt;
+    }
+    c.gid = gr->gr_gid;
+  }
   return c;
 }
 
@@ -89,19 +104,21 @@ WorkerProcess::Handlers Supervisor::handlersFor(Generation& generation) {
       [this, &generation](WorkerProcess& w, common::ControlMessage&& m) {
         onWorkerMessage(generation, w, std::move(m));
       },
-      [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); }};
+      [this, &generation](WorkerProcess& w, int status) { onWorkerExit(generation, w, status); },
+      [this, &generation](WorkerProcess& w, const std::string& what) {
+        reject(generation, w, what);
+      }};
 }
 
 void Supervisor::spawnSlot(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
   if (!s.process) s.process = std::make_unique<WorkerProcess>(slot, handlersFor(generation));
-  auto credentials = credentialsOf(generation.config().global);
+  std::string error;
+  auto credentials = credentialsOf(generation.config().global, error);
+  if (!credentials) return failedStart(generation, slot, "not spawned: " + error);
   if (!zygote_.running()) zygote_.start(workerExe_);
-  if (int rc = s.process->spawn(loop_, workerExe_, credentials, &zygote_); rc < 0) {
-    common::log::error("spawn worker gen {} slot {}: {}", generation.id(), slot,
-                       std::strerror(-rc));
-    return scheduleRespawn(generation, slot);
-  }
+  if (int rc = s.process->spawn(loop_, workerExe_, *credentials, &zygote_); rc < 0)
+    return failedStart(generation, slot, std::string("spawn: ") + std::strerror(-rc));
   common::log::info("generation {}: worker slot {} started, pid {}", generation.id(), slot,
                     s.process->pid());
   generation.sendHandover(*s.process);
@@ -109,19 +126,33 @@ void Supervisor::spawnSlot(Generation& generation, unsigned slot) {
 
 void Supervisor::onWorkerMessage(Generation& generation, WorkerProcess& worker,
                                  common::ControlMessage&& message) {
+  if (worker.phase() == WorkerPhase::Exited) return;
   auto decoded = control::decodeFromWorker(message);
-  if (!decoded) {
-    common::log::warn("worker pid {}: ignoring control message: {}", worker.pid(), decoded.error);
-    return;
-  }
+  if (!decoded) return reject(generation, worker, "a message the master refuses: " + decoded.error);
   if (auto* ready = std::get_if<control::Ready>(&*decoded.value)) {
-    (void)ready;
+    if (ready->pid != worker.pid() || ready->protocol != control::kProtocolVersion)
+      return reject(generation, worker,
+                    "ready with pid " + std::to_string(ready->pid) + " and protocol " +
+                        std::to_string(ready->protocol) + " (expected " +
+                        std::to_string(worker.pid()) + " and " +
+                        std::to_string(control::kProtocolVersion) + ")");
+    if (worker.phase() != WorkerPhase::Spawned) return reject(generation, worker, "a second ready");
     onWorkerReady(generation, worker);
   } else if (auto* stats = std::get_if<control::Stats>(&*decoded.value)) {
     worker.setConnections(stats->connections);
   } else if (auto* changed = std::get_if<control::Changed>(&*decoded.value)) {
     events_.changed(worker, *changed);
   }
+}
+
+// A worker that sent what no worker sends is broken or compromised: the master stops listening
+// to it and kills it; it is then replaced like any worker that died.
+void Supervisor::reject(Generation& generation, WorkerProcess& worker, const std::string& what) {
+  if (worker.phase() == WorkerPhase::Exited) return;
+  std::string shown = what.size() > 300 ? what.substr(0, 300) + "..." : what;
+  common::log::error("generation {}: worker slot {} pid {} sent {}; replacing it", generation.id(),
+                     worker.slot(), worker.pid(), shown);
+  worker.reject();
 }
 
 void Supervisor::onWorkerReady(Generation& generation, WorkerProcess& worker) {
@@ -196,18 +227,33 @@ void Supervisor::onWorkerExit(Generation& generation, WorkerProcess& worker, int
   }
   common::log::warn("generation {}: worker slot {} pid {} died unexpectedly ({})", generation.id(),
                     worker.slot(), worker.pid(), describeWaitStatus(status));
+  auto& slot = generation.slots()[worker.slot()];
+  // A worker that dies soon after its start counts as a failed start: respawns back off.
+  if (monotonicMs() - worker.startedMs() < kQuickExitMs) {
+    ++slot.failures;
+    slot.lastFailure = "exited " + describeWaitStatus(status) + " " +
+                       std::to_string(monotonicMs() - worker.startedMs()) + " ms after its start";
+  } else {
+    slot.failures = 0;
+  }
   scheduleRespawn(generation, worker.slot());
+}
+
+void Supervisor::failedStart(Generation& generation, unsigned slot, const std::string& why) {
+  auto& s = generation.slots()[slot];
+  ++s.failures;
+  s.lastFailure = why;
+  common::log::error("generation {}: worker slot {} {}", generation.id(), slot, why);
+  scheduleRespawn(generation, slot);
 }
 
 void Supervisor::scheduleRespawn(Generation& generation, unsigned slot) {
   auto& s = generation.slots()[slot];
-  bool quick = !s.process || monotonicMs() - s.process->startedMs() < kQuickExitMs;
-  s.quickExits = quick ? s.quickExits + 1 : 0;
-  uint64_t delay =
-      s.quickExits <= 1
-          ? 0
-          : std::min<uint64_t>(kMaxBackoffMs, 100ull << std::min(s.quickExits - 2, 10u));
+  uint64_t delay = s.failures <= 1
+                       ? 0
+                       : std::min<uint64_t>(kMaxBackoffMs, 100ull << std::min(s.failures - 2, 10u));
   common::log::info("generation {}: respawning slot {} in {} ms", generation.id(), slot, delay);
+  if (s.failures >= kFailuresReported) events_.trouble(summary());
   s.respawnTimer = common::UvHandle<uv_timer_t>();
   uv_timer_init(loop_, s.respawnTimer.get());
   s.respawnTarget = {this, &generation, slot};
@@ -291,6 +337,13 @@ std::string Supervisor::summary() const {
   if (draining)
     text += "; " + std::to_string(draining) + " draining with " + std::to_string(oldConnections) +
             " connections";
+  for (const auto& g : generations_)
+    for (const auto& slot : g->slots())
+      if (slot.failures >= kFailuresReported && g->phase() != GenerationPhase::Draining)
+        text += "; generation " + std::to_string(g->id()) + " slot " +
+                std::to_string(&slot - g->slots().data()) +
+                " failing: " + std::to_string(slot.failures) +
+                " failed starts, last: " + slot.lastFailure;
   return text;
 }
 

@@ -36,6 +36,8 @@ class Supervisor {
     // A worker confirmed (or refused) a runtime change.
     std::function<void(WorkerProcess&, const control::Changed&)> changed;
     std::function<void()> reaped;  // generations went away: maybe nothing is left
+    // A worker slot keeps failing to start: the summary that says so, for sd_notify STATUS.
+    std::function<void(const std::string& summary)> trouble;
   };
 
   Supervisor(uv_loop_t* loop, std::string workerExe, ListenerSet& listeners, Events events);
@@ -78,6 +80,8 @@ class Supervisor {
                        common::ControlMessage&& message);
   void onWorkerReady(Generation& generation, WorkerProcess& worker);
   void onWorkerExit(Generation& generation, WorkerProcess& worker, int status);
+  void reject(Generation& generation, WorkerProcess& worker, const std::string& what);
+  void failedStart(Generation& generation, unsigned slot, const std::string& why);
   void scheduleRespawn(Generation& generation, unsigned slot);
   void promote(Generation& generation);
   void drainGeneration(Generation& generation, const char* why);

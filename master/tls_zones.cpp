@@ -26,32 +26,39 @@ TlsZones::TlsZones(uv_loop_t* loop) : loop_(loop) {
 
 TlsZones::~TlsZones() = default;
 
-std::string TlsZones::apply(const common::Config& config) {
-  if (!needsTls(config)) {
-    cache_.reset();  // generations that use them keep them alive
-    keys_.reset();
-    uv_timer_stop(timer_.get());
-    return {};
-  }
+std::string TlsZones::prepare(const common::Config& config,
+                              std::shared_ptr<shm::SessionCache>& cache,
+                              std::shared_ptr<shm::TicketKeys>& keys) const {
+  cache.reset();
+  keys.reset();
+  if (!needsTls(config)) return {};
   std::string error;
   std::uint64_t bytes = config.tls.sessionCacheBytes;
-  if (bytes == 0) {
-    cache_.reset();
-  } else if (!cache_ || cache_->zone().size() != bytes) {
-    std::shared_ptr<shm::SessionCache> fresh = shm::SessionCache::create(bytes, error);
-    if (!fresh) return "tls.session_cache: " + error;
+  if (bytes != 0 && cache_ && cache_->zone().size() == bytes) {
+    cache = cache_;
+  } else if (bytes != 0) {
+    cache = shm::SessionCache::create(bytes, error);
+    if (!cache) return "tls.session_cache: " + error;
     common::log::info("tls: session cache zone of {} ({} shards){}", common::formatBytes(bytes),
-                      fresh->shardCount(), cache_ ? ", replacing the old size" : "");
-    cache_ = std::move(fresh);
+                      cache->shardCount(), cache_ ? ", replacing the old size once it serves" : "");
   }
-  if (!keys_) {
-    std::shared_ptr<shm::TicketKeys> fresh = shm::TicketKeys::create(error);
-    if (!fresh) return "tls: ticket keys zone: " + error;
-    keys_ = std::move(fresh);
+  keys = keys_;
+  if (!keys) {
+    keys = shm::TicketKeys::create(error);
+    if (!keys) return "tls: ticket keys zone: " + error;
   }
-  rotation_ = config.tls.ticketKeyRotation;
-  scheduleRotation();
   return {};
+}
+
+void TlsZones::commit(const common::Config& config, std::shared_ptr<shm::SessionCache> cache,
+                      std::shared_ptr<shm::TicketKeys> keys) {
+  cache_ = std::move(cache);  // generations that use the old ones keep them alive
+  keys_ = std::move(keys);
+  rotation_ = keys_ ? config.tls.ticketKeyRotation : common::Millis(0);
+  if (keys_)
+    scheduleRotation();
+  else
+    uv_timer_stop(timer_.get());
 }
 
 void TlsZones::scheduleRotation() {

@@ -20,7 +20,9 @@ namespace molt::master {
 // a new size makes a new cache zone, and the old one lives exactly as long as the generations
 // holding it (its pages go when the last process unmaps it). The master rotates the ticket keys
 // on tls.ticket_key_rotation, resuming the schedule from the zone's own record after a reload or
-// a binary upgrade. Master process, master loop.
+// a binary upgrade. A reload is all or nothing: what a new config needs is prepared for its
+// generation, and becomes the instance's (zones, rotation period) only once that generation
+// serves. Master process, master loop.
 class TlsZones {
  public:
   explicit TlsZones(uv_loop_t* loop);
@@ -28,9 +30,15 @@ class TlsZones {
   TlsZones(const TlsZones&) = delete;
   TlsZones& operator=(const TlsZones&) = delete;
 
-  // Makes or reuses the zones `config` needs (none when it has no TLS bind). "" or an error
-  // naming the zone and the system call; on error nothing changed.
-  std::string apply(const common::Config& config);
+  // The zones `config` needs (none when it has no TLS bind): the current ones where they fit, new
+  // ones otherwise. Changes nothing the instance uses. "" or an error naming the zone and the
+  // system call.
+  std::string prepare(const common::Config& config, std::shared_ptr<shm::SessionCache>& cache,
+                      std::shared_ptr<shm::TicketKeys>& keys) const;
+  // The generation built with `cache` and `keys` from `config` serves: they, and its rotation
+  // period, become the instance's.
+  void commit(const common::Config& config, std::shared_ptr<shm::SessionCache> cache,
+              std::shared_ptr<shm::TicketKeys> keys);
   std::shared_ptr<shm::SessionCache> sessionCache() const { return cache_; }
   std::shared_ptr<shm::TicketKeys> ticketKeys() const { return keys_; }
 

@@ -98,7 +98,8 @@ nlohmann::json Upgrader::inventory(std::vector<int>& fds) const {
                         {"next_generation", parts_.builder.nextId()},
                         {"last_errors", parts_.reloader.lastErrors()},
                         {"journal", parts_.changes.journal().toText()},
-                        {"state_file", parts_.changes.stateFile()}};
+                        {"state_file", parts_.changes.stateFile()},
+                        {"servers_down", parts_.checker.down()}};
   std::set<const Listener*> seen;
   nlohmann::json listeners = nlohmann::json::array();
   auto addListener = [&](const Listener& l) {
@@ -157,7 +158,7 @@ bool Upgrader::restore() {
       common::log::error("upgrade: {}", error);
   restoreGenerations(doc, restoreListeners(doc));
   parts_.supervisor.respawnMissing();
-  restoreHealth();
+  restoreHealth(doc);
   return true;
 }
 
@@ -191,19 +192,13 @@ void Upgrader::restoreGenerations(const nlohmann::json& doc,
   for (const auto& g : doc["generations"]) parts_.supervisor.adopt(Generation::restore(g, context));
 }
 
-// Health found by the previous image, so the reload that follows keeps down servers down.
-void Upgrader::restoreHealth() {
-  for (const auto& g : parts_.supervisor.generations()) {
-    if (g->phase() != GenerationPhase::Serving || !g->serverState()) continue;
-    parts_.checker.setTargets(HealthChecker::targetsOf(g->config()));
-    const shm::ServerState& state = *g->serverState();
-    for (std::uint32_t b = 0; b < state.backendCount(); ++b) {
-      auto backend = state.backend(b);
-      for (std::uint64_t i = backend.first; i < backend.first + backend.count; ++i)
-        if (state.live(i).health.load() == static_cast<std::uint8_t>(shm::ServerHealth::Down))
-          parts_.checker.assume(std::string(backend.name), std::string(state.serverName(i)), false);
-    }
-  }
+// Health found by the previous image (from its own memory, not from a zone), so that the reload
+// that follows keeps down servers down.
+void Upgrader::restoreHealth(const nlohmann::json& doc) {
+  if (Generation* serving = parts_.supervisor.current())
+    parts_.checker.setTargets(HealthChecker::targetsOf(serving->config()));
+  for (const auto& server : doc.value("servers_down", nlohmann::json::array()))
+    parts_.checker.assume(server.at(0).get<std::string>(), server.at(1).get<std::string>(), false);
 }
 
 }  // namespace molt::master

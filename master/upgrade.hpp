@@ -6,7 +6,7 @@
 // descriptor the document names has close-on-exec cleared, so the new image owns the same
 // numbers:
 //   {"version", "config_path", "next_generation", "last_errors": [..], "journal": TEXT,
-//    "state_file",
+//    "state_file", "servers_down": [[backend, server], ..],
 //    "listeners":   [{"key", "fd", "backlog", "bound"}],      every socket the master holds
 //    "tls_zones":   {"session_cache": {"fd", "size"}, "ticket_keys": {"fd"}, "rotation_ms"},
 //    "api":         {"fd", "path", "uid"},
@@ -77,7 +77,7 @@ class Upgrader {
   std::map<std::string, std::shared_ptr<Listener>> restoreListeners(const nlohmann::json& doc);
   void restoreGenerations(const nlohmann::json& doc,
                           const std::map<std::string, std::shared_ptr<Listener>>& byKey);
-  void restoreHealth();
+  void restoreHealth(const nlohmann::json& doc);
 
   std::string binaryPath_;
   std::vector<std::string> argv_;

@@ -70,6 +70,7 @@ WorkerProcess::~WorkerProcess() = default;
 
 int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe, const Credentials& credentials,
                          Zygote* zygote) {
+  phase_ = WorkerPhase::Exited;  // until a process runs
   common::UniqueFd masterEnd, workerEnd;
   if (int rc = common::makeControlPair(masterEnd, workerEnd); rc < 0) return rc;
   pid_t pid = -1;
@@ -93,7 +94,16 @@ int WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe, const Credenti
   connections_ = 0;
   startedMs_ = uv_hrtime() / 1'000'000;
   pidfd_.reset(pidfdOpen(pid));
-  if (!pidfd_) return -errno;
+  if (!pidfd_) {
+    // Without a pidfd the master could neither wait for nor signal this child reliably: it is
+    // not left running untracked (it is the master's child, even when the zygote forked it).
+    int err = errno;
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    pid_ = -1;
+    phase_ = WorkerPhase::Exited;
+    return -err;
+  }
   watch(loop, std::move(masterEnd));
   return 0;
 }
@@ -119,7 +129,8 @@ void WorkerProcess::watch(uv_loop_t* loop, common::UniqueFd control) {
   control_ = std::make_unique<common::ControlChannel>(
       loop, std::move(control),
       [this](common::ControlMessage&& m) { handlers_.onMessage(*this, std::move(m)); },
-      [] {});  // EOF alone proves nothing: the pidfd says when the process is gone
+      [] {},  // EOF alone proves nothing: the pidfd says when the process is gone
+      [this](const std::string& what) { handlers_.onInvalid(*this, what); });
 }
 
 void WorkerProcess::send(common::ControlMessage message) {
@@ -129,6 +140,11 @@ void WorkerProcess::send(common::ControlMessage message) {
 void WorkerProcess::kill(int signal) const {
   if (phase_ != WorkerPhase::Exited && pidfd_)
     syscall(SYS_pidfd_send_signal, pidfd_.get(), signal, nullptr, 0);
+}
+
+void WorkerProcess::reject() {
+  control_.reset();
+  kill(SIGKILL);
 }
 
 void WorkerProcess::onPidfdReadable() {

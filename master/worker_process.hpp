@@ -24,7 +24,7 @@ enum class WorkerPhase {
   Spawned,   // forked and exec'd; handover sent, not ready yet
   Ready,     // reported ready: accepting on its generation's listeners
   Draining,  // told to drain: no listeners, finishing its connections
-  Exited     // reaped; only its exit status remains
+  Exited     // no process: reaped (only its exit status remains), or not started yet
 };
 
 const char* phaseName(WorkerPhase phase);
@@ -36,6 +36,8 @@ class WorkerProcess {
   struct Handlers {
     std::function<void(WorkerProcess&, common::ControlMessage&&)> onMessage;
     std::function<void(WorkerProcess&, int waitStatus)> onExit;  // after reaping
+    // A datagram that is no message at all (oversized, not JSON): what was wrong.
+    std::function<void(WorkerProcess&, const std::string& what)> onInvalid;
   };
 
   WorkerProcess(unsigned slot, Handlers handlers) : slot_(slot), handlers_(std::move(handlers)) {}
@@ -64,6 +66,9 @@ class WorkerProcess {
   void send(common::ControlMessage message);
   // Sends a signal if the process still runs.
   void kill(int signal) const;
+  // Stops listening to the worker and SIGKILLs it (it broke the protocol); its exit is reported
+  // as any other.
+  void reject();
 
   unsigned slot() const { return slot_; }
   pid_t pid() const { return pid_; }
@@ -80,7 +85,7 @@ class WorkerProcess {
   unsigned slot_;
   Handlers handlers_;
   pid_t pid_ = -1;
-  WorkerPhase phase_ = WorkerPhase::Spawned;
+  WorkerPhase phase_ = WorkerPhase::Exited;
   unsigned connections_ = 0;
   uint64_t startedMs_ = 0;
   common::UniqueFd pidfd_;

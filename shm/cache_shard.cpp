@@ -56,15 +56,32 @@ bool CacheShard::build(char* region, std::uint64_t bytes, std::uint32_t buckets)
 }
 
 CacheShard::CacheShard(char* region, std::uint64_t bytes, std::uint32_t buckets,
-                       ShardCounters& counters) noexcept
+                       ShardCounters& counters)
     : region_(region),
+      bytes_(bytes),
+      indexBytes_(indexBytes(buckets)),
+      maxEntries_((bytes - indexBytes(buckets)) / sizeof(Entry)),
       segment_(bip::open_only, region + indexBytes(buckets), bytes - indexBytes(buckets)),
       index_(reinterpret_cast<Index*>(region)),
       bucketMask_(buckets - 1),
       counters_(counters) {}
 
+// Every link read from the region is checked before it is followed: another process may have
+// written anything there. A link that does not check out marks the shard corrupt (the caller
+// wipes it) and reads as the end of the list.
 CacheShard::Entry* CacheShard::entryAt(std::uint64_t offset) const {
-  return offset == 0 ? nullptr : reinterpret_cast<Entry*>(region_ + offset);
+  if (offset == 0) return nullptr;
+  if (offset < indexBytes_ || offset % alignof(Entry) != 0 || offset > bytes_ - sizeof(Entry)) {
+    corrupt_ = true;
+    return nullptr;
+  }
+  auto* e = reinterpret_cast<Entry*>(region_ + offset);
+  if (e->keyBytes > CacheKey::kMaxBytes || e->valueBytes > kMaxValueBytes ||
+      e->valueBytes > bytes_ - offset - sizeof(Entry)) {
+    corrupt_ = true;
+    return nullptr;
+  }
+  return e;
 }
 
 std::uint64_t CacheShard::offsetOf(const Entry* entry) const {
@@ -75,8 +92,14 @@ std::uint64_t& CacheShard::bucketOf(std::uint64_t hash) const {
   return index_->buckets[hash & bucketMask_];
 }
 
+// Chains are walked at most as far as the shard could hold entries: a cycle is corruption.
 CacheShard::Entry* CacheShard::lookup(const CacheKey& key) const {
+  std::uint64_t steps = 0;
   for (Entry* e = entryAt(bucketOf(key.hash)); e != nullptr; e = entryAt(e->chainNext)) {
+    if (++steps > maxEntries_) {
+      corrupt_ = true;
+      return nullptr;
+    }
     if (e->hash == key.hash && e->keyBytes == key.size &&
         std::memcmp(e->key, key.bytes, key.size) == 0) {
       return e;
@@ -108,11 +131,20 @@ void CacheShard::unlinkLru(Entry* entry) {
 }
 
 void CacheShard::drop(Entry* entry) {
+  if (entry == nullptr || corrupt_) return;
   std::uint64_t offset = offsetOf(entry);
   std::uint64_t* link = &bucketOf(entry->hash);
-  while (*link != offset) link = &entryAt(*link)->chainNext;
+  for (std::uint64_t steps = 0; *link != offset; ++steps) {
+    Entry* e = entryAt(*link);
+    if (e == nullptr || steps > maxEntries_) {
+      corrupt_ = true;  // the entry is not on its own chain
+      return;
+    }
+    link = &e->chainNext;
+  }
   *link = entry->chainNext;
   unlinkLru(entry);
+  if (corrupt_) return;
   counters_.entries.fetch_sub(1, std::memory_order_relaxed);
   counters_.bytes.fetch_sub(entry->charge(), std::memory_order_relaxed);
   segment_.deallocate(entry);
@@ -121,7 +153,7 @@ void CacheShard::drop(Entry* entry) {
 // Lazy expiry: the least recently used end is where expired entries gather, and looking at a
 // few of them per store keeps the shard clean without a timer in any process.
 void CacheShard::sweepExpired(std::int64_t now) {
-  for (int i = 0; i < kSweepBatch; ++i) {
+  for (int i = 0; i < kSweepBatch && !corrupt_; ++i) {
     Entry* tail = entryAt(index_->lruTail);
     if (tail == nullptr || tail->expiresAt > now) return;
     drop(tail);
@@ -132,6 +164,7 @@ void CacheShard::sweepExpired(std::int64_t now) {
 bool CacheShard::find(const CacheKey& key, std::int64_t now,
                       std::vector<std::uint8_t>& out) noexcept {
   Entry* entry = lookup(key);
+  if (corrupt_) return false;
   if (entry != nullptr && entry->expiresAt <= now) {
     drop(entry);
     counters_.expirations.fetch_add(1, std::memory_order_relaxed);
@@ -156,10 +189,14 @@ bool CacheShard::insert(const CacheKey& key, std::span<const std::uint8_t> value
                         std::int64_t expiresAt, std::int64_t now) noexcept {
   if (Entry* old = lookup(key)) drop(old);
   sweepExpired(now);
+  if (corrupt_ || value.size() > kMaxValueBytes) return false;
   std::size_t charge = sizeof(Entry) + value.size();
   void* memory = segment_.allocate(charge, std::nothrow);
   while (memory == nullptr && index_->lruTail != 0) {
-    drop(entryAt(index_->lruTail));
+    Entry* tail = entryAt(index_->lruTail);
+    if (tail == nullptr) return false;  // corrupt: wiped by the caller
+    drop(tail);
+    if (corrupt_) return false;
     counters_.evictions.fetch_add(1, std::memory_order_relaxed);
     memory = segment_.allocate(charge, std::nothrow);
   }
@@ -185,7 +222,7 @@ bool CacheShard::erase(const CacheKey& key) noexcept {
   Entry* entry = lookup(key);
   if (entry == nullptr) return false;
   drop(entry);
-  return true;
+  return !corrupt_;
 }
 
 }  // namespace molt::shm

@@ -46,8 +46,16 @@ class CacheShard {
   // (a fresh or hole-punched region). False when the region is too small. Never throws.
   static bool build(char* region, std::uint64_t bytes, std::uint32_t buckets) noexcept;
 
-  CacheShard(char* region, std::uint64_t bytes, std::uint32_t buckets,
-             ShardCounters& counters) noexcept;
+  // Values larger than this are refused (and read as corruption).
+  static constexpr std::uint32_t kMaxValueBytes = 16 * 1024;
+
+  // Opens the allocator laid over the region; throws when its header does not read back.
+  CacheShard(char* region, std::uint64_t bytes, std::uint32_t buckets, ShardCounters& counters);
+
+  // True once a link read from the region did not check out (outside the region, misaligned, a
+  // cycle, an entry not on its chain): the shard must be wiped, and the call that found it
+  // failed.
+  bool corrupt() const { return corrupt_; }
 
   // Copies the value of `key` into `out` and makes it the most recently used; an expired entry
   // is dropped. Counts a hit or a miss. False on a miss (or when `out` cannot grow).
@@ -73,6 +81,8 @@ class CacheShard {
   void sweepExpired(std::int64_t now);
 
   char* region_;
+  std::uint64_t bytes_, indexBytes_, maxEntries_;
+  mutable bool corrupt_ = false;
   ShardSegment segment_;
   Index* index_;
   std::uint32_t bucketMask_;

@@ -15,19 +15,11 @@
 namespace molt::shm {
 
 // Layout: see the protocol description in shm/zone.hpp.
-struct SessionCache::Header {
-  std::uint32_t shards;
-  std::uint32_t buckets;
-  std::uint64_t shardBytes;
-  std::uint64_t shardsOffset;
-  std::uint64_t reserved[5];
-};
-
 struct SessionCache::ShardControl {
   RobustMutex mutex;
   std::atomic<std::uint32_t> built;
   std::uint32_t reserved;
-  std::uint64_t reserved2;
+  std::atomic<std::uint64_t> wipes;  // shards wiped because they did not check out
   ShardCounters counters;
 };
 
@@ -122,7 +114,7 @@ class SessionCache::Locked {
       return;
     }
     if (lock_.ownerDied()) {
-      cache_.wipe(shard_);
+      cache_.wipe(shard_, "its lock holder died");
       lock_.markConsistent();
       control_.counters.lockRecoveries.fetch_add(1, std::memory_order_relaxed);
     }
@@ -130,14 +122,29 @@ class SessionCache::Locked {
   bool owns() const { return lock_.owns(); }
   // The shard, built first if `build`; nullptr when it holds nothing (or cannot be built).
   CacheShard* shard(bool build) noexcept {
-    const Header& h = cache_.header();
+    const Header& h = cache_.layout_;
     if (control_.built.load(std::memory_order_relaxed) == 0) {
       if (!build || !CacheShard::build(cache_.region(shard_), h.shardBytes, h.buckets)) {
         return nullptr;
       }
       control_.built.store(1, std::memory_order_relaxed);
     }
-    return &view_.emplace(cache_.region(shard_), h.shardBytes, h.buckets, control_.counters);
+    try {
+      return &view_.emplace(cache_.region(shard_), h.shardBytes, h.buckets, control_.counters);
+    } catch (...) {
+      // The allocator's own header does not read back: another process scribbled on it.
+      wipeCorrupt();
+      return nullptr;
+    }
+  }
+  // After an operation: a shard whose links did not check out is wiped (it is a cache).
+  void wipeIfCorrupt() noexcept {
+    if (view_ && view_->corrupt()) wipeCorrupt();
+  }
+  void wipeCorrupt() noexcept {
+    view_.reset();
+    cache_.wipe(shard_, "its index or entries were corrupt");
+    control_.wipes.fetch_add(1, std::memory_order_relaxed);
   }
 
  private:
@@ -148,7 +155,7 @@ class SessionCache::Locked {
   std::optional<CacheShard> view_;
 };
 
-SessionCache::SessionCache(Zone zone) : zone_(std::move(zone)) {
+SessionCache::SessionCache(Zone zone, Header layout) : zone_(std::move(zone)), layout_(layout) {
   static_assert(sizeof(Header) == 64 && sizeof(ShardControl) == 128, "layout version 1");
 }
 SessionCache::~SessionCache() = default;
@@ -160,12 +167,9 @@ std::unique_ptr<SessionCache> SessionCache::create(std::uint64_t bytes, std::str
   if (!error.empty()) return nullptr;
   std::optional<Zone> zone = Zone::create(ZoneKind::SessionCache, kLayoutVersion, bytes, error);
   if (!zone) return nullptr;
-  std::unique_ptr<SessionCache> cache(new SessionCache(std::move(*zone)));
-  Header& h = cache->header();
-  h.shards = shards;
-  h.buckets = bucketsFor(shardBytes);
-  h.shardBytes = shardBytes;
-  h.shardsOffset = offset;
+  Header layout{shards, bucketsFor(shardBytes), shardBytes, offset, {}};
+  std::unique_ptr<SessionCache> cache(new SessionCache(std::move(*zone), layout));
+  cache->header() = layout;
   for (std::uint32_t i = 0; i < shards; ++i) {
     if (int err = RobustMutex::initialize(&cache->control(i).mutex); err != 0) {
       error = fmt::format("pthread_mutex_init(session cache shard {}): {}", i, std::strerror(err));
@@ -180,19 +184,19 @@ std::unique_ptr<SessionCache> SessionCache::attach(common::UniqueFd fd, std::uin
   std::optional<Zone> zone = Zone::open(std::move(fd), ZoneKind::SessionCache, kLayoutVersion,
                                         bytes, Access::ReadWrite, error);
   if (!zone) return nullptr;
-  std::unique_ptr<SessionCache> cache(new SessionCache(std::move(*zone)));
-  const Header& h = cache->header();
+  Header h;
+  std::memcpy(&h, zone->data() + kHeaderOffset, sizeof h);  // read once: layout_ is ours
   std::uint32_t shards = 0;
   std::uint64_t shardBytes = 0, offset = 0;
-  std::string why =
-      plan(cache->zone_.size(), h.shards, sizeof(ShardControl), shards, shardBytes, offset);
+  std::string why = plan(zone->size(), h.shards, sizeof(ShardControl), shards, shardBytes, offset);
   if (!why.empty() || h.shardBytes != shardBytes || h.shardsOffset != offset ||
       h.buckets != bucketsFor(shardBytes)) {
     error = fmt::format("session-cache zone: corrupt header ({} shards of {} bytes at {})",
                         h.shards, h.shardBytes, h.shardsOffset);
     return nullptr;
   }
-  return cache;
+  Header layout{shards, bucketsFor(shardBytes), shardBytes, offset, {}};
+  return std::unique_ptr<SessionCache>(new SessionCache(std::move(*zone), layout));
 }
 
 SessionCache::Header& SessionCache::header() const {
@@ -204,23 +208,23 @@ SessionCache::ShardControl& SessionCache::control(std::uint32_t shard) const {
 }
 
 char* SessionCache::region(std::uint32_t shard) const {
-  const Header& h = header();
+  const Header& h = layout_;
   return zone_.data() + h.shardsOffset + std::uint64_t{shard} * h.shardBytes;
 }
 
-void SessionCache::wipe(std::uint32_t shard) noexcept {
+void SessionCache::wipe(std::uint32_t shard, const char* why) noexcept {
   ShardControl& c = control(shard);
   c.built.store(0, std::memory_order_relaxed);
   c.counters.entries.store(0, std::memory_order_relaxed);
   c.counters.bytes.store(0, std::memory_order_relaxed);
   // The hole punch gives the shard's pages back and leaves the zero index the next build
   // expects; should it fail, the index is zeroed by hand (the allocator is rebuilt anyway).
-  const Header& h = header();
+  const Header& h = layout_;
   if (zone_.punchHole(h.shardsOffset + std::uint64_t{shard} * h.shardBytes, h.shardBytes) != 0) {
     std::memset(region(shard), 0, CacheShard::indexBytes(h.buckets));
   }
   try {
-    common::log::warn("session cache shard {}: its lock holder died; shard wiped", shard);
+    common::log::warn("session cache shard {}: {}; shard wiped", shard, why);
   } catch (...) {
   }
 }
@@ -229,37 +233,47 @@ bool SessionCache::store(std::span<const std::uint8_t> key, std::span<const std:
                          std::chrono::seconds ttl, Clock::time_point now) noexcept {
   CacheKey k;
   if (value.empty() || value.size() > kMaxValueBytes || !makeKey(key, k)) return false;
-  Locked locked(*this, shardIndex(k.hash, header().shards));
+  Locked locked(*this, shardIndex(k.hash, layout_.shards));
   if (!locked.owns()) return false;
   CacheShard* shard = locked.shard(true);
-  return shard != nullptr && shard->insert(k, value, millis(now + ttl), millis(now));
+  bool stored = shard != nullptr && shard->insert(k, value, millis(now + ttl), millis(now));
+  bool corrupt = shard != nullptr && shard->corrupt();
+  locked.wipeIfCorrupt();
+  return stored && !corrupt;
 }
 
 bool SessionCache::lookup(std::span<const std::uint8_t> key, std::vector<std::uint8_t>& value,
                           Clock::time_point now) noexcept {
   CacheKey k;
   if (!makeKey(key, k)) return false;
-  std::uint32_t s = shardIndex(k.hash, header().shards);
+  std::uint32_t s = shardIndex(k.hash, layout_.shards);
   Locked locked(*this, s);
   CacheShard* shard = locked.owns() ? locked.shard(false) : nullptr;
   if (shard == nullptr) {
     control(s).counters.misses.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  return shard->find(k, millis(now), value);
+  bool found = shard->find(k, millis(now), value);
+  if (shard->corrupt()) {
+    locked.wipeIfCorrupt();
+    return false;
+  }
+  return found;
 }
 
 bool SessionCache::remove(std::span<const std::uint8_t> key) noexcept {
   CacheKey k;
   if (!makeKey(key, k)) return false;
-  Locked locked(*this, shardIndex(k.hash, header().shards));
+  Locked locked(*this, shardIndex(k.hash, layout_.shards));
   CacheShard* shard = locked.owns() ? locked.shard(false) : nullptr;
-  return shard != nullptr && shard->erase(k);
+  bool erased = shard != nullptr && shard->erase(k);
+  locked.wipeIfCorrupt();
+  return erased;
 }
 
 SessionCacheStats SessionCache::stats() const noexcept {
   SessionCacheStats s;
-  const Header& h = header();
+  const Header& h = layout_;  // never the zone's: workers write it
   s.shards = h.shards;
   s.capacity = std::uint64_t{h.shards} * h.shardBytes;
   constexpr auto kRelaxed = std::memory_order_relaxed;
@@ -274,17 +288,22 @@ SessionCacheStats SessionCache::stats() const noexcept {
     s.expirations += c.expirations.load(kRelaxed);
     s.lockRecoveries += c.lockRecoveries.load(kRelaxed);
     s.lockFailures += c.lockFailures.load(kRelaxed);
+    s.wipes += control(i).wipes.load(kRelaxed);
   }
   return s;
 }
 
 std::uint32_t SessionCache::shardCount() const {
-  return header().shards;
+  return layout_.shards;
 }
 
 std::uint32_t SessionCache::shardOf(std::span<const std::uint8_t> key) const {
   CacheKey k;
-  return makeKey(key, k) ? shardIndex(k.hash, header().shards) : 0;
+  return makeKey(key, k) ? shardIndex(k.hash, layout_.shards) : 0;
+}
+
+SessionCache::RegionView SessionCache::shardRegion(std::uint32_t shard) const {
+  return {region(shard), layout_.shardBytes, CacheShard::indexBytes(layout_.buckets)};
 }
 
 RobustMutex& SessionCache::shardMutex(std::uint32_t shard) {

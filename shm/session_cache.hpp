@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/unique_fd.hpp"
+#include "shm/cache_shard.hpp"
 #include "shm/robust_mutex.hpp"
 #include "shm/zone.hpp"
 
@@ -23,6 +24,7 @@ struct SessionCacheStats {
   std::uint64_t expirations = 0;     // entries dropped after their timeout
   std::uint64_t lockRecoveries = 0;  // shards wiped after their lock holder died
   std::uint64_t lockFailures = 0;    // operations skipped: a shard lock not obtained in time
+  std::uint64_t wipes = 0;           // shards wiped because their links did not check out
   std::uint32_t shards = 0;
   std::uint64_t capacity = 0;  // bytes of all shard regions
 };
@@ -37,7 +39,7 @@ class SessionCache {
   static constexpr std::uint32_t kMaxShards = 64;
   static constexpr std::uint64_t kMinShardBytes = 64 * 1024;
   static constexpr std::uint64_t kMinZoneBytes = 128 * 1024;
-  static constexpr std::size_t kMaxValueBytes = 16 * 1024;
+  static constexpr std::size_t kMaxValueBytes = CacheShard::kMaxValueBytes;
   static constexpr std::chrono::milliseconds kLockTimeout{50};
   using Clock = std::chrono::steady_clock;
 
@@ -70,21 +72,37 @@ class SessionCache {
   // The shard `key` lives in, and its mutex: for tests and diagnostics only.
   std::uint32_t shardOf(std::span<const std::uint8_t> key) const;
   RobustMutex& shardMutex(std::uint32_t shard);
+  // A shard's region: its bytes, of which the first `indexBytes` are its index. For tests that
+  // play a process scribbling on the zone.
+  struct RegionView {
+    char* region;
+    std::uint64_t bytes, indexBytes;
+  };
+  RegionView shardRegion(std::uint32_t shard) const;
   // The zone, for the master to hand its fd to workers.
   Zone& zone() { return zone_; }
 
  private:
-  struct Header;
+  struct Header {
+    std::uint32_t shards;
+    std::uint32_t buckets;
+    std::uint64_t shardBytes;
+    std::uint64_t shardsOffset;
+    std::uint64_t reserved[5];
+  };
   struct ShardControl;
   class Locked;
-  explicit SessionCache(Zone zone);
+  SessionCache(Zone zone, Header layout);
 
   Header& header() const;
   ShardControl& control(std::uint32_t shard) const;
   char* region(std::uint32_t shard) const;
-  void wipe(std::uint32_t shard) noexcept;
+  void wipe(std::uint32_t shard, const char* why) noexcept;
 
   Zone zone_;
+  // The zone's layout as this process computed it when it created or attached the zone: every
+  // process writes the zone, so nothing is ever re-read from its header.
+  Header layout_;
 };
 
 }  // namespace molt::shm

@@ -50,6 +50,8 @@ std::string_view zoneKindName(ZoneKind kind) {
       return "ticket-keys";
     case ZoneKind::ServerState:
       return "server-state";
+    case ZoneKind::ServerLoad:
+      return "server-load";
   }
   return "unknown";
 }
@@ -110,6 +112,11 @@ std::optional<Zone> Zone::open(common::UniqueFd fd, ZoneKind kind, std::uint32_t
   error = headerMismatch(*header, kind, version, size, fileSize);
   if (!error.empty()) return std::nullopt;
   return Zone(std::move(fd), std::move(mapping), kind);
+}
+
+common::UniqueFd Zone::readOnlyDescriptor() const {
+  std::string path = "/proc/self/fd/" + std::to_string(fd_.get());
+  return common::UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 }
 
 void Zone::release() noexcept {

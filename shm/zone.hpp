@@ -50,8 +50,16 @@
 //                              u8 hmac[32], i64 created}, i64 rotated at, u64 rotations
 //     360   copy 1, the same
 //
-//   kind 3, server state (shm/server_state.hpp, which holds its layout), version 1: one zone
-//   per generation, the server table plus live per-server state.
+//   kind 3, server state, and kind 4, server load (shm/server_state.hpp, which holds their
+//   layouts): one pair per generation, the server table plus the state the master publishes
+//   (read-only to workers), and the connection counts workers write.
+//
+//   Who may write: the master alone writes the ticket keys and the server state; workers get
+//   those zones through a descriptor reopened read-only (readOnlyDescriptor), map them read-only
+//   and close the descriptor at once, so no worker can make a writable mapping of them. Workers
+//   write the session cache and the server load; the master keeps every layout value (sizes,
+//   offsets, counts) in its own memory, fixed when it created the zone, and bounds-checks every
+//   index or link it reads from shared memory.
 //
 //   Crash semantics: a process SIGKILLed while holding a shard lock costs that shard's contents
 //   (the next locker gets EOWNERDEAD and wipes it); a master killed mid-rotation leaves one
@@ -70,9 +78,15 @@
 
 namespace molt::shm {
 
-enum class ZoneKind : std::uint32_t { SessionCache = 1, TicketKeys = 2, ServerState = 3 };
+enum class ZoneKind : std::uint32_t {
+  SessionCache = 1,
+  TicketKeys = 2,
+  ServerState = 3,
+  ServerLoad = 4
+};
 
-// "session-cache", "ticket-keys", "server-state": the memfd is named "molt-" + this.
+// "session-cache", "ticket-keys", "server-state", "server-load": the memfd is named "molt-" +
+// this.
 std::string_view zoneKindName(ZoneKind kind);
 
 struct ZoneHeader {
@@ -112,6 +126,9 @@ class Zone {
   const ZoneHeader& header() const { return *reinterpret_cast<const ZoneHeader*>(data()); }
   char* data() const { return mapping_.data(); }
 
+  // The memfd opened again, read-only (through /proc/self/fd): a descriptor from which no
+  // writable mapping can be made. Invalid (and `errno` set) when it cannot be opened.
+  common::UniqueFd readOnlyDescriptor() const;
   // Closes the descriptor but keeps the mapping: a worker needs only the pages, and holds no
   // descriptor it does not use. fd() is -1 afterwards.
   void dropDescriptor() noexcept { fd_.reset(); }

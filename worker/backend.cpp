@@ -248,18 +248,18 @@ int Backend::pickRandom(std::span<const int> exclude) {
 void Backend::connectionOpened(int index) {
   Server& s = servers_[static_cast<size_t>(index)];
   ++s.connections;
-  if (state_) state_->live(s.zoneIndex).connections.fetch_add(1, std::memory_order_relaxed);
+  if (state_) state_->connections(s.zoneIndex).fetch_add(1, std::memory_order_relaxed);
 }
 
 void Backend::connectionClosed(int index) {
   Server& s = servers_[static_cast<size_t>(index)];
   --s.connections;
-  if (state_) state_->live(s.zoneIndex).connections.fetch_sub(1, std::memory_order_relaxed);
+  if (state_) state_->connections(s.zoneIndex).fetch_sub(1, std::memory_order_relaxed);
 }
 
 unsigned Backend::load(int index) const {
   const Server& s = servers_[static_cast<size_t>(index)];
-  if (state_) return state_->live(s.zoneIndex).connections.load(std::memory_order_relaxed);
+  if (state_) return state_->connections(s.zoneIndex).load(std::memory_order_relaxed);
   return s.connections;
 }
 

@@ -72,6 +72,8 @@ std::string Worker::applyChange(const control::ChangeOp& op) {
           [&](const control::ServerPut& o) -> std::string {
             auto backend = backendNamed(o.backend);
             if (!backend) return "no backend " + o.backend;
+            if (serverState_ && o.index >= serverState_->serverCount())
+              return "server row " + std::to_string(o.index) + " is not in the zone";
             std::string error;
             auto where = common::parseAddress(o.address, common::AddressUse::Connect, error);
             if (!where) return "address: " + error;

@@ -45,6 +45,8 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
 Worker::~Worker() = default;
 
 void Worker::onMessage(common::ControlMessage&& message) {
+  if (std::string error = common::unwrapLargeControl(message); !error.empty())
+    return common::log::error("control: ignoring a message: {}", error);
   auto decoded = control::decodeFromMaster(message);
   if (!decoded) return common::log::warn("control: ignoring a message: {}", decoded.error);
   std::visit(
@@ -166,8 +168,12 @@ void Worker::onZone(control::ZoneGrant& grant) {
       if (sessionCache_) sessionCache_->zone().dropDescriptor();
       break;
     case control::ZoneGrantKind::ServerState:
-      serverState_ = shm::ServerState::attach(std::move(grant.zone), error);
-      if (serverState_) serverState_->zone().dropDescriptor();
+      serverTable_ = std::move(grant.zone);  // attached with the load zone, which follows
+      break;
+    case control::ZoneGrantKind::ServerLoad:
+      serverState_ = shm::ServerState::attach(std::move(serverTable_), std::move(grant.zone),
+                                              shm::Access::ReadOnly, error);
+      if (serverState_) serverState_->dropDescriptors();
       break;
     case control::ZoneGrantKind::TicketKeys:
       ticketKeys_ = shm::TicketKeys::attach(std::move(grant.zone), shm::Access::ReadOnly, error);

@@ -111,6 +111,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<shm::SessionCache> sessionCache_;
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
   std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
+  common::UniqueFd serverTable_;                   // until the server-load zone arrives
   std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
   std::unordered_map<const Frontend*, TlsOptions> tlsOptions_;  // to rebuild a context
   std::vector<std::weak_ptr<TlsContext>> tlsLeft_;  // draining: contexts connections may hold

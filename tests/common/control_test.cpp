@@ -1,5 +1,7 @@
 #include "common/control.hpp"
 
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,4 +86,72 @@ TEST_CASE("a ControlChannel delivers messages on its loop and queues sends", "[c
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   REQUIRE(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("a message over the datagram limit travels in a sealed memfd and reads back whole",
+          "[common][control]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  UniqueFd a, b;
+  REQUIRE(makeControlPair(a, b) == 0);
+  std::string pem(200 * 1024, 'x');  // a cert.set with a long chain
+  std::vector<ControlMessage> seen;
+  {
+    ControlChannel left(
+        &loop, std::move(a), [](ControlMessage&&) {}, [] {});
+    ControlChannel right(
+        &loop, std::move(b),
+        [&](ControlMessage&& m) {
+          seen.push_back(std::move(m));
+          uv_stop(&loop);
+        },
+        [] {});
+    REQUIRE(left.send(ControlMessage{{{"type", "change"}, {"pem", pem}}, {}}));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    REQUIRE(seen.size() == 1);
+    REQUIRE(seen[0].type() == "large");
+    REQUIRE(unwrapLargeControl(seen[0]) == "");
+    REQUIRE(seen[0].type() == "change");
+    REQUIRE(seen[0].body["pem"] == pem);
+    REQUIRE(seen[0].fds.empty());
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  REQUIRE(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("a large message in a file that is not sealed is refused", "[common][control]") {
+  int fd = memfd_create("not-sealed", MFD_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "{\"type\":\"start\"}", 16) == 16);
+  ControlMessage m{{{"type", "large"}}, {}};
+  m.fds.emplace_back(fd);
+  REQUIRE(unwrapLargeControl(m) == "large message in an unsealed file");
+  ControlMessage none{{{"type", "large"}}, {}};
+  REQUIRE(unwrapLargeControl(none) == "large message without its memfd");
+}
+
+TEST_CASE("a datagram that is no message is reported to the channel's owner, not dropped silently",
+          "[common][control]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  UniqueFd a, b;
+  REQUIRE(makeControlPair(a, b) == 0);
+  std::vector<std::string> invalid;
+  std::vector<std::string> types;
+  {
+    ControlChannel right(
+        &loop, std::move(b), [&](ControlMessage&& m) { types.push_back(m.type()); }, [] {},
+        [&](const std::string& what) { invalid.push_back(what); });
+    std::string big(kMaxControlMessage + 100, ' ');
+    REQUIRE(send(a.get(), "not json", 8, 0) == 8);
+    REQUIRE(send(a.get(), big.data(), big.size(), 0) == static_cast<ssize_t>(big.size()));
+    REQUIRE(sendControl(a.get(), {{"type", "stats"}}) == 0);
+    while (types.empty()) uv_run(&loop, UV_RUN_ONCE);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  REQUIRE(uv_loop_close(&loop) == 0);
+  REQUIRE(invalid.size() == 2);
+  REQUIRE(invalid[0] == "a datagram that is not a JSON object");
+  REQUIRE(invalid[1].find("a datagram over 65536 bytes") == 0);
+  REQUIRE(types == std::vector<std::string>{"stats"});
 }

@@ -10,6 +10,7 @@
 
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
+#include "tests/support/notify_listener.hpp"
 
 using namespace molt::test;
 
@@ -22,39 +23,6 @@ std::string config(std::uint16_t serverPort, const std::string& bind = "127.0.0.
     "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
          std::to_string(serverPort) + R"("}]}]})";
 }
-
-// A NOTIFY_SOCKET stand-in: a unix datagram socket systemd would own.
-class NotifyListener {
- public:
-  explicit NotifyListener(const TempDir& dir) : path_(dir.path() + "/notify.sock") {
-    fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
-    REQUIRE(bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  std::string env() const { return "NOTIFY_SOCKET=" + path_; }
-  // The next datagram that is not a bare STATUS= update, or "" after `timeout`.
-  std::string next(std::chrono::milliseconds timeout = 20s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return "";
-      pollfd p{fd_.get(), POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
-      char buf[4096];
-      ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
-      if (n <= 0) return "";
-      std::string message(buf, static_cast<size_t>(n));
-      if (message.rfind("STATUS=", 0) != 0) return message;
-    }
-  }
-
- private:
-  std::string path_;
-  molt::common::UniqueFd fd_;
-};
 
 }  // namespace
 

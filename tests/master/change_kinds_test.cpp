@@ -137,6 +137,26 @@ TEST_CASE("server.add and backend.add are refused when the zone has no room", "[
   REQUIRE_FALSE(b.refused.empty());
 }
 
+TEST_CASE("a server.add whose names the zone cannot hold is refused before anything applies",
+          "[master][changes]") {
+  auto g = servingGeneration();
+  std::uint64_t rows = g->serverState()->serverCount();
+  std::uint64_t nameRoom = g->serverState()->spareNameBytes();
+  // As many rows as there is room for, but long names: before the check, the config and the
+  // journal took the servers and the zone did not (a later server.del then wrote past it).
+  std::string longName(200, 'n');
+  auto a = apply(*g, {{"cmd", "server.add"},
+                      {"backend", "bk_1"},
+                      {"server",
+                       {{"template", longName},
+                        {"from", 1},
+                        {"to", nameRoom / 200 + 10},
+                        {"address", "127.0.0.1:9"}}}});
+  REQUIRE_THAT(a.refused, Catch::Matchers::Contains("more bytes of server names"));
+  REQUIRE(g->serverState()->serverCount() == rows);
+  REQUIRE(g->config().findBackend("bk_1")->servers.size() == 2);
+}
+
 TEST_CASE("server.set updates the zone's weight and admin state and resends the server",
           "[master][changes]") {
   auto g = servingGeneration();
@@ -159,10 +179,10 @@ TEST_CASE("server.del waits for the server's connections, then retires its row",
   const ChangeKind& del = *findChangeKind("server.del");
   json request = {{"cmd", "server.del"}, {"backend", "bk_1"}, {"server", "web1"}};
   molt::shm::ServerLive& live = g->serverState()->live(0);
-  live.connections.store(2);
+  g->serverState()->connections(0).store(2);
   REQUIRE(del.busy(*g, request) == 2);
   REQUIRE(live.admin.load() == static_cast<std::uint8_t>(common::ServerAdmin::Drain));
-  live.connections.store(0);
+  g->serverState()->connections(0).store(0);
   REQUIRE(del.busy(*g, request) == 0);
   auto a = apply(*g, request);
   const auto& remove = only<control::ServerRemove>(a.out);

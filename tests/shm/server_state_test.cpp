@@ -1,11 +1,13 @@
 #include "shm/server_state.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 
 using namespace molt;
 using shm::ServerState;
@@ -23,8 +25,8 @@ common::Config twoBackends(unsigned templateServers) {
   return common::parseConfig(text, "test.json");
 }
 
-common::UniqueFd dupOf(ServerState& state) {
-  return common::UniqueFd(fcntl(state.zone().fd(), F_DUPFD_CLOEXEC, 0));
+common::UniqueFd dupOf(int fd) {
+  return common::UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
 
 }  // namespace
@@ -92,23 +94,25 @@ TEST_CASE("a worker process attached to the zone sees the table and shares live 
   auto config = twoBackends(10);
   std::string error;
   auto state = ServerState::build(config, error);
-  auto fd = dupOf(*state);
+  auto table = state->tableForWorker();
+  auto load = state->loadForWorker();
   pid_t child = fork();
   if (child == 0) {
     std::string e;
-    auto view = ServerState::attach(std::move(fd), e);
+    auto view = ServerState::attach(std::move(table), std::move(load), shm::Access::ReadOnly, e);
     bool ok = view && view->serverCount() == 12 && view->server(0).name == "a";
-    if (view) view->live(0).connections.fetch_add(7);
+    if (view) view->connections(0).fetch_add(7);
     _exit(ok ? 0 : 1);
   }
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
   REQUIRE(WEXITSTATUS(status) == 0);
-  REQUIRE(state->live(0).connections.load() == 7);
+  REQUIRE(state->connections(0).load() == 7);
 }
 
 TEST_CASE(
-    "a server costs under 56 bytes of zone (32 table, 8 live, its name), shared by every process",
+    "a server costs under 56 bytes of zones (32 table, 4 live, 4 load, its name), shared by every "
+    "process",
     "[shm][servers][memory]") {
   auto config = twoBackends(100000);
   std::string error;
@@ -117,7 +121,9 @@ TEST_CASE(
   // Memory the memfd holds (the spare room for runtime additions is address space only).
   struct stat st {};
   REQUIRE(fstat(state->zone().fd(), &st) == 0);
-  double perServer = static_cast<double>(st.st_blocks) * 512.0 / 100002.0;
+  struct stat load {};
+  REQUIRE(fstat(state->loadZone().fd(), &load) == 0);
+  double perServer = static_cast<double>(st.st_blocks + load.st_blocks) * 512.0 / 100002.0;
   INFO("bytes per server: " << perServer << ", zone size " << state->zone().size());
   REQUIRE(perServer < 56);
   REQUIRE(state->spareRows() >= 100002);
@@ -127,7 +133,8 @@ TEST_CASE("a zone of another kind is refused as a server table", "[shm][servers]
   std::string error;
   auto other = shm::Zone::create(shm::ZoneKind::TicketKeys, 1, 4096, error);
   REQUIRE(other);
-  auto state = ServerState::attach(common::UniqueFd(fcntl(other->fd(), F_DUPFD_CLOEXEC, 0)), error);
+  auto state =
+      ServerState::attach(dupOf(other->fd()), dupOf(other->fd()), shm::Access::ReadOnly, error);
   REQUIRE_FALSE(state);
   REQUIRE(error.find("server-state zone") != std::string::npos);
 }
@@ -160,4 +167,64 @@ TEST_CASE("servers added at runtime get rows past the file's, until the room is 
                                     molt::shm::ServerAdmin::Ready, error));
   REQUIRE(error.find("a reload makes room") != std::string::npos);
   REQUIRE(state->serverName(fileServers + spare - 1) == "s" + std::to_string(spare - 1));
+}
+
+TEST_CASE("a worker's descriptor of the server table maps read-only and cannot be made writable",
+          "[shm][servers][trust]") {
+  auto config = twoBackends(10);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  auto table = state->tableForWorker();
+  REQUIRE(table);
+  REQUIRE((fcntl(table.get(), F_GETFL) & O_ACCMODE) == O_RDONLY);
+  // A writable shared mapping is refused, and a read-only one cannot be upgraded.
+  REQUIRE(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, table.get(), 0) == MAP_FAILED);
+  void* view = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, table.get(), 0);
+  REQUIRE(view != MAP_FAILED);
+  REQUIRE(mprotect(view, 4096, PROT_READ | PROT_WRITE) != 0);
+  munmap(view, 4096);
+  // Nor can it be resized or written through.
+  REQUIRE(ftruncate(table.get(), 0) != 0);
+  REQUIRE(pwrite(table.get(), "x", 1, 0) != 1);
+  // The load zone, which workers write, is a zone of its own.
+  auto load = state->loadForWorker();
+  auto attached =
+      ServerState::attach(std::move(table), std::move(load), shm::Access::ReadOnly, error);
+  REQUIRE(attached);
+  attached->connections(3).fetch_add(1);
+  REQUIRE(state->connections(3).load() == 1);
+}
+
+TEST_CASE("the master's rows and layout are its own: a zone header rewritten later changes nothing",
+          "[shm][servers][trust]") {
+  auto config = twoBackends(10);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  std::uint64_t rows = state->serverCount(), room = state->spareRows();
+  // Scribble over the whole table header, as a process with a writable mapping could.
+  std::memset(state->zone().data() + sizeof(shm::ZoneHeader), 0xff, 80);
+  REQUIRE(state->serverCount() == rows);
+  REQUIRE(state->spareRows() == room);
+  auto address = common::parseAddress("127.0.0.1:1", common::AddressUse::Connect, error);
+  auto row = state->appendServer("next", *address, 1, false, shm::ServerAdmin::Ready, error);
+  REQUIRE(row);
+  REQUIRE(*row == rows);
+  REQUIRE(state->serverName(*row) == "next");
+  // A worker attaching such a zone refuses it.
+  auto bad = ServerState::attach(state->tableForWorker(), state->loadForWorker(),
+                                 shm::Access::ReadOnly, error);
+  REQUIRE_FALSE(bad);
+  REQUIRE(error.find("server-state zone") != std::string::npos);
+}
+
+TEST_CASE("a worker reads an index past the table as no server", "[shm][servers][trust]") {
+  auto config = twoBackends(1);
+  std::string error;
+  auto state = ServerState::build(config, error);
+  REQUIRE(state);
+  REQUIRE(state->server(state->capacity()).name.empty());
+  REQUIRE(state->serverName(~std::uint64_t{0}).empty());
+  REQUIRE_FALSE(state->eligible(state->capacity() + 5));
 }

@@ -171,3 +171,69 @@ TEST_CASE("session cache throughput", "[.][bench]") {
                    << ", resident " << molt::shm::test::residentBytes(cache->zone().data()));
   CHECK(hits == kEntries);
 }
+
+namespace {
+
+// Points every bucket of shard 0 at a fake entry at `at` whose chain leads back to itself.
+void plantCycle(SessionCache& cache, std::uint64_t at) {
+  auto view = cache.shardRegion(0);
+  auto* words = reinterpret_cast<std::uint64_t*>(view.region);
+  for (std::uint64_t i = 8; i < view.indexBytes / 8; ++i) words[i] = at;  // bucket heads
+  auto* entry = reinterpret_cast<std::uint64_t*>(view.region + at);
+  entry[0] = 0x5ca1ab1e;  // hash: matches no key
+  entry[1] = at;          // chain next: itself
+  entry[2] = entry[3] = entry[4] = 0;
+  entry[5] = 0;  // no value, no key
+}
+
+}  // namespace
+
+TEST_CASE("a chain that loops is corruption: the shard is wiped, the call ends",
+          "[shm][cache][trust]") {
+  auto cache = makeCache(1 << 20, 1);
+  REQUIRE(cache->store(bytes("before"), bytes("v"), 60s));
+  auto view = cache->shardRegion(0);
+  plantCycle(*cache, view.indexBytes + 8192);
+  std::vector<std::uint8_t> out;
+  // Before the fix this lookup spun forever under the shard's lock.
+  REQUIRE_FALSE(cache->lookup(bytes("anything"), out));
+  auto stats = cache->stats();
+  REQUIRE(stats.wipes == 1);
+  REQUIRE(stats.entries == 0);
+  // The wiped shard works again.
+  REQUIRE(cache->store(bytes("after"), bytes("w"), 60s));
+  REQUIRE(cache->lookup(bytes("after"), out));
+}
+
+TEST_CASE("links that leave the region are corruption, not a crash", "[shm][cache][trust]") {
+  auto cache = makeCache(1 << 20, 1);
+  auto view = cache->shardRegion(0);
+  REQUIRE(cache->store(bytes("k"), bytes("v"), 60s));
+  auto* words = reinterpret_cast<std::uint64_t*>(view.region);
+  for (std::uint64_t i = 0; i < view.indexBytes / 8; ++i) words[i] = (1ull << 40) + 8 * i;
+  std::vector<std::uint8_t> out;
+  REQUIRE_FALSE(cache->lookup(bytes("k"), out));
+  REQUIRE(cache->stats().wipes == 1);
+  // A misaligned link, and one into the index itself.
+  REQUIRE(cache->store(bytes("k"), bytes("v"), 60s));
+  words[0] = view.indexBytes + 3;  // LRU head
+  words[1] = 16;                   // LRU tail, inside the index
+  REQUIRE(cache->store(bytes("k2"), bytes("v2"), 60s) == false);
+  REQUIRE(cache->stats().wipes == 2);
+}
+
+TEST_CASE("statistics read the layout this process made, not the zone's header",
+          "[shm][cache][trust]") {
+  auto cache = makeCache(1 << 20);
+  std::uint32_t shards = cache->shardCount();
+  REQUIRE(cache->store(bytes("k"), bytes("v"), 60s));
+  // The header every process maps writable: a worker could write anything there. Before the fix
+  // `molt ctl cache` looped to the header's shard count, far past the mapping.
+  std::memset(cache->zone().data() + sizeof(molt::shm::ZoneHeader), 0xff, 64);
+  auto stats = cache->stats();
+  REQUIRE(stats.shards == shards);
+  REQUIRE(stats.entries == 1);
+  REQUIRE(cache->shardCount() == shards);
+  std::vector<std::uint8_t> out;
+  REQUIRE(cache->lookup(bytes("k"), out));
+}

@@ -1,6 +1,7 @@
 #include "shm/ticket_keys.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -119,4 +120,19 @@ TEST_CASE("readers never see a torn key set while the master rotates", "[shm][ti
   }
   CHECK(consistent);
   CHECK(seen > 2);
+}
+
+TEST_CASE("workers get the ticket keys through a descriptor that cannot be mapped writable",
+          "[shm][tickets][trust]") {
+  std::string error;
+  auto keys = molt::shm::TicketKeys::create(error);
+  REQUIRE(keys);
+  molt::common::UniqueFd readOnly = keys->zone().readOnlyDescriptor();
+  REQUIRE(readOnly);
+  REQUIRE(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, readOnly.get(), 0) == MAP_FAILED);
+  auto view =
+      molt::shm::TicketKeys::attach(std::move(readOnly), molt::shm::Access::ReadOnly, error);
+  REQUIRE(view);
+  REQUIRE(view->snapshot().current.name == keys->snapshot().current.name);
+  REQUIRE_FALSE(view->rotate());
 }

@@ -83,6 +83,20 @@ std::uint16_t unusedPort() {
   return ntohs(addr.sin_port);
 }
 
+common::UniqueFd listenOnLoopback(std::uint16_t& port) {
+  common::UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+      listen(fd.get(), 4) < 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) < 0)
+    return common::UniqueFd();
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
 std::string httpGet(std::uint16_t port, const std::string& path, const std::string& host) {
   auto fd = connectTo(port);
   if (!fd) return {};

@@ -19,6 +19,8 @@ std::string recvExactly(int fd, size_t n);
 std::string recvUntilEof(int fd, bool* eof = nullptr);
 // Reads until `marker` appears (included) or EOF/timeout.
 std::string recvUntil(int fd, const std::string& marker);
+// A socket listening on 127.0.0.1 at a port the kernel chose (`port`), held by the caller.
+common::UniqueFd listenOnLoopback(std::uint16_t& port);
 // A port with nothing listening on it now (bound, then closed).
 std::uint16_t unusedPort();
 // Sends a minimal GET and returns the whole response (Connection: close).

@@ -126,13 +126,13 @@ TEST_CASE("leastconn counts connections from every worker through the server-sta
   REQUIRE(state);
   Backend backend(config.backends[0]);
   backend.attachState(state.get(), 0);
-  state->live(0).connections = 5;  // another worker holds five connections to a
+  state->connections(0) = 5;  // another worker holds five connections to a
   for (int i = 0; i < 5; ++i) {
     int index = backend.pick();
     REQUIRE(index == 1);
     backend.connectionOpened(index);
   }
-  REQUIRE(state->live(1).connections.load() == 5);
+  REQUIRE(state->connections(1).load() == 5);
 }
 
 TEST_CASE("source hashing keeps a client on its server and spreads clients evenly",
