@@ -27,12 +27,18 @@ nlohmann::json failure(const std::string& error) {
 
 void configureApiSocket(ApiServer& api, const common::Config& config) {
   const std::string& path = config.global.apiSocket;
-  if (path == api.path() && api.listening()) return;
   if (path.empty()) return api.close();
-  uid_t allowed = geteuid();
-  if (!config.global.user.empty())
-    if (passwd* pw = getpwnam(config.global.user.c_str())) allowed = pw->pw_uid;
-  if (std::string error = api.listen(path, allowed); !error.empty()) {
+  // Root and the master's own uid always; the workers' user only when listed (a compromised
+  // worker must not reach the API).
+  std::vector<uid_t> allowed;
+  for (const auto& name : config.global.apiUsers) {
+    if (passwd* pw = getpwnam(name.c_str()))
+      allowed.push_back(pw->pw_uid);
+    else
+      common::log::error("api: global.api_users: user '{}' does not resolve; not admitted", name);
+  }
+  if (path == api.path() && api.listening()) return api.setAllowedUids(std::move(allowed));
+  if (std::string error = api.listen(path, std::move(allowed)); !error.empty()) {
     common::log::error("api: {}", error);
     return;
   }
@@ -41,16 +47,16 @@ void configureApiSocket(ApiServer& api, const common::Config& config) {
 
 // The boundary of the API: no exception from a command's handling reaches the loop (a request
 // that slipped past validation is answered, logged, and the master goes on).
-void ApiCommands::handle(const nlohmann::json& request, ApiReply reply) {
+void ApiCommands::handle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply) {
   try {
-    dispatch(request, reply);
+    dispatch(request, peer, reply);
   } catch (const std::exception& e) {
     common::log::error("api: {} failed: {}", request.value("cmd", std::string("?")), e.what());
     if (reply) reply(failure(std::string("internal error: ") + e.what()));
   }
 }
 
-void ApiCommands::dispatch(const nlohmann::json& request, ApiReply& reply) {
+void ApiCommands::dispatch(const nlohmann::json& request, const ApiPeer& peer, ApiReply& reply) {
   auto cmd = request.find("cmd");
   if (cmd == request.end() || !cmd->is_string())
     return reply(failure("cmd: missing, or not a string"));
@@ -63,7 +69,7 @@ void ApiCommands::dispatch(const nlohmann::json& request, ApiReply& reply) {
   // `molt ctl upgrade` re-execs even an unchanged binary.
   if (name == "upgrade")
     return reloader_.request("api upgrade", std::move(reply), UpgradeMode::Force);
-  if (findChangeKind(name)) return changes_.handle(request, std::move(reply));
+  if (findChangeKind(name)) return changes_.handle(request, peer, std::move(reply));
   std::string known = "proc, reload, upgrade, errors, cache, servers";
   for (const ChangeKind& kind : changeKinds()) known += ", " + std::string(kind.cmd);
   reply(failure("cmd: unknown command '" + name + "' (known: " + known + ")"));

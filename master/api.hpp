@@ -22,10 +22,10 @@ class ApiCommands {
   // The boundary of the API: answers every request exactly once; no exception from a command's
   // handling reaches the loop (a request that slipped past validation is answered, logged, and
   // the master goes on).
-  void handle(const nlohmann::json& request, ApiReply reply);
+  void handle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply);
 
  private:
-  void dispatch(const nlohmann::json& request, ApiReply& reply);
+  void dispatch(const nlohmann::json& request, const ApiPeer& peer, ApiReply& reply);
   nlohmann::json procReport() const;
   nlohmann::json cacheReport() const;
   nlohmann::json serversReport(const nlohmann::json& request) const;

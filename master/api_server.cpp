@@ -57,11 +57,22 @@ class ApiServer::Client : public std::enable_shared_from_this<Client> {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return false;
-    if (cred.uid == 0 || cred.uid == geteuid() || cred.uid == server_.allowedUid_) return true;
+    peer_.uid = cred.uid;
+    peer_.gid = cred.gid;
+    peer_.pid = cred.pid;
+    gid_t groups[256];
+    socklen_t groupsLen = sizeof groups;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groupsLen) == 0)
+      peer_.groups.assign(groups, groups + groupsLen / sizeof(gid_t));
+    const auto& allowed = server_.allowedUids_;
+    if (cred.uid == 0 || cred.uid == geteuid() ||
+        std::find(allowed.begin(), allowed.end(), cred.uid) != allowed.end())
+      return true;
     common::log::warn("api: refused a client with uid {} (pid {})", cred.uid, cred.pid);
     std::string refusal =
         nlohmann::json{{"ok", false},
-                       {"error", "permission denied for uid " + std::to_string(cred.uid)}}
+                       {"error", "permission denied for uid " + std::to_string(cred.uid) +
+                                     " (root, the master's user and global.api_users may)"}}
             .dump() +
         "\n";
     ssize_t ignored = ::write(fd, refusal.data(), refusal.size());
@@ -93,7 +104,7 @@ class ApiServer::Client : public std::enable_shared_from_this<Client> {
     if (!request.is_object())
       return answer(seq, {{"ok", false}, {"error", "a request must be a JSON object"}});
     std::weak_ptr<Client> weak = shared_from_this();
-    server_.handler_(request, [weak, seq](nlohmann::json response) {
+    server_.handler_(request, peer_, [weak, seq](nlohmann::json response) {
       if (auto self = weak.lock()) self->answer(seq, std::move(response));
     });
   }
@@ -128,6 +139,7 @@ class ApiServer::Client : public std::enable_shared_from_this<Client> {
   }
 
   ApiServer& server_;
+  ApiPeer peer_;
   common::UvHandle<uv_pipe_t> pipe_;
   std::string input_;
   uint64_t nextSeq_ = 0, nextToWrite_ = 0;
@@ -139,7 +151,7 @@ ApiServer::~ApiServer() {
   close();
 }
 
-std::string ApiServer::listen(const std::string& path, uid_t allowedUid) {
+std::string ApiServer::listen(const std::string& path, std::vector<uid_t> allowedUids) {
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path) return "api_socket " + path + ": path too long";
   common::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -155,13 +167,14 @@ std::string ApiServer::listen(const std::string& path, uid_t allowedUid) {
   umask(old);
   if (rc < 0) return "bind(" + path + "): " + std::strerror(errno);
   if (::listen(fd.get(), 64) < 0) return "listen(" + path + "): " + std::strerror(errno);
-  return adopt(std::move(fd), path, allowedUid);
+  return adopt(std::move(fd), path, std::move(allowedUids));
 }
 
-std::string ApiServer::adopt(common::UniqueFd fd, const std::string& path, uid_t allowedUid) {
+std::string ApiServer::adopt(common::UniqueFd fd, const std::string& path,
+                             std::vector<uid_t> allowedUids) {
   close();
   path_ = path;
-  allowedUid_ = allowedUid;
+  allowedUids_ = std::move(allowedUids);
   listener_ = common::UvHandle<uv_pipe_t>();
   uv_pipe_init(loop_, listener_.get(), 0);
   if (int rc = uv_pipe_open(listener_.get(), fd.get()); rc < 0)

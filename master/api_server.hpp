@@ -18,10 +18,21 @@ namespace molt::master {
 // Answers one request; may be called later (a reload answers when the generation serves).
 // Calling it after the client went away is harmless.
 using ApiReply = std::function<void(nlohmann::json response)>;
-using ApiHandler = std::function<void(const nlohmann::json& request, ApiReply reply)>;
+
+// Who sent a request: the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
+struct ApiPeer {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  std::vector<gid_t> groups;
+};
+
+using ApiHandler =
+    std::function<void(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply)>;
 
 // Listens on a unix socket (mode 0600), admits peers whose uid (SO_PEERCRED) is root, the
-// master's own, or `allowedUid`, and hands each request line to the handler. Responses go back
+// master's own, or one of `allowedUids` (global.api_users), and hands each request line to the
+// handler with the peer's credentials. Responses go back
 // in request order, one JSON object per line. A slow client never blocks the loop: its output is
 // queued up to a bound, past which the client is dropped. Master process only.
 class ApiServer {
@@ -32,11 +43,14 @@ class ApiServer {
   ApiServer& operator=(const ApiServer&) = delete;
 
   // Binds `path` (replacing a stale socket file). Returns "" or an error naming the call.
-  std::string listen(const std::string& path, uid_t allowedUid);
+  std::string listen(const std::string& path, std::vector<uid_t> allowedUids);
   // Uses a socket that already listens (binary upgrade).
-  std::string adopt(common::UniqueFd fd, const std::string& path, uid_t allowedUid);
+  std::string adopt(common::UniqueFd fd, const std::string& path, std::vector<uid_t> allowedUids);
   const std::string& path() const { return path_; }
-  uid_t allowedUid() const { return allowedUid_; }
+  const std::vector<uid_t>& allowedUids() const { return allowedUids_; }
+  // Replaces who is admitted (a reload changed global.api_users); clients already connected
+  // were checked when they connected.
+  void setAllowedUids(std::vector<uid_t> uids) { allowedUids_ = std::move(uids); }
   // The listening socket's descriptor (-1 when not listening).
   int fd() const;
   bool listening() const { return listener_.initialized(); }
@@ -51,7 +65,7 @@ class ApiServer {
   uv_loop_t* loop_;
   ApiHandler handler_;
   std::string path_;
-  uid_t allowedUid_ = 0;
+  std::vector<uid_t> allowedUids_;
   common::UvHandle<uv_pipe_t> listener_;
   std::vector<std::shared_ptr<Client>> clients_;
   std::vector<std::shared_ptr<Client>> closed_;  // destroyed on the next idle turn

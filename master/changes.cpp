@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/runtime_change.hpp"
 #include "master/change_kinds.hpp"
+#include "master/peer_files.hpp"
 
 namespace molt::master {
 namespace {
@@ -30,25 +31,25 @@ ChangeCoordinator::ChangeCoordinator(uv_loop_t* loop, Supervisor& supervisor,
 
 ChangeCoordinator::~ChangeCoordinator() = default;
 
-void ChangeCoordinator::handle(const nlohmann::json& request, ApiReply reply) {
-  handleWhenIdle(request, std::move(reply), uv_now(loop_));
+void ChangeCoordinator::handle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply) {
+  handleWhenIdle(request, peer, std::move(reply), uv_now(loop_));
 }
 
 // A reload under way builds its generation from the journal as it was: the change applies once
 // that generation serves, so that it gets the change too. A kind that must wait for connections
 // to end (server.del) waits at most `timeout_ms` (default 10 s; 0: do not wait), then is refused
 // with the count, the server left draining.
-void ChangeCoordinator::handleWhenIdle(const nlohmann::json& request, ApiReply reply,
-                                       uint64_t startedMs) {
+void ChangeCoordinator::handleWhenIdle(const nlohmann::json& request, const ApiPeer& peer,
+                                       ApiReply reply, uint64_t startedMs) {
   auto cmd = request.find("cmd");
   const ChangeKind* kind =
       cmd != request.end() && cmd->is_string() ? findChangeKind(cmd->get<std::string>()) : nullptr;
   if (!kind) return reply(failure("cmd: not a change command"));
-  if (reloading_()) return queued_.push_back({request, std::move(reply)});
+  if (reloading_()) return queued_.push_back({request, peer, std::move(reply)});
   Generation* serving = supervisor_.current();
   if (!serving || !serving->serverState()) return reply(failure("no generation is serving"));
   std::uint32_t connections = kind->busy ? kind->busy(*serving, request) : 0;
-  if (connections == 0) return apply(*serving, request, std::move(reply));
+  if (connections == 0) return apply(*serving, request, peer, std::move(reply));
   uint64_t timeout = kDefaultIdleTimeoutMs;
   if (auto t = request.find("timeout_ms"); t != request.end()) {
     if (!t->is_number_unsigned()) return reply(failure("timeout_ms: expected an integer >= 0"));
@@ -59,13 +60,14 @@ void ChangeCoordinator::handleWhenIdle(const nlohmann::json& request, ApiReply r
                          request.value("server", "") + " still has " + std::to_string(connections) +
                          " connection(s) after " + std::to_string(timeout) +
                          " ms; left draining (no new traffic): retry, or raise timeout_ms"));
-  waitForIdle(request, std::move(reply), startedMs);
+  waitForIdle(request, peer, std::move(reply), startedMs);
 }
 
-void ChangeCoordinator::waitForIdle(const nlohmann::json& request, ApiReply reply,
-                                    uint64_t startedMs) {
+void ChangeCoordinator::waitForIdle(const nlohmann::json& request, const ApiPeer& peer,
+                                    ApiReply reply, uint64_t startedMs) {
   Waiting& w = waiting_.emplace_back();
   w.request = request;
+  w.peer = peer;
   w.reply = std::move(reply);
   w.startedMs = startedMs;
   uv_timer_init(loop_, w.timer.get());
@@ -79,15 +81,17 @@ void ChangeCoordinator::waitForIdle(const nlohmann::json& request, ApiReply repl
                                [t](const Waiting& w) { return w.timer.get() == t; });
         if (it == self->waiting_.end()) return;
         nlohmann::json request = std::move(it->request);
+        ApiPeer peer = std::move(it->peer);
         ApiReply reply = std::move(it->reply);
         uint64_t started = it->startedMs;
         self->waiting_.erase(it);  // closes the timer: its memory goes in the close callback
-        self->handleWhenIdle(request, std::move(reply), started);
+        self->handleWhenIdle(request, peer, std::move(reply), started);
       },
       kIdlePollMs, 0);
 }
 
-void ChangeCoordinator::apply(Generation& serving, const nlohmann::json& request, ApiReply reply) {
+void ChangeCoordinator::apply(Generation& serving, const nlohmann::json& request,
+                              const ApiPeer& peer, ApiReply reply) {
   const ChangeKind* kind = findChangeKind(request.at("cmd").get<std::string>());
   common::Config& config = serving.mutableConfig();
   if (kind->refuse)
@@ -97,7 +101,7 @@ void ChangeCoordinator::apply(Generation& serving, const nlohmann::json& request
   nlohmann::json change = request;
   // An address given as a host name is resolved here, synchronously, as the file's are: the loop
   // waits for the resolver (give addresses as literals to avoid it).
-  std::string error = common::applyRuntimeChange(config, change, common::FileSource::disk());
+  std::string error = common::applyRuntimeChange(config, change, filesReadableBy(peer));
   if (!error.empty()) return reply(failure(error));
 
   Publication out;
@@ -181,7 +185,7 @@ void ChangeCoordinator::saveJournal() {
 void ChangeCoordinator::applyQueued() {
   auto queued = std::move(queued_);
   queued_.clear();
-  for (auto& [request, reply] : queued) handle(request, std::move(reply));
+  for (auto& q : queued) handle(q.request, q.peer, std::move(q.reply));
 }
 
 std::vector<std::string> ChangeCoordinator::adopt(Journal replayed,

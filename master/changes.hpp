@@ -39,8 +39,9 @@ class ChangeCoordinator {
   ChangeCoordinator(const ChangeCoordinator&) = delete;
   ChangeCoordinator& operator=(const ChangeCoordinator&) = delete;
 
-  // A change command from the API; `reply` is called once, when it applied or failed.
-  void handle(const nlohmann::json& request, ApiReply reply);
+  // A change command from the API, by `peer` (files it names are read with the peer's
+  // permissions); `reply` is called once, when it applied or failed.
+  void handle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply);
   // A worker's answer to a change.
   void onChanged(WorkerProcess& worker, const control::Changed& changed);
   // Changes that waited for a reload to end, applied in arrival order.
@@ -69,14 +70,23 @@ class ChangeCoordinator {
   // A change waiting for connections to end (ChangeKind::busy) before it applies.
   struct Waiting {
     nlohmann::json request;
+    ApiPeer peer;
     ApiReply reply;
     uint64_t startedMs = 0;
     common::UvHandle<uv_timer_t> timer;
   };
 
-  void handleWhenIdle(const nlohmann::json& request, ApiReply reply, uint64_t startedMs);
-  void waitForIdle(const nlohmann::json& request, ApiReply reply, uint64_t startedMs);
-  void apply(Generation& serving, const nlohmann::json& request, ApiReply reply);
+  struct Queued {
+    nlohmann::json request;
+    ApiPeer peer;
+    ApiReply reply;
+  };
+  void handleWhenIdle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply,
+                      uint64_t startedMs);
+  void waitForIdle(const nlohmann::json& request, const ApiPeer& peer, ApiReply reply,
+                   uint64_t startedMs);
+  void apply(Generation& serving, const nlohmann::json& request, const ApiPeer& peer,
+             ApiReply reply);
   void broadcast(Generation& serving, std::vector<control::ChangeOp> ops, ApiReply reply,
                  std::string description);
   void finishIfDone(std::uint64_t seq);
@@ -89,7 +99,7 @@ class ChangeCoordinator {
   std::function<bool()> reloading_;
   Journal journal_;
   std::string stateFile_;  // global.state_file of the newest generation built
-  std::vector<std::pair<nlohmann::json, ApiReply>> queued_;
+  std::vector<Queued> queued_;
   std::list<Waiting> waiting_;
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t seq_ = 0;

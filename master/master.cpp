@@ -46,8 +46,8 @@ Master::Master(MasterOptions options)
       changes_(&loop_.loop, supervisor_, checker_,
                [this] { return reloader_.phase() != ReloadPhase::Idle; }),
       commands_(supervisor_, reloader_, changes_, tlsZones_),
-      api_(&loop_.loop, [this](const nlohmann::json& r,
-                               ApiReply reply) { commands_.handle(r, std::move(reply)); }),
+      api_(&loop_.loop, [this](const nlohmann::json& r, const ApiPeer& peer,
+                               ApiReply reply) { commands_.handle(r, peer, std::move(reply)); }),
       upgrader_(options_.binaryPath, options_.argv,
                 {&loop_.loop, supervisor_, listeners_, tlsZones_, api_, changes_, reloader_,
                  builder_, checker_, notifier_}) {

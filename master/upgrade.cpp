@@ -119,7 +119,7 @@ nlohmann::json Upgrader::inventory(std::vector<int>& fds) const {
   doc["tls_zones"] = parts_.tlsZones.inventory(fds);
   if (parts_.api.listening()) {
     doc["api"] = {
-        {"fd", parts_.api.fd()}, {"path", parts_.api.path()}, {"uid", parts_.api.allowedUid()}};
+        {"fd", parts_.api.fd()}, {"path", parts_.api.path()}, {"uids", parts_.api.allowedUids()}};
     fds.push_back(parts_.api.fd());
   }
   doc["generations"] = generations;
@@ -142,8 +142,9 @@ bool Upgrader::restore() {
   if (auto api = doc.find("api"); api != doc.end()) {
     common::UniqueFd fd(api->at("fd").get<int>());
     setCloexec(fd.get(), true);
+    // The reload that follows the upgrade sets the users of its config again.
     if (std::string error = parts_.api.adopt(std::move(fd), api->at("path").get<std::string>(),
-                                             api->at("uid").get<uid_t>());
+                                             api->value("uids", std::vector<uid_t>{}));
         !error.empty())
       common::log::error("upgrade: api socket: {}", error);
   }

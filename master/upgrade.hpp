@@ -9,7 +9,7 @@
 //    "state_file", "servers_down": [[backend, server], ..],
 //    "listeners":   [{"key", "fd", "backlog", "bound"}],      every socket the master holds
 //    "tls_zones":   {"session_cache": {"fd", "size"}, "ticket_keys": {"fd"}, "rotation_ms"},
-//    "api":         {"fd", "path", "uid"},
+//    "api":         {"fd", "path", "uids"},
 //    "generations": [Generation::inventory(): {"id", "phase", "bundle_fd", "session_cache_fd",
 //                    "server_state_fd", "drain_started_ms", "hard_stop_at_ms", "terminating",
 //                    "listeners": [{"frontend", "bind", "key"}],

@@ -2,10 +2,12 @@
 // a copy of a real worker's control socket (pidfd_getfd) and sending the master what no worker
 // sends; the master must stay up, keep the other workers serving, and replace the culprit.
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -321,4 +323,80 @@ TEST_CASE("a cert.set larger than a control datagram reaches every worker",
     REQUIRE(client.connected());
     REQUIRE(client.peerCommonName() == "big.example.com");
   }
+}
+
+namespace {
+
+// Asks the API at `socket` as uid/gid 65534 (nobody), in a child process; returns the answer.
+json askAsNobody(const std::string& socket, const json& request) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(fds[0]);
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    std::string answer = askApi(socket, request.dump()).dump();
+    ssize_t ignored = write(fds[1], answer.data(), answer.size());
+    (void)ignored;
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return json::parse(text, nullptr, false);
+}
+
+}  // namespace
+
+TEST_CASE("the API admits the workers' user only when listed, and reads files as its client",
+          "[trust][integration][api]") {
+  Origin origin;
+  TempDir dir;
+  chmod(dir.path().c_str(), 0755);
+  REQUIRE(makeCertificate(dir.path() + "/site.pem", "site.example.com"));
+  REQUIRE(makeCertificate(dir.path() + "/open.pem", "open.example.com"));
+  REQUIRE(makeCertificate(dir.path() + "/secret.pem", "secret.example.com"));
+  chmod((dir.path() + "/open.pem").c_str(), 0644);
+  chmod((dir.path() + "/secret.pem").c_str(), 0600);  // root's alone
+  std::string base = tlsConfig(dir, origin.httpPort(), "1MB");
+  std::string withUser = base;
+  withUser.replace(withUser.find("\"workers\": 2"), 12, "\"workers\": 2, \"user\": \"nobody\"");
+  Molt molt(withUser);
+  std::string socket = dir.path() + "/api.sock";
+  REQUIRE_LINE(molt.process(), "api: listening on", 10s);
+  chmod(socket.c_str(), 0666);  // the uid check must hold even with the file mode open
+  // Before the fix the workers' user (here nobody) was admitted by default: a compromised worker
+  // could cert.set any path and have the root master read it.
+  json refused = askAsNobody(socket, {{"cmd", "proc"}});
+  INFO(refused.dump());
+  REQUIRE(refused["ok"] == false);
+  REQUIRE(refused["error"].get<std::string>().find("permission denied for uid 65534") == 0);
+
+  std::string listed = withUser;
+  listed.replace(listed.find("\"user\": \"nobody\""), 16,
+                 "\"user\": \"nobody\", \"api_users\": [\"nobody\"]");
+  molt.rewriteConfig(listed);
+  REQUIRE(askApi(socket, R"({"cmd": "reload"})")["ok"] == true);
+  chmod(socket.c_str(), 0666);
+  json admitted = askAsNobody(socket, {{"cmd", "proc"}});
+  REQUIRE(admitted["ok"] == true);
+  // A listed user still reads only what it could read itself.
+  json secret = askAsNobody(
+      socket, {{"cmd", "cert.set"}, {"frontend", "tls"}, {"path", dir.path() + "/secret.pem"}});
+  INFO(secret.dump());
+  REQUIRE(secret["ok"] == false);
+  REQUIRE(secret["error"].get<std::string>().find("Permission denied") != std::string::npos);
+  json open = askAsNobody(
+      socket, {{"cmd", "cert.set"}, {"frontend", "tls"}, {"path", dir.path() + "/open.pem"}});
+  INFO(open.dump());
+  REQUIRE(open["ok"] == true);
+  // Root reads what root may.
+  REQUIRE(askApiJson(socket, {{"cmd", "cert.set"},
+                              {"frontend", "tls"},
+                              {"path", dir.path() + "/secret.pem"}})["ok"] == true);
 }
