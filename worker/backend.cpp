@@ -84,10 +84,12 @@ int Backend::find(std::string_view name) const {
   return -1;
 }
 
-void Backend::putServer(const std::string& name, const common::SocketAddress& address,
-                        unsigned weight, std::uint64_t zoneIndex) {
+const Server* Backend::putServer(const std::string& name, const common::SocketAddress& address,
+                                 unsigned weight, std::uint64_t zoneIndex) {
   int index = find(name);
+  bool moved = index >= 0 && !(serverAddress(index) == address);
   Server& s = index >= 0 ? servers_[static_cast<size_t>(index)] : servers_.emplace_back();
+  if (moved) ++s.addressEpoch;
   if (index < 0) s.declared = kRuntime;
   s.zoneIndex = zoneIndex;
   // Held privately only when the zone's row does not say the same (an address changed later).
@@ -96,14 +98,16 @@ void Backend::putServer(const std::string& name, const common::SocketAddress& ad
   else
     s.own = std::make_unique<ServerDescription>(ServerDescription{name, address, weight});
   rebuildEligible();
+  return moved ? &s : nullptr;
 }
 
-bool Backend::removeServer(std::string_view name) {
+const Server* Backend::removeServer(std::string_view name) {
   int index = find(name);
-  if (index < 0) return false;
-  servers_[static_cast<size_t>(index)].removed = true;
+  if (index < 0) return nullptr;
+  Server& s = servers_[static_cast<size_t>(index)];
+  s.removed = true;
   rebuildEligible();
-  return true;
+  return &s;
 }
 
 namespace {

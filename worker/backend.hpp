@@ -33,6 +33,9 @@ struct Server {
   std::int64_t currentWeight = 0;  // smooth weighted round robin state
   std::uint32_t connections = 0;   // live connections from this worker
   bool removed = false;  // deleted at runtime: never picked again; its slot stays (stable index)
+  // Bumped when the runtime API changes its address: a connection made before goes back to no
+  // pool (ServerPool is keyed by the Server, which stays the same object).
+  std::uint32_t addressEpoch = 0;
   std::unique_ptr<ServerDescription> own;  // see ServerDescription; null: read the zone
 };
 
@@ -86,11 +89,12 @@ class Backend : public std::enable_shared_from_this<Backend> {
 
   // Runtime API (the master resolved and validated each change; see docs/api.md):
   // adds server `name`, or updates its address and configured weight when it exists (a server
-  // configured disabled is not held until then). `zoneIndex`: its server-state row.
-  void putServer(const std::string& name, const common::SocketAddress& address, unsigned weight,
-                 std::uint64_t zoneIndex);
-  // No new traffic to it; connections through it finish. False when unknown.
-  bool removeServer(std::string_view name);
+  // configured disabled is not held until then). `zoneIndex`: its server-state row. Returns the
+  // server when it existed and its address changed (its idle pooled connections must go).
+  const Server* putServer(const std::string& name, const common::SocketAddress& address,
+                          unsigned weight, std::uint64_t zoneIndex);
+  // No new traffic to it; connections through it finish. Null when unknown, else the server.
+  const Server* removeServer(std::string_view name);
 
  private:
   bool usable(int index, std::span<const int> exclude) const;

@@ -77,12 +77,14 @@ std::string Worker::applyChange(const control::ChangeOp& op) {
             std::string error;
             auto where = common::parseAddress(o.address, common::AddressUse::Connect, error);
             if (!where) return "address: " + error;
-            backend->putServer(o.server, *where, o.weight, o.index);
+            if (const Server* moved = backend->putServer(o.server, *where, o.weight, o.index))
+              serverPool_->purge(moved);
             return {};
           },
           [&](const control::ServerRemove& o) -> std::string {
             // A server configured disabled was never held here: nothing to remove.
-            if (auto backend = backendNamed(o.backend)) backend->removeServer(o.server);
+            if (auto backend = backendNamed(o.backend))
+              if (const Server* gone = backend->removeServer(o.server)) serverPool_->purge(gone);
             return {};
           },
           [&](const control::BackendAdd& o) -> std::string {
@@ -101,6 +103,8 @@ std::string Worker::applyChange(const control::ChangeOp& op) {
           [&](const control::BackendDel& o) -> std::string {
             auto it = backendsByName_.find(o.backend);
             if (it == backendsByName_.end()) return {};
+            for (std::size_t i = 0; i < it->second->size(); ++i)
+              serverPool_->purge(&it->second->server(static_cast<int>(i)));
             std::erase(backends_, it->second);
             backendsByName_.erase(it);  // connections through it keep it until they end
             return {};

@@ -55,6 +55,13 @@ std::unique_ptr<PlainStream> ServerPool::take(const Server* server) {
   return idle->release();
 }
 
+void ServerPool::purge(const Server* server) {
+  auto it = idle_.find(server);
+  if (it == idle_.end()) return;
+  idleCount_ -= it->second.size();
+  idle_.erase(it);  // each Idle closes its stream
+}
+
 void ServerPool::give(const Server* server, std::unique_ptr<PlainStream> stream) {
   if (closed_) return;  // `stream` closes here
   auto& list = idle_[server];

@@ -7,10 +7,12 @@
 #include <thread>
 
 #include "tests/integration/http_client.hpp"
+#include "tests/support/api_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
 
 using namespace molt::test;
+using nlohmann::json;
 
 namespace {
 
@@ -85,6 +87,59 @@ TEST_CASE("requests are routed by path prefix, host, wildcard host, then the def
   REQUIRE(none.body == "503 Service Unavailable\n");
 }
 
+TEST_CASE("routing cannot be dodged: a deny route holds for every spelling of its host",
+          "[http][integration][routing][trust]") {
+  RoutedSetup setup;
+  Molt molt(setup.config());
+  std::uint16_t port = molt.port("fe");
+  // Before the fix, each of these reached bk_d (a trailing dot, or userinfo in an absolute-form
+  // target, missed the route) while a server could still read the denied host in them.
+  REQUIRE(request(port, "/", "denied.map.test.").status == 403);
+  REQUIRE(request(port, "/", "DENIED.Map.Test.:80").status == 403);
+  Response userinfo = request(port, "http://x@denied.map.test/", "denied.map.test");
+  REQUIRE(userinfo.status == 400);
+  REQUIRE(request(port, "http://denied.map.test./", "other.test").status == 403);
+  // The server gets the host the request was routed on.
+  Response routed = request(port, "/headers", "App.Example.COM.:8080");
+  REQUIRE(routed.body.find("Host: app.example.com:8080\n") == 0);
+  REQUIRE(routed.body.find("X-Forwarded-Host: App.Example.COM.:8080\n") != std::string::npos);
+}
+
+TEST_CASE("an Upgrade to h2c is not tunnelled: the request goes on as HTTP/1.1, then closes",
+          "[http][integration][trust]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort())));
+  Response r = request(molt.port("fe"), "/headers", "test",
+                       "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                       "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n");
+  REQUIRE(r.status == 200);
+  // Before the fix the Upgrade reached the server, which could switch the connection to a
+  // protocol molt does not route.
+  REQUIRE(r.body.find("Upgrade") == std::string::npos);
+  REQUIRE(r.body.find("HTTP2-Settings") == std::string::npos);
+}
+
+TEST_CASE("idle pooled server connections follow a server's new address",
+          "[http][integration][changes][trust]") {
+  Origin a{"a"}, b{"b"};
+  TempDir dir;
+  Molt molt(
+      httpConfig(server("s", a.httpPort()), ", \"api_socket\": \"" + dir.path() + "/api.sock\""));
+  REQUIRE_LINE(molt.process(), "api: listening on", 10s);
+  std::uint16_t port = molt.port("fe");
+  for (int i = 0; i < 10; ++i) REQUIRE(request(port, "/").header("x-origin") == "a");
+  json answer = askApiJson(dir.path() + "/api.sock",
+                           {{"cmd", "server.set"},
+                            {"backend", "be"},
+                            {"server", "s"},
+                            {"address", "127.0.0.1:" + std::to_string(b.httpPort())}});
+  INFO(answer.dump());
+  REQUIRE(answer["ok"] == true);
+  // Before the fix the pool, keyed by the server whose address changed in place, kept handing out
+  // connections to the old address under steady load.
+  for (int i = 0; i < 20; ++i) REQUIRE(request(port, "/").header("x-origin") == "b");
+}
+
 TEST_CASE("a host map of 10k entries routes through the proxy, a deny backend answers itself",
           "[http][integration][host_map]") {
   RoutedSetup setup;
@@ -101,6 +156,8 @@ TEST_CASE("a host map of 10k entries routes through the proxy, a deny backend an
   REQUIRE(denied.body == "403 Forbidden\n");
 }
 
+// Host goes upstream as it was routed on (lower case, issue 13); X-Forwarded-Host keeps what the
+// client sent.
 TEST_CASE("the origin sees hop-by-hop fields removed and X-Forwarded-* added",
           "[http][integration][headers]") {
   Origin origin;
@@ -111,7 +168,7 @@ TEST_CASE("the origin sees hop-by-hop fields removed and X-Forwarded-* added",
                        "X-Case-Kept: MiXeD\r\n");
   REQUIRE(r.status == 200);
   REQUIRE(r.body ==
-          "Host: App.Test:8080\nX-Forwarded-For: 203.0.113.7, 127.0.0.1\nX-Case-Kept: MiXeD\n"
+          "Host: app.test:8080\nX-Forwarded-For: 203.0.113.7, 127.0.0.1\nX-Case-Kept: MiXeD\n"
           "X-Forwarded-Proto: http\nX-Forwarded-Host: App.Test:8080\n");
   REQUIRE(r.header("x-origin") == "origin");
 }

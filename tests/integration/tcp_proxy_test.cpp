@@ -123,6 +123,29 @@ TEST_CASE("an idle connection is closed after the backend's tunnel timeout", "[t
   REQUIRE(waited < 5s);
 }
 
+TEST_CASE("a client that sends nothing is closed after the client timeout, not the tunnel's",
+          "[tcp][integration][trust]") {
+  Origin origin;
+  std::string config = tcpConfig(origin.echoPort(), R"("timeouts": {"tunnel": "1h"},)");
+  config.replace(config.find("\"default_backend\""), 17,
+                 "\"timeouts\": {\"client\": \"500ms\"}, \"default_backend\"");
+  Molt molt(config);
+  // Before the fix a silent connection held a server connection for the whole tunnel timeout.
+  auto silent = connectTo(molt.port("fe"));
+  auto start = std::chrono::steady_clock::now();
+  bool eof = false;
+  recvUntilEof(silent.get(), &eof);
+  REQUIRE(eof);
+  REQUIRE(std::chrono::steady_clock::now() - start < 5s);
+  // Once the client spoke, the tunnel timeout applies.
+  auto talking = connectTo(molt.port("fe"), 2s);
+  REQUIRE(sendAll(talking.get(), "x"));
+  REQUIRE(recvExactly(talking.get(), 1) == "x");
+  std::this_thread::sleep_for(1200ms);  // past the client timeout: still open
+  REQUIRE(sendAll(talking.get(), "y"));
+  REQUIRE(recvExactly(talking.get(), 1) == "y");
+}
+
 TEST_CASE("a client that stops reading holds the proxy's buffering to a bound",
           "[tcp][integration][backpressure]") {
   Origin origin;

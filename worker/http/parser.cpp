@@ -42,6 +42,20 @@ bool validHostChar(char c) {
   }
 }
 
+// True when the comma-separated list `value` has `token` (case-insensitive).
+bool hasToken(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    std::size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (equalsIgnoreCase(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
@@ -313,6 +327,10 @@ bool HttpParser::validateRequestHead() {
       (startsWithIgnoreCase(target, "http://") || startsWithIgnoreCase(target, "https://")) &&
       !targetAuthority(target).empty();
   if (!origin && !asterisk && !absolute) return error_ = {400, "bad request target"}, false;
+  // The authority routes the request like Host: held to the same characters (no userinfo:
+  // "http://x@admin.example.com/" must not reach a server as another host than it was routed on).
+  for (char c : targetAuthority(target))
+    if (!validHostChar(c)) return error_ = {400, "bad authority in request target"}, false;
   unsigned hosts = head_.count(FieldKind::Host);
   if (hosts > 1 || (hosts == 0 && head_.versionMinor_ == 1))
     return error_ = {400, "missing or repeated Host"}, false;
@@ -320,6 +338,15 @@ bool HttpParser::validateRequestHead() {
     for (char c : head_.value(*host))
       if (!validHostChar(c)) return error_ = {400, "bad Host"}, false;
   }
+  // An upgrade to cleartext HTTP/2 is not tunnelled (a tunnel would carry requests past molt's
+  // routing): the request goes on as plain HTTP/1.1, without Upgrade, and the connection closes
+  // after its response.
+  if (head_.upgrade)
+    if (const HttpField* upgrade = head_.find(FieldKind::Upgrade);
+        upgrade && hasToken(head_.value(*upgrade), "h2c")) {
+      head_.upgrade = false;
+      head_.keepAlive = false;
+    }
   return true;
 }
 

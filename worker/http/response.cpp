@@ -20,6 +20,7 @@ void HttpSession::connectServer() {
   tried_.push_back(index);
   serverIndex_ = index;
   Server& server = backend_->server(index);
+  serverEpoch_ = server.addressEpoch;
   lastServer_ = index;
   backend_->connectionOpened(index);
   if (!retriedFresh_) {
@@ -55,7 +56,8 @@ void HttpSession::onServerReady() {
   response_ = ResponseState::Waiting;
   serverReusable_ = true;
   chain_.clear();
-  writeRequestHead(requestParser_.head(), ForwardedInfo{clientIp_, client_->secure()}, chain_);
+  writeRequestHead(requestParser_.head(),
+                   ForwardedInfo{clientIp_, client_->secure(), upstreamHost_}, chain_);
   if (chain_.overflowed()) return respondLocal(431, "head too large once rewritten", true);
   int rc = server_->write(chain_.slices());
   chain_.release();
@@ -222,7 +224,9 @@ void HttpSession::releaseServer(bool reusable) {
   if (serverIndex_ >= 0) {
     Server& server = backend_->server(serverIndex_);
     backend_->connectionClosed(serverIndex_);
-    if (reusable && server_) host_.serverPool().give(&server, std::move(server_));
+    // A connection made before the server's address changed goes to no pool.
+    if (reusable && server_ && server.addressEpoch == serverEpoch_)
+      host_.serverPool().give(&server, std::move(server_));
     serverIndex_ = -1;
   }
   server_.reset();

@@ -101,6 +101,11 @@ void appendRequestLine(const HttpHead& request, std::string_view authority, Outp
 void writeRequestHead(const HttpHead& request, const ForwardedInfo& info, OutputChain& out) {
   std::string_view authority = targetAuthority(request.target());
   appendRequestLine(request, authority, out);
+  // What the client named (X-Forwarded-Host), and what the request was routed on (Host).
+  std::string_view named = authority;
+  if (named.empty())
+    if (const HttpField* h = request.find(FieldKind::Host)) named = request.value(*h);
+  std::string_view routed = info.host.empty() ? named : info.host;
   ConnectionTokens tokens(request);
   bool forwardedFor = false, host = false;
   for (std::size_t i = 0; i < request.fieldCount(); ++i) {
@@ -108,7 +113,7 @@ void writeRequestHead(const HttpHead& request, const ForwardedInfo& info, Output
     if (hopByHop(request, f, tokens, request.upgrade)) continue;
     switch (f.kind) {
       case FieldKind::Host:
-        appendField(out, request.name(f), authority.empty() ? request.value(f) : authority);
+        appendField(out, request.name(f), routed);
         host = true;
         break;
       case FieldKind::XForwardedFor:
@@ -123,11 +128,11 @@ void writeRequestHead(const HttpHead& request, const ForwardedInfo& info, Output
     }
   }
   // RFC 9112 3.2: a request without an authority still carries an (empty) Host.
-  if (!host) appendField(out, "Host", authority);
+  if (!host) appendField(out, "Host", routed);
   if (!forwardedFor) appendForwardedFor(request, info, out);
   appendField(out, "X-Forwarded-Proto", info.https ? "https" : "http");
-  if (const HttpField* h = request.find(FieldKind::Host); h || !authority.empty())
-    appendField(out, "X-Forwarded-Host", authority.empty() ? request.value(*h) : authority);
+  if (request.find(FieldKind::Host) || !authority.empty())
+    appendField(out, "X-Forwarded-Host", named);
   if (request.chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (request.upgrade) out.append("Connection: upgrade\r\n");
   out.append("\r\n");

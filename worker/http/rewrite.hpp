@@ -15,6 +15,10 @@ namespace molt::worker {
 struct ForwardedInfo {
   std::string_view clientAddress;  // the client's IP, no port: X-Forwarded-For
   bool https = false;              // X-Forwarded-Proto
+  // The host the request was routed on (Router::normalizeAuthority), sent as Host; X-Forwarded-Host
+  // keeps what the client named. Empty: the request's own (its absolute-form authority, else its
+  // Host).
+  std::string_view host;
 };
 
 // Writes `request` as it goes to a server: HTTP/1.1, origin-form target (an absolute-form

@@ -90,17 +90,37 @@ Backend* Router::route(std::string_view host, std::string_view path) const {
   return defaultBackend_;
 }
 
-std::string_view Router::normalizeHost(std::string_view host, std::string& scratch) {
-  size_t end = host.size();
+namespace {
+
+// Where the port begins ("" when there is none), a bracketed IPv6 literal kept whole.
+std::size_t hostEnd(std::string_view host) {
   if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    end = close == std::string_view::npos ? host.size() : close + 1;
-  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-    end = colon;
+    std::size_t close = host.find(']');
+    return close == std::string_view::npos ? host.size() : close + 1;
   }
-  scratch.assign(host.data(), end);
-  for (char& c : scratch)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  std::size_t colon = host.rfind(':');
+  return colon == std::string_view::npos ? host.size() : colon;
+}
+
+// Lower case, one trailing dot dropped ("Example.COM." names example.com).
+void appendNormalName(std::string& out, std::string_view name) {
+  if (name.size() > 1 && name.back() == '.' && name.front() != '[') name.remove_suffix(1);
+  for (char c : name) out += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+}  // namespace
+
+std::string_view Router::normalizeHost(std::string_view host, std::string& scratch) {
+  scratch.clear();
+  appendNormalName(scratch, host.substr(0, hostEnd(host)));
+  return scratch;
+}
+
+std::string_view Router::normalizeAuthority(std::string_view host, std::string& scratch) {
+  std::size_t end = hostEnd(host);
+  scratch.clear();
+  appendNormalName(scratch, host.substr(0, end));
+  scratch.append(host.substr(end));
   return scratch;
 }
 

@@ -40,6 +40,9 @@ class Router {
   // Host as routes compare it: lower-case, without a port ("Example.COM:8080" -> "example.com",
   // "[::1]:80" -> "[::1]"). Writes into `scratch` (its storage is reused) and returns a view of it.
   static std::string_view normalizeHost(std::string_view host, std::string& scratch);
+  // The host as it goes upstream: normalizeHost's form with the port kept ("Example.COM.:8080"
+  // -> "example.com:8080"), so that the server sees the name the request was routed on.
+  static std::string_view normalizeAuthority(std::string_view host, std::string& scratch);
 
  private:
   struct TransparentHash {

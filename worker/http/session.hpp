@@ -158,10 +158,12 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   std::string clientAddress_;  // "ip:port" for the log
   std::string clientIp_;       // "ip" for X-Forwarded-For
   std::string hostScratch_;
+  std::string upstreamHost_;  // the host routed on, port kept: the Host sent upstream
 
   // The current exchange.
   std::shared_ptr<Backend> backend_;
   int serverIndex_ = -1;
+  std::uint32_t serverEpoch_ = 0;  // the server's addressEpoch when server_ was made
   // The last server tried, for the log (its name is read at log time: the backend may have
   // copied it out of a zone a draining worker unmapped since).
   int lastServer_ = -1;

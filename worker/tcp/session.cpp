@@ -1,5 +1,7 @@
 #include "worker/tcp/session.hpp"
 
+#include <algorithm>
+
 #include "common/log.hpp"
 
 namespace molt::worker {
@@ -19,6 +21,10 @@ TcpSession::TcpSession(SessionHost& host, std::shared_ptr<const common::Frontend
   idleTimeoutMs_ = static_cast<uint64_t>(backend_->config().timeouts.tunnel.count());
   if (idleTimeoutMs_ == 0)
     idleTimeoutMs_ = static_cast<uint64_t>(frontend_->timeouts.client.count());
+  // Until the client's first byte (a TLS handshake included), the frontend's client timeout: a
+  // connection that says nothing does not hold a server connection for the tunnel timeout.
+  firstByteTimeoutMs_ = static_cast<uint64_t>(frontend_->timeouts.client.count());
+  acceptedAt_ = uv_now(host_.loop());
 }
 
 TcpSession::~TcpSession() {
@@ -73,7 +79,10 @@ void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
 void TcpSession::startSplicing() {
   phase_ = SessionPhase::Splicing;
   lastActivity_ = uv_now(host_.loop());
-  armTimer(idleTimeoutMs_);
+  uint64_t silentLeft = firstByteTimeoutMs_ > lastActivity_ - acceptedAt_
+                            ? firstByteTimeoutMs_ - (lastActivity_ - acceptedAt_)
+                            : 0;
+  armTimer(clientSpoke_ ? idleTimeoutMs_ : std::min(idleTimeoutMs_, silentLeft));
   startReading(client_);
   startReading(server_);
 }
@@ -88,6 +97,7 @@ void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t le
   Side& side = sideOf(stream);
   Side& target = other(side);
   lastActivity_ = uv_now(host_.loop());
+  if (&side == &client_) clientSpoke_ = true;
   BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
   if (int rc = target.stream->write({&slice, 1}); rc < 0) return finish(uv_strerror(rc));
   if (target.stream->queuedBytes() > kHighWater) {
@@ -140,9 +150,16 @@ void TcpSession::onTimer() {
   }
   // Idle check without re-arming on every read: the timer fires at the earliest possible
   // deadline and re-arms for whatever is left.
-  uint64_t idle = uv_now(host_.loop()) - lastActivity_;
+  uint64_t now = uv_now(host_.loop());
+  uint64_t idle = now - lastActivity_;
   if (idle >= idleTimeoutMs_) return finish("idle timeout");
-  armTimer(idleTimeoutMs_ - idle);
+  uint64_t left = idleTimeoutMs_ - idle;
+  if (!clientSpoke_) {
+    uint64_t silent = now - acceptedAt_;
+    if (silent >= firstByteTimeoutMs_) return finish("client sent nothing");
+    left = std::min(left, firstByteTimeoutMs_ - silent);
+  }
+  armTimer(left);
 }
 
 void TcpSession::finish(const char* reason) noexcept {

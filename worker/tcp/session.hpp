@@ -83,6 +83,9 @@ class TcpSession final : public Session, private StreamHandler {
   std::vector<int> tried_;
   uint64_t lastActivity_ = 0;
   uint64_t idleTimeoutMs_ = 0;
+  uint64_t firstByteTimeoutMs_ = 0;  // until the client's first byte
+  uint64_t acceptedAt_ = 0;
+  bool clientSpoke_ = false;
 };
 
 }  // namespace molt::worker
