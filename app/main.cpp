@@ -18,6 +18,7 @@
 #include "common/process_title.hpp"
 #include "common/runtime_change.hpp"
 #include "ctl/ctl.hpp"
+#include "master/inventory_check.hpp"
 #include "master/master.hpp"
 #include "molt_version.h"
 #include "tls/certificate_check.hpp"
@@ -109,6 +110,13 @@ int main(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "--worker") return molt::worker::runWorker(molt::worker::kControlFd);
     if (arg == "--zygote") return molt::app::runZygote(3);
+    if (arg == "--upgrade-check") {
+      if (i + 2 < argc && std::string_view(argv[i + 1]) == "-f") {
+        installTlsValidator();
+        return molt::master::runUpgradeCheck(3, argv[i + 2]);
+      }
+      return usage("--upgrade-check needs -f FILE");
+    }
     if (arg == "--version" || arg == "-v") return printVersion();
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);

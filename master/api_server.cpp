@@ -103,12 +103,47 @@ class ApiServer::Client : public std::enable_shared_from_this<Client> {
     if (request.is_discarded()) return answer(seq, {{"ok", false}, {"error", "malformed JSON"}});
     if (!request.is_object())
       return answer(seq, {{"ok", false}, {"error", "a request must be a JSON object"}});
-    std::weak_ptr<Client> weak = shared_from_this();
-    server_.handler_(request, peer_, [weak, seq](nlohmann::json response) {
-      if (auto self = weak.lock()) self->answer(seq, std::move(response));
-    });
+    server_.handler_(request, peer_, replyFor(seq));
   }
 
+ public:
+  ApiReply replyFor(uint64_t seq) {
+    std::weak_ptr<Client> weak = shared_from_this();
+    return ApiReply(
+        [weak, seq](nlohmann::json response) {
+          if (auto self = weak.lock()) self->answer(seq, std::move(response));
+        },
+        [weak, seq](std::vector<int>& fds) -> nlohmann::json {
+          auto self = weak.lock();
+          int fd = -1;
+          if (!self || self->closed_ || uv_fileno(self->pipe_.base(), &fd) != 0) return nullptr;
+          fds.push_back(fd);
+          return {{"fd", fd}, {"seq", seq}};
+        });
+  }
+
+  // A connection the previous image handed over: request `seq` is the next to answer.
+  bool adopt(common::UniqueFd fd, uint64_t seq) {
+    uv_pipe_init(server_.loop_, pipe_.get(), 0);
+    pipe_->data = this;
+    if (uv_pipe_open(pipe_.get(), fd.get()) < 0) return false;
+    fd.release();
+    if (!peerAllowed()) return false;  // credentials read again: the peer is the same process
+    nextSeq_ = nextToWrite_ = seq;
+    ++nextSeq_;
+    uv_read_start(
+        pipe_.stream(),
+        [](uv_handle_t*, size_t, uv_buf_t* buf) {
+          static char chunk[kReadChunk];
+          *buf = uv_buf_init(chunk, sizeof chunk);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+          if (auto* self = static_cast<Client*>(s->data)) self->onRead(n, buf);
+        });
+    return true;
+  }
+
+ private:
   // Answers may complete out of order (a reload takes a while); they are written in order.
   void answer(uint64_t seq, nlohmann::json response) {
     if (closed_) return;
@@ -215,6 +250,16 @@ void ApiServer::removeClient(Client* client) {
     uv_idle_stop(h);
     if (auto* self = static_cast<ApiServer*>(h->data)) self->closed_.clear();
   });
+}
+
+ApiReply ApiServer::adoptClient(common::UniqueFd fd, std::uint64_t seq) {
+  auto client = std::make_shared<Client>(*this);
+  clients_.push_back(client);
+  if (!client->adopt(std::move(fd), seq)) {
+    client->closeNow();
+    return {};
+  }
+  return client->replyFor(seq);
 }
 
 void ApiServer::close() {

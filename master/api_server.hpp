@@ -4,10 +4,12 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/unique_fd.hpp"
@@ -16,8 +18,34 @@
 namespace molt::master {
 
 // Answers one request; may be called later (a reload answers when the generation serves).
-// Calling it after the client went away is harmless.
-using ApiReply = std::function<void(nlohmann::json response)>;
+// Calling it after the client went away is harmless. Copyable. A reply from the socket can also
+// be handed over across a binary upgrade, so that the next image gives the real answer.
+class ApiReply {
+ public:
+  using Answer = std::function<void(nlohmann::json response)>;
+  // Appends the client connection's descriptor to `fds` and returns {"fd", "seq"}; null when
+  // the client is gone.
+  using HandOver = std::function<nlohmann::json(std::vector<int>& fds)>;
+
+  ApiReply() = default;
+  template <class F>
+  requires std::is_invocable_v<F&, nlohmann::json> ApiReply(F answer)
+      : answer_(std::move(answer)) {}
+  ApiReply(Answer answer, HandOver handOver)
+      : answer_(std::move(answer)), handOver_(std::move(handOver)) {}
+
+  void operator()(nlohmann::json response) const {
+    if (answer_) answer_(std::move(response));
+  }
+  explicit operator bool() const { return static_cast<bool>(answer_); }
+  nlohmann::json handOver(std::vector<int>& fds) const {
+    return handOver_ ? handOver_(fds) : nlohmann::json();
+  }
+
+ private:
+  Answer answer_;
+  HandOver handOver_;
+};
 
 // Who sent a request: the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
 struct ApiPeer {
@@ -46,6 +74,9 @@ class ApiServer {
   std::string listen(const std::string& path, std::vector<uid_t> allowedUids);
   // Uses a socket that already listens (binary upgrade).
   std::string adopt(common::UniqueFd fd, const std::string& path, std::vector<uid_t> allowedUids);
+  // Binary upgrade, in the new image: a client connection the previous image handed over, with
+  // the request `seq` of it still to answer. The reply answers that request.
+  ApiReply adoptClient(common::UniqueFd fd, std::uint64_t seq);
   const std::string& path() const { return path_; }
   const std::vector<uid_t>& allowedUids() const { return allowedUids_; }
   // Replaces who is admitted (a reload changed global.api_users); clients already connected

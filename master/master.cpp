@@ -31,7 +31,13 @@ Master::Master(MasterOptions options)
       builder_(options_.configPath, listeners_, tlsZones_, checker_),
       reloader_(&loop_.loop,
                 {[this] { return upgrader_.binaryChanged(); },
-                 [this](const char* why) { upgrader_.upgrade(why); },
+                 [this](std::function<void(const std::string&)> done) {
+                   upgrader_.check(std::move(done));
+                 },
+                 [this] { upgrader_.cancelCheck(); },
+                 [this](const char* why, const std::vector<ApiReply>& waiters) {
+                   return upgrader_.upgrade(why, waiters);
+                 },
                  [this](const char* why, bool reload) { return build(why, reload); },
                  [this] { return builder_.nextId(); },
                  [this] {
@@ -79,7 +85,8 @@ Master::~Master() {
 int Master::run() {
   signal(SIGPIPE, SIG_IGN);
   if (upgrader_.restore()) {
-    reloader_.request("binary upgrade", {}, UpgradeMode::Never);
+    if (!upgrader_.failure().empty()) reloader_.failWith(upgrader_.failure());
+    reloader_.request("binary upgrade", upgrader_.takeHandedWaiters(), UpgradeMode::Never);
   } else {
     listeners_.adoptActivated();
     notifier_.status("starting");

@@ -1,5 +1,7 @@
 #include "master/reload.hpp"
 
+#include <utility>
+
 #include "common/log.hpp"
 
 namespace molt::master {
@@ -15,6 +17,8 @@ const char* phaseName(ReloadPhase phase) {
   switch (phase) {
     case ReloadPhase::Idle:
       return "idle";
+    case ReloadPhase::CheckingBinary:
+      return "checking binary";
     case ReloadPhase::Building:
       return "building";
     case ReloadPhase::AwaitingReady:
@@ -49,9 +53,15 @@ bool Reloader::start() {
 }
 
 void Reloader::request(const char* why, ApiReply waiter, UpgradeMode mode) {
+  std::vector<ApiReply> waiters;
+  if (waiter) waiters.push_back(std::move(waiter));
+  request(why, std::move(waiters), mode);
+}
+
+void Reloader::request(const char* why, std::vector<ApiReply> waiters, UpgradeMode mode) {
   if (stopped_) {
     common::log::warn("{}: reload ignored, molt is stopping", why);
-    if (waiter) waiter({{"ok", false}, {"error", "molt is stopping"}});
+    for (auto& waiter : waiters) waiter({{"ok", false}, {"error", "molt is stopping"}});
     return;
   }
   if (phase_ != ReloadPhase::Idle) {
@@ -59,24 +69,43 @@ void Reloader::request(const char* why, ApiReply waiter, UpgradeMode mode) {
       common::log::info("{}: reload queued until generation {} serves", why, awaiting_);
       queued_.emplace();
     }
-    if (waiter) queued_->waiters.push_back(std::move(waiter));
+    for (auto& waiter : waiters) queued_->waiters.push_back(std::move(waiter));
     if (mode == UpgradeMode::Force) queued_->mode = UpgradeMode::Force;
     return;
   }
-  if (waiter) waiters_.push_back(std::move(waiter));
+  for (auto& waiter : waiters) waiters_.push_back(std::move(waiter));
   begin(why, mode);
 }
 
 void Reloader::begin(const char* why, UpgradeMode mode) {
-  phase_ = ReloadPhase::Building;
+  why_ = why;
+  mode_ = mode;
   if (mode == UpgradeMode::Force || (mode == UpgradeMode::IfChanged && steps_.binaryChanged())) {
-    // The exec closes the waiters' connections: they learn now that the new image reloads.
-    answerWaiters({{"ok", true},
-                   {"status",
-                    "binary upgrade: re-executing the master; the new master reloads "
-                    "(see proc)"}});
-    steps_.upgrade(why);  // returns only if the exec failed: reload with the running binary
+    phase_ = ReloadPhase::CheckingBinary;
+    steps_.checkBinary([this](const std::string& error) { binaryChecked(error); });
+    return;
   }
+  build(why);
+}
+
+// A binary that passed its check is exec'd (and this image is gone); one that did not, or whose
+// exec failed, leaves the running binary serving: an asked-for upgrade fails, a reload goes on.
+void Reloader::binaryChecked(const std::string& checkError) {
+  if (phase_ != ReloadPhase::CheckingBinary) return;
+  std::string error = checkError;
+  if (error.empty()) error = "re-exec: " + steps_.upgrade(why_.c_str(), waiters_);
+  std::string message = "binary upgrade refused: " + error + "; the running binary goes on";
+  common::log::error("{}: {}", why_, message);
+  if (mode_ == UpgradeMode::Force) {
+    lastErrors_ = {message};
+    return finish(false, message + "; " + steps_.summary());
+  }
+  upgradeWarning_ = message;
+  build(why_.c_str());
+}
+
+void Reloader::build(const char* why) {
+  phase_ = ReloadPhase::Building;
   steps_.notifyReloading("reloading: starting generation " +
                          std::to_string(steps_.nextGeneration()));
   if (!buildGeneration(why)) return;
@@ -130,12 +159,22 @@ void Reloader::finish(bool ok, const std::string& status) {
   if (ok) lastErrors_ = warnings_;
   warnings_.clear();
   common::log::info("{}", ok ? "reload done: " + status : status);  // status says "reload failed"
-  steps_.notifyReady(status);
   nlohmann::json response = {{"ok", ok}, {"status", status}};
   if (!ok) {
     response["error"] = lastErrors_.empty() ? status : lastErrors_.front();
     response["errors"] = lastErrors_;
   }
+  if (!failure_.empty()) {
+    // The binary upgrade this reload followed failed: that is the answer, whatever was built.
+    response["ok"] = false;
+    response["error"] = failure_;
+    lastErrors_ = {failure_};
+    steps_.notifyReady(failure_ + "; " + status);
+    failure_.clear();
+  } else {
+    steps_.notifyReady(status);
+  }
+  if (!upgradeWarning_.empty()) response["warning"] = std::exchange(upgradeWarning_, "");
   if (unsigned serving = steps_.servingGeneration()) response["generation"] = serving;
   answerWaiters(response);
   if (queued_) startQueued();
@@ -151,6 +190,7 @@ void Reloader::startQueued() {
 
 void Reloader::stop(const std::string& why) {
   stopped_ = true;
+  if (phase_ == ReloadPhase::CheckingBinary) steps_.cancelCheck();
   uv_timer_stop(timer_.get());
   phase_ = ReloadPhase::Idle;
   starting_ = false;

@@ -19,11 +19,12 @@ namespace molt::master {
 // ends. Queuing is kept beside the phase rather than as a phase of its own because it can
 // accompany any phase but Idle.
 enum class ReloadPhase {
-  Idle,           // nothing under way: a request starts a reload at once
-  Building,       // reading the config and building the new generation (synchronous; a binary
-                  // upgrade re-execs from here)
-  AwaitingReady,  // the new generation's workers are starting: the reload ends when they all
-                  // report ready, or fails at the timeout (the first start has no timeout)
+  Idle,            // nothing under way: a request starts a reload at once
+  CheckingBinary,  // a binary upgrade is due: the new binary checks that it can take over
+                   // (`molt --upgrade-check`, asynchronous) before the master re-execs it
+  Building,        // reading the config and building the new generation (synchronous)
+  AwaitingReady,   // the new generation's workers are starting: the reload ends when they all
+                   // report ready, or fails at the timeout (the first start has no timeout)
 };
 
 const char* phaseName(ReloadPhase phase);
@@ -47,9 +48,12 @@ struct BuildOutcome {
 // Everything a reload does outside its own state: the seam unit tests replace.
 struct ReloadSteps {
   std::function<bool()> binaryChanged;
-  // Re-execs the master (the reload continues in the new image); returns only when it could
-  // not, and the reload then goes on with the running binary.
-  std::function<void(const char* why)> upgrade;
+  // Starts checking the binary on disk; `done` gets "" when it can take over, else why not.
+  std::function<void(std::function<void(const std::string& error)> done)> checkBinary;
+  std::function<void()> cancelCheck;
+  // Re-execs the master, handing `waiters` to the new image (which answers them when its
+  // reload ends); returns only when it could not, with the reason.
+  std::function<std::string(const char* why, const std::vector<ApiReply>& waiters)> upgrade;
   // Builds the next generation and starts its workers; `reload` is false for the first start.
   std::function<BuildOutcome(const char* why, bool reload)> build;
   std::function<unsigned()> nextGeneration;     // the id the next build gets
@@ -82,6 +86,11 @@ class Reloader {
   bool start();
   // A reload: started now when Idle, else queued behind the one under way.
   void request(const char* why, ApiReply waiter = {}, UpgradeMode mode = UpgradeMode::IfChanged);
+  // The same with several waiters (those a binary upgrade handed over).
+  void request(const char* why, std::vector<ApiReply> waiters, UpgradeMode mode);
+  // The reload under way (or the next) ends in failure with `error`, whatever it builds: the
+  // image that resumed after a failed binary upgrade reports it so.
+  void failWith(std::string error) { failure_ = std::move(error); }
   // The supervisor says generation `id` serves; ends the reload that built it.
   void generationServing(unsigned id);
   // The master stops: waiters answered with `why`, the queue dropped, no reload starts again.
@@ -105,6 +114,8 @@ class Reloader {
     UpgradeMode mode = UpgradeMode::IfChanged;
   };
   void begin(const char* why, UpgradeMode mode);
+  void binaryChecked(const std::string& error);
+  void build(const char* why);
   bool buildGeneration(const char* why);
   void finish(bool ok, const std::string& status);
   void startQueued();
@@ -121,6 +132,10 @@ class Reloader {
   std::optional<Queued> queued_;
   std::vector<std::string> lastErrors_;
   std::vector<std::string> warnings_;  // of the generation awaited
+  std::string why_;                    // of the reload under way
+  UpgradeMode mode_ = UpgradeMode::IfChanged;
+  std::string upgradeWarning_;  // a binary upgrade refused, the reload going on without it
+  std::string failure_;         // see failWith
   common::UvHandle<uv_timer_t> timer_;
 };
 

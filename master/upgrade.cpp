@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,13 +14,16 @@
 #include <set>
 
 #include "common/log.hpp"
+#include "master/inventory_check.hpp"
+#include "master/takeover_guard.hpp"
+
+extern char** environ;
 
 namespace molt::master {
 namespace {
 
-constexpr int kInventoryVersion = 1;
-constexpr const char* kInventoryEnv = "MOLT_INVENTORY_FD";
 constexpr int kSignals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR2};
+constexpr uint64_t kCheckTimeoutMs = 10'000;
 
 bool sameFile(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
@@ -34,9 +38,18 @@ std::string readAll(int fd) {
   std::string text;
   char chunk[65536];
   ssize_t n;
-  lseek(fd, 0, SEEK_SET);
-  while ((n = read(fd, chunk, sizeof chunk)) > 0) text.append(chunk, static_cast<size_t>(n));
+  while ((n = pread(fd, chunk, sizeof chunk, static_cast<off_t>(text.size()))) > 0)
+    text.append(chunk, static_cast<size_t>(n));
   return text;
+}
+
+// A memfd holding `text`, sealed against writes (the check reads it as it was written).
+common::UniqueFd sealedMemfd(const char* name, const std::string& text) {
+  common::UniqueFd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return common::UniqueFd();
+  fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+  return fd;
 }
 
 }  // namespace
@@ -44,6 +57,10 @@ std::string readAll(int fd) {
 Upgrader::Upgrader(std::string binaryPath, std::vector<std::string> argv, UpgradeParts parts)
     : binaryPath_(std::move(binaryPath)), argv_(std::move(argv)), parts_(parts) {
   rememberBinary();
+}
+
+Upgrader::~Upgrader() {
+  cancelCheck();
 }
 
 void Upgrader::rememberBinary() {
@@ -56,20 +73,108 @@ bool Upgrader::binaryChanged() const {
   return !sameFile(now, binary_);
 }
 
-void Upgrader::upgrade(const char* why) {
+// The binary on disk is opened once: the file checked is the file exec'd, whatever replaces the
+// path meanwhile. It runs `--upgrade-check` with the inventory it would get on fd 3 and its
+// stderr in a memfd (read once it exited: no pipe to drain alongside).
+void Upgrader::check(std::function<void(const std::string& error)> done) {
+  cancelCheck();
+  candidate_.reset(::open(binaryPath_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!candidate_) return done("open(" + binaryPath_ + "): " + std::strerror(errno));
+  std::vector<int> ignored;
+  common::UniqueFd inventoryText =
+      sealedMemfd("molt-inventory-check", inventory(ignored, {}).dump());
+  checkOutput_.reset(memfd_create("molt-upgrade-check", MFD_CLOEXEC));
+  if (!inventoryText || !checkOutput_) return done(std::string("memfd: ") + std::strerror(errno));
+  // The candidate as the child's fd 4: inherited (a script's interpreter must open it again).
+  std::string file = "/proc/self/fd/4";
+  std::string config = parts_.builder.configPath();
+  char arg0[] = "molt", arg1[] = "--upgrade-check", arg2[] = "-f";
+  char* args[] = {arg0, arg1, arg2, config.data(), nullptr};
+  uv_stdio_container_t stdio[5];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_IGNORE;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = checkOutput_.get();
+  stdio[3].flags = UV_INHERIT_FD;
+  stdio[3].data.fd = inventoryText.get();
+  stdio[4].flags = UV_INHERIT_FD;
+  stdio[4].data.fd = candidate_.get();
+  uv_process_options_t options{};
+  options.file = file.c_str();
+  options.args = args;
+  options.stdio = stdio;
+  options.stdio_count = 5;
+  options.exit_cb = [](uv_process_t* p, int64_t status, int signal) {
+    if (auto* self = static_cast<Upgrader*>(p->data)) self->checkExited(status, signal);
+  };
+  checkProcess_ = common::UvHandle<uv_process_t>();
+  checkProcess_->data = this;
+  std::fflush(nullptr);
+  if (int rc = uv_spawn(parts_.loop, checkProcess_.get(), &options); rc < 0) {
+    checkProcess_.close();
+    return done(std::string("spawn ") + binaryPath_ + ": " + uv_strerror(rc));
+  }
+  checkDone_ = std::move(done);
+  checkTimer_ = common::UvHandle<uv_timer_t>();
+  uv_timer_init(parts_.loop, checkTimer_.get());
+  checkTimer_->data = this;
+  uv_timer_start(
+      checkTimer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Upgrader*>(t->data);
+        if (self && self->checkProcess_.initialized())
+          uv_process_kill(self->checkProcess_.get(), SIGKILL);
+      },
+      kCheckTimeoutMs, 0);
+}
+
+void Upgrader::checkExited(int64_t status, int signal) {
+  checkTimer_.close();
+  checkProcess_.close();
+  std::string output = checkOutput_ ? readAll(checkOutput_.get()) : "";
+  checkOutput_.reset();
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  if (output.size() > 2000) output = output.substr(0, 2000) + "...";
+  std::string error;
+  if (signal != 0)
+    error = binaryPath_ + " --upgrade-check: killed by signal " + std::to_string(signal) +
+            (signal == SIGKILL ? " (no answer within 10 s)" : "");
+  else if (status != 0)
+    error = binaryPath_ + " --upgrade-check: exit " + std::to_string(status) +
+            (output.empty() ? "" : ": " + output);
+  if (!error.empty()) {
+    candidate_.reset();
+    rememberBinary();  // the same file is not tried again on every reload
+  }
+  auto done = std::move(checkDone_);
+  checkDone_ = nullptr;
+  if (done) done(error);
+}
+
+void Upgrader::cancelCheck() {
+  if (checkProcess_.initialized()) uv_process_kill(checkProcess_.get(), SIGKILL);
+  checkProcess_.close();
+  checkTimer_.close();
+  checkOutput_.reset();
+  checkDone_ = nullptr;
+}
+
+std::string Upgrader::upgrade(const char* why, const std::vector<ApiReply>& waiters) {
+  if (!candidate_) return "no checked binary to run";
   common::log::info("{}: {} changed on disk; re-executing the master (binary upgrade)", why,
                     binaryPath_);
   parts_.notifier.reloading("binary upgrade");
   std::vector<int> fds;
-  std::string text = inventory(fds).dump();
+  std::string text = inventory(fds, waiters).dump();
   common::UniqueFd memfd(memfd_create("molt-inventory", 0));
-  if (!memfd || write(memfd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    common::log::error("upgrade: inventory memfd: {}; reloading without upgrade",
-                       std::strerror(errno));
-    return;
-  }
+  // The running binary, for the new image to go back to if it cannot take over.
+  common::UniqueFd self(::open("/proc/self/exe", O_RDONLY));
+  if (!memfd || !self ||
+      write(memfd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return std::string("inventory: ") + std::strerror(errno);
   for (int fd : fds) setCloexec(fd, false);
   setenv(kInventoryEnv, std::to_string(memfd.get()).c_str(), 1);
+  setenv(kFallbackEnv, std::to_string(self.get()).c_str(), 1);
   // Blocked across exec: the new image unblocks them once its handlers are installed.
   sigset_t block, old;
   sigemptyset(&block);
@@ -82,24 +187,28 @@ void Upgrader::upgrade(const char* why) {
   // the new image starts its own on its first spawn.
   parts_.supervisor.stopZygote();
   std::fflush(nullptr);
-  execv(binaryPath_.c_str(), argv.data());
+  syscall(SYS_execveat, candidate_.get(), "", argv.data(), environ, AT_EMPTY_PATH);
   int err = errno;
   sigprocmask(SIG_SETMASK, &old, nullptr);
   unsetenv(kInventoryEnv);
+  unsetenv(kFallbackEnv);
   for (int fd : fds) setCloexec(fd, true);
-  common::log::error("upgrade: execv({}): {}; the running binary goes on", binaryPath_,
-                     std::strerror(err));
-  rememberBinary();  // don't retry the same file on every reload
+  candidate_.reset();
+  rememberBinary();
+  return std::string("execveat(") + binaryPath_ + "): " + std::strerror(err);
 }
 
-nlohmann::json Upgrader::inventory(std::vector<int>& fds) const {
+nlohmann::json Upgrader::inventory(std::vector<int>& fds,
+                                   const std::vector<ApiReply>& waiters) const {
   nlohmann::json doc = {{"version", kInventoryVersion},
                         {"config_path", parts_.builder.configPath()},
                         {"next_generation", parts_.builder.nextId()},
                         {"last_errors", parts_.reloader.lastErrors()},
                         {"journal", parts_.changes.journal().toText()},
                         {"state_file", parts_.changes.stateFile()},
-                        {"servers_down", parts_.checker.down()}};
+                        {"servers_down", nlohmann::json::array()}};
+  for (const auto& [backend, server] : parts_.checker.down())
+    doc["servers_down"].push_back(nlohmann::json::array({backend, server}));
   std::set<const Listener*> seen;
   nlohmann::json listeners = nlohmann::json::array();
   auto addListener = [&](const Listener& l) {
@@ -123,21 +232,48 @@ nlohmann::json Upgrader::inventory(std::vector<int>& fds) const {
     fds.push_back(parts_.api.fd());
   }
   doc["generations"] = generations;
+  // Clients waiting for this reload: the new image answers them when its reload ends.
+  nlohmann::json clients = nlohmann::json::array();
+  for (const auto& waiter : waiters)
+    if (nlohmann::json client = waiter.handOver(fds); !client.is_null()) clients.push_back(client);
+  doc["api_clients"] = clients;
   return doc;
 }
 
 bool Upgrader::restore() {
   const char* env = std::getenv(kInventoryEnv);
   if (!env) return false;
-  common::UniqueFd memfd(std::atoi(env));
-  unsetenv(kInventoryEnv);
-  auto doc = nlohmann::json::parse(readAll(memfd.get()), nullptr, false);
-  if (!doc.is_object() || doc.value("version", 0) != kInventoryVersion) {
-    // A layout this image does not know: loud, immediate failure rather than guessing.
-    common::log::error("upgrade: inventory version {} not understood; aborting",
-                       doc.is_object() ? doc.value("version", 0) : -1);
-    std::abort();
+  int inventoryFd = std::atoi(env);
+  auto doc = nlohmann::json::parse(readAll(inventoryFd), nullptr, false);
+  std::vector<int> fds = inventoryDescriptors(doc);
+  fds.push_back(inventoryFd);
+  // From here until the takeover is complete, a failure of this image re-execs the previous
+  // binary with the same inventory (when the previous image offered one).
+  TakeoverGuard guard(fds, argv_);
+  if (std::string error = validateInventory(doc); !error.empty()) {
+    common::log::error("upgrade: this binary cannot take over: {}", error);
+    guard.fallBack("this binary cannot take over: " + error);
+    std::abort();  // no previous binary to go back to: loud and immediate, never a guess
   }
+  unsetenv(kInventoryEnv);
+  common::UniqueFd memfd(inventoryFd);
+  // Fault injection for the tests of the fallback: this image dies mid-takeover.
+  if (const char* fault = std::getenv("MOLT_UPGRADE_FAULT");
+      fault && guard.armed() && std::string_view(fault) == "crash-in-restore")
+    std::abort();
+  adopt(doc);
+  guard.disarm();
+  if (const char* failed = std::getenv(kUpgradeFailedEnv)) {
+    failure_ =
+        std::string("binary upgrade failed: ") + failed + "; the previous binary took over again";
+    common::log::error("upgrade: {}", failure_);
+    unsetenv(kUpgradeFailedEnv);
+  }
+  return true;
+}
+
+// Takes every part over from a validated inventory.
+void Upgrader::adopt(const nlohmann::json& doc) {
   parts_.builder.setNextId(doc["next_generation"].get<unsigned>());
   if (auto api = doc.find("api"); api != doc.end()) {
     common::UniqueFd fd(api->at("fd").get<int>());
@@ -147,6 +283,13 @@ bool Upgrader::restore() {
                                              api->value("uids", std::vector<uid_t>{}));
         !error.empty())
       common::log::error("upgrade: api socket: {}", error);
+  }
+  for (const auto& client : doc.value("api_clients", nlohmann::json::array())) {
+    common::UniqueFd fd(client.at("fd").get<int>());
+    setCloexec(fd.get(), true);
+    if (ApiReply reply =
+            parts_.api.adoptClient(std::move(fd), client.at("seq").get<std::uint64_t>()))
+      handedWaiters_.push_back(std::move(reply));
   }
   parts_.reloader.setLastErrors(doc["last_errors"].get<std::vector<std::string>>());
   // The runtime changes, for the reload that follows and every later one.
@@ -160,7 +303,6 @@ bool Upgrader::restore() {
   restoreGenerations(doc, restoreListeners(doc));
   parts_.supervisor.respawnMissing();
   restoreHealth(doc);
-  return true;
 }
 
 std::map<std::string, std::shared_ptr<Listener>> Upgrader::restoreListeners(

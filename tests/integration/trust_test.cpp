@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -399,4 +400,98 @@ TEST_CASE("the API admits the workers' user only when listed, and reads files as
   REQUIRE(askApiJson(socket, {{"cmd", "cert.set"},
                               {"frontend", "tls"},
                               {"path", dir.path() + "/secret.pem"}})["ok"] == true);
+}
+
+namespace {
+
+std::string upgradeConfig(const std::string& socket, std::uint16_t serverPort) {
+  return R"({"global": {"workers": 2, "api_socket": ")" + socket + R"("},
+    "frontends": [{"name": "fe", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "be"}],
+    "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
+         std::to_string(serverPort) + R"("}]}]})";
+}
+
+// A fresh connection echoes.
+bool httpOrEcho(std::uint16_t port) {
+  auto fd = connectTo(port);
+  return fd && sendAll(fd.get(), "x") && recvExactly(fd.get(), 1) == "x";
+}
+
+// An echo round trip on a held connection.
+bool echoes(int fd, const std::string& text) {
+  return sendAll(fd, text) && recvExactly(fd, text.size()) == text;
+}
+
+}  // namespace
+
+TEST_CASE("an upgrade to a binary that cannot take over is refused; the old master serves on",
+          "[trust][integration][upgrade]") {
+  Origin origin;
+  TempDir sockets;
+  std::string socket = sockets.path() + "/api.sock";
+  CopiedMolt molt(upgradeConfig(socket, origin.echoPort()));
+  Child& master = *molt.master;
+  REQUIRE_LINE(master, "api: listening on", 10s);
+  auto held = connectTo(molt.port("fe"));
+  REQUIRE(echoes(held.get(), "before"));
+  // Not molt at all, as a broken package would leave it. Before the fix the master exec'd it and
+  // the instance was gone.
+  {
+    std::ofstream broken(molt.binary + ".new");
+    broken << "#!/bin/sh\necho 'this is not the binary you want' >&2\nexit 1\n";
+  }
+  chmod((molt.binary + ".new").c_str(), 0755);
+  std::filesystem::rename(molt.binary + ".new", molt.binary);
+  json refused = askApi(socket, R"({"cmd": "upgrade"})");
+  INFO(refused.dump());
+  REQUIRE(refused["ok"] == false);
+  REQUIRE(refused["error"].get<std::string>().find("binary upgrade refused:") == 0);
+  REQUIRE(refused["error"].get<std::string>().find("this is not the binary you want") !=
+          std::string::npos);
+  REQUIRE(master.running());
+  REQUIRE(echoes(held.get(), "after"));
+  // A signal reloads the config with the running binary (the refused file is not retried).
+  size_t from = master.lines().size();
+  master.signal(SIGUSR2);
+  REQUIRE_LINE(master, "generation 2 serving", 20s, from);
+  // A good binary then upgrades, and the API answers with the real result: the new image's
+  // reload (before the fix, "ok" came before the exec, whatever happened after).
+  CopiedMolt::install(molt.binary + ".new");
+  std::filesystem::rename(molt.binary + ".new", molt.binary);
+  json upgraded = askApi(socket, R"({"cmd": "upgrade"})");
+  INFO(upgraded.dump());
+  REQUIRE(upgraded["ok"] == true);
+  REQUIRE(upgraded["generation"] == 3);
+  REQUIRE(echoes(held.get(), "still"));
+}
+
+TEST_CASE("a new binary that fails while taking over hands the instance back to the old one",
+          "[trust][integration][upgrade]") {
+  Origin origin;
+  TempDir sockets;
+  std::string socket = sockets.path() + "/api.sock";
+  // The fault hook makes the new image abort after it passed its check, mid-takeover.
+  CopiedMolt molt(upgradeConfig(socket, origin.echoPort()),
+                  {"MOLT_UPGRADE_FAULT=crash-in-restore"});
+  Child& master = *molt.master;
+  REQUIRE_LINE(master, "api: listening on", 10s);
+  auto held = connectTo(molt.port("fe"));
+  REQUIRE(echoes(held.get(), "before"));
+  json answer = askApi(socket, R"({"cmd": "upgrade"})");
+  INFO(answer.dump());
+  INFO(master.output());
+  REQUIRE(answer["ok"] == false);
+  REQUIRE(answer["error"].get<std::string>().find(
+              "binary upgrade failed: the new binary crashed while taking over (signal 06)") == 0);
+  REQUIRE(master.running());
+  // The workers were adopted again by the image that took over: the one holding the connection
+  // still carries it.
+  REQUIRE_LINE(master, "upgrade: adopted generation 1 \\(serving\\) with 2 workers", 5s);
+  REQUIRE(echoes(held.get(), "after"));
+  REQUIRE(httpOrEcho(molt.port("fe")));
+  held.reset();
+  master.signal(SIGTERM);
+  auto status = master.waitExit(15s);
+  REQUIRE(status);
+  REQUIRE(WEXITSTATUS(*status) == 0);
 }

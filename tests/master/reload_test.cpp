@@ -20,6 +20,9 @@ struct FakeMaster {
   uv_loop_t loop{};
   unsigned nextId = 1, serving = 0;
   bool binaryChanged = false;
+  bool checkLater = false;  // hold the binary check's answer (pendingCheck) instead of answering
+  std::string checkError;   // the check's answer
+  std::function<void(const std::string&)> pendingCheck;
   std::deque<BuildOutcome> outcomes;  // the next builds' results (empty: success)
   std::vector<std::string> events;    // "build start", "upgrade SIGUSR2", "ready ...", ...
   std::vector<json> answers;
@@ -32,7 +35,19 @@ struct FakeMaster {
 
   ReloadSteps steps() {
     return {[this] { return binaryChanged; },
-            [this](const char* why) { events.push_back(std::string("upgrade ") + why); },
+            [this](std::function<void(const std::string&)> done) {
+              events.push_back("check");
+              if (checkLater)
+                pendingCheck = std::move(done);
+              else
+                done(checkError);
+            },
+            [this] { events.push_back("cancel check"); },
+            [this](const char* why, const std::vector<molt::master::ApiReply>& waiters) {
+              events.push_back(std::string("upgrade ") + why + " with " +
+                               std::to_string(waiters.size()) + " waiters");
+              return std::string("exec failed (fake)");
+            },
             [this](const char* why, bool reload) {
               events.push_back(std::string(reload ? "build " : "start ") + why);
               if (!outcomes.empty()) {
@@ -174,44 +189,108 @@ TEST_CASE("a reload whose generation is not ready in time is abandoned", "[maste
   REQUIRE(m.answers.size() == 1);
 }
 
-TEST_CASE("a changed binary, or an upgrade asked for, re-execs before the build",
+TEST_CASE("a changed binary is checked, then exec'd; one that fails leaves the running binary",
           "[master][reload]") {
   FakeMaster m;
   Reloader r(&m.loop, m.steps());
   REQUIRE(r.start());
   m.serve(r, 1);
   m.events.clear();
-  r.request("SIGUSR2", m.waiter());  // unchanged: no upgrade
+  r.request("SIGUSR2", m.waiter());  // unchanged: no check, no upgrade
   REQUIRE(m.events.front() == "reloading: reloading: starting generation 2");
   m.serve(r, 2);
 
+  // Changed: checked, then exec'd with the waiter handed over. The fake's exec fails, so the
+  // reload goes on with the running binary and says why the upgrade did not happen.
   m.binaryChanged = true;
   m.events.clear();
   m.answers.clear();
   r.request("SIGUSR2", m.waiter());
-  // The exec would close the waiter's connection: it is answered first. (The fake's exec
-  // "fails", so the reload goes on with the running binary.)
-  REQUIRE(m.events.front() == "upgrade SIGUSR2");
+  REQUIRE(m.events[0] == "check");
+  REQUIRE(m.events[1] == "upgrade SIGUSR2 with 1 waiters");
+  REQUIRE(m.answers.empty());  // answered by whichever image serves, once the reload ends
+  REQUIRE(r.phase() == ReloadPhase::AwaitingReady);
+  m.serve(r, 3);
   REQUIRE(m.answers.size() == 1);
   REQUIRE(m.answers[0]["ok"] == true);
-  m.serve(r, 3);
+  REQUIRE(m.answers[0]["warning"].get<std::string>().find(
+              "binary upgrade refused: re-exec: exec failed (fake)") == 0);
 
-  m.binaryChanged = false;
+  // A binary that fails its check is never exec'd.
+  m.checkError = "molt --upgrade-check: exit 1: inventory version 3";
   m.events.clear();
-  r.request("api upgrade", {}, UpgradeMode::Force);
-  REQUIRE(m.events.front() == "upgrade api upgrade");
-  // A forced upgrade asked while another reload runs keeps its force when it starts.
-  r.request("api upgrade", {}, UpgradeMode::Force);
-  m.events.clear();
+  m.answers.clear();
+  r.request("SIGUSR2", m.waiter());
+  REQUIRE(std::count(m.events.begin(), m.events.end(), "upgrade SIGUSR2 with 1 waiters") == 0);
   m.serve(r, 4);
-  REQUIRE(m.saw("upgrade queued reload"));
-  m.serve(r, 5);
+  REQUIRE(m.answers[0]["ok"] == true);
+  REQUIRE(m.answers[0]["warning"].get<std::string>().find("inventory version 3") !=
+          std::string::npos);
 
-  m.binaryChanged = true;
+  // An upgrade asked for fails whole: no reload is built.
+  m.answers.clear();
   m.events.clear();
-  r.request("binary upgrade", {}, UpgradeMode::Never);  // the new image's first reload
-  REQUIRE_FALSE(m.saw("upgrade binary upgrade"));
+  r.request("api upgrade", m.waiter(), UpgradeMode::Force);
+  REQUIRE(r.phase() == ReloadPhase::Idle);
+  REQUIRE(m.answers.size() == 1);
+  REQUIRE(m.answers[0]["ok"] == false);
+  REQUIRE(m.answers[0]["error"].get<std::string>().find("binary upgrade refused:") == 0);
+  REQUIRE_FALSE(m.saw("build api upgrade"));
+
+  // The new image's first reload never checks.
+  m.events.clear();
+  r.request("binary upgrade", molt::master::ApiReply{}, UpgradeMode::Never);
+  REQUIRE_FALSE(m.saw("check"));
   REQUIRE(m.saw("build binary upgrade"));
+}
+
+TEST_CASE("while the binary is checked, requests queue and a stop cancels the check",
+          "[master][reload]") {
+  FakeMaster m;
+  m.checkLater = true;
+  Reloader r(&m.loop, m.steps());
+  REQUIRE(r.start());
+  m.serve(r, 1);
+  r.request("api upgrade", m.waiter(), UpgradeMode::Force);
+  REQUIRE(r.phase() == ReloadPhase::CheckingBinary);
+  r.request("SIGHUP", m.waiter());
+  REQUIRE(r.queued());
+  // A forced upgrade queued behind the check keeps its force.
+  m.pendingCheck("bad binary");
+  REQUIRE(m.answers.size() == 1);
+  REQUIRE(m.answers[0]["ok"] == false);
+  REQUIRE(r.phase() == ReloadPhase::AwaitingReady);  // the queued SIGHUP reload
+  m.serve(r, 2);
+  REQUIRE(m.answers.size() == 2);
+  REQUIRE(m.answers[1]["ok"] == true);
+  r.request("api upgrade", m.waiter(), UpgradeMode::Force);
+  REQUIRE(r.phase() == ReloadPhase::CheckingBinary);
+  r.stop("SIGTERM");
+  REQUIRE(m.saw("cancel check"));
+  REQUIRE(r.phase() == ReloadPhase::Idle);
+  REQUIRE(m.answers.back()["error"] == "SIGTERM: molt is stopping");
+  m.pendingCheck("");  // a late answer changes nothing
+  REQUIRE(r.phase() == ReloadPhase::Idle);
+}
+
+TEST_CASE("after a failed binary upgrade, the image that took over again answers with the failure",
+          "[master][reload]") {
+  FakeMaster m;
+  Reloader r(&m.loop, m.steps());
+  REQUIRE(r.start());
+  m.serve(r, 1);
+  r.failWith("binary upgrade failed: the new binary crashed while taking over (signal 06)");
+  r.request("binary upgrade", {m.waiter(), m.waiter()}, UpgradeMode::Never);
+  m.serve(r, 2);
+  REQUIRE(m.answers.size() == 2);
+  for (const auto& a : m.answers) {
+    REQUIRE(a["ok"] == false);
+    REQUIRE(a["error"].get<std::string>().find("crashed while taking over") != std::string::npos);
+    REQUIRE(a["generation"] == 2);
+  }
+  REQUIRE(
+      m.saw("ready: binary upgrade failed: the new binary crashed while taking over (signal "
+            "06); summary(2)"));
 }
 
 TEST_CASE("a successful reload's dropped journal entries are what `errors` shows",

@@ -57,10 +57,10 @@ std::vector<pid_t> Molt::workerPids(unsigned generation) {
   return pids;
 }
 
-CopiedMolt::CopiedMolt(const std::string& configText) {
+CopiedMolt::CopiedMolt(const std::string& configText, const std::vector<std::string>& env) {
   install(binary);
   master = std::make_unique<Child>(
-      std::vector<std::string>{binary, "-f", dir.write("molt.json", configText)});
+      std::vector<std::string>{binary, "-f", dir.write("molt.json", configText)}, env);
   REQUIRE_LINE(*master, "generation 1 serving", 20s);
 }
 

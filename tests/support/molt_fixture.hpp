@@ -61,7 +61,7 @@ struct CopiedMolt {
   std::string binary = bin.path() + "/molt";
   std::unique_ptr<Child> master;
 
-  explicit CopiedMolt(const std::string& configText);
+  explicit CopiedMolt(const std::string& configText, const std::vector<std::string>& env = {});
   // Puts a fresh copy of the build's binary at `path`.
   static void install(const std::string& path);
   // Replaces the binary the way a package manager does (a new inode renamed over the path) and
