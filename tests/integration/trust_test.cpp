@@ -495,3 +495,61 @@ TEST_CASE("a new binary that fails while taking over hands the instance back to 
   REQUIRE(status);
   REQUIRE(WEXITSTATUS(*status) == 0);
 }
+
+namespace {
+
+// The lines of /proc/PID/maps naming `what` ("molt-session-cache").
+std::vector<std::string> mappingsOf(pid_t pid, const std::string& what) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(maps, line);)
+    if (line.find(what) != std::string::npos) out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a worker maps what it only reads read-only; its scribbles on the cache stop at the cache",
+    "[trust][integration][tls]") {
+  Origin origin;
+  TempDir dir;
+  REQUIRE(makeCertificate(dir.path() + "/site.pem", "site.example.com"));
+  Molt molt(tlsConfig(dir, origin.httpPort(), "4MB"));
+  std::string socket = dir.path() + "/api.sock";
+  REQUIRE_LINE(molt.process(), "api: listening on", 10s);
+  std::uint16_t port = molt.port("tls");
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(TlsClient(port, {"site.example.com", "TLSv1.2", false}).connected());
+  pid_t worker = slotPid(molt, 0);
+  // What workers only read, they cannot write: shared, read-only mappings.
+  for (const char* zone : {"molt-server-state", "molt-ticket-keys"}) {
+    auto lines = mappingsOf(worker, zone);
+    INFO(zone);
+    REQUIRE(lines.size() == 1);
+    REQUIRE(lines[0].find(" r--s ") != std::string::npos);
+  }
+  // The session cache is theirs to write: play a compromised worker writing garbage over its
+  // header and shard table (as root, through the worker's own mapping).
+  auto cache = mappingsOf(worker, "molt-session-cache");
+  REQUIRE(cache.size() == 1);
+  REQUIRE(cache[0].find(" rw-s ") != std::string::npos);
+  std::string range = cache[0].substr(0, cache[0].find(' '));
+  molt::common::UniqueFd fd(
+      open(("/proc/" + std::to_string(worker) + "/map_files/" + range).c_str(), O_RDWR));
+  REQUIRE(fd);
+  std::string garbage(8192, '\xff');
+  REQUIRE(pwrite(fd.get(), garbage.data(), garbage.size(), 64) ==
+          static_cast<ssize_t>(garbage.size()));
+  // The master reads the cache's statistics from its own copy of the layout: before the fix it
+  // looped to the header's shard count, far past the mapping.
+  json stats = askApi(socket, R"({"cmd": "cache"})");
+  INFO(stats.dump());
+  REQUIRE(stats["ok"] == true);
+  REQUIRE(stats["session_cache"]["shards"].get<unsigned>() <= 64);
+  REQUIRE(molt.process().running());
+  // Workers go on: handshakes complete (resuming or not), the master answers.
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(TlsClient(port, {"site.example.com", "TLSv1.2", false}).connected());
+  REQUIRE(askApi(socket, R"({"cmd": "proc"})")["ok"] == true);
+}
