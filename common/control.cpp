@@ -187,7 +187,7 @@ void ControlChannel::flush() {
     int rc = sendControl(fd_.get(), next.body, raw);
     if (rc == -EAGAIN) break;
     if (rc < 0) {
-      log::error("sendmsg(control message '{}' on fd {}): {}", next.body.value("type", "?"),
+      log::error("sendmsg(control message '{}' on fd {}): {}", next.type(),
                  fd_.get(), std::strerror(-rc));
       queue_.pop_front();
       continue;

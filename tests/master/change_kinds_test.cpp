@@ -8,6 +8,7 @@
 
 #include "common/runtime_change.hpp"
 #include "master/journal.hpp"
+#include "tests/support/memory_files.hpp"
 
 using namespace molt::master;
 namespace common = molt::common;
@@ -16,21 +17,11 @@ using nlohmann::json;
 
 namespace {
 
+const molt::test::MemoryFiles kSideFiles{
+    {{"/maps/hosts.map", "one.example.com 1\n"}, {"/certs/site.pem", "SITE PEM"}}, {}};
+
 common::FileSource files() {
-  static const std::map<std::string, std::string> kFiles = {
-      {"/maps/hosts.map", "one.example.com 1\n"}, {"/certs/site.pem", "SITE PEM"}};
-  common::FileSource s;
-  s.read = [](const std::string& path, std::string& error) -> std::optional<std::string> {
-    auto it = kFiles.find(path);
-    if (it != kFiles.end()) return it->second;
-    error = "No such file or directory";
-    return std::nullopt;
-  };
-  s.list = [](const std::string&, std::string& error) -> std::optional<std::vector<std::string>> {
-    error = "Not a directory";
-    return std::nullopt;
-  };
-  return s;
+  return kSideFiles.source();
 }
 
 constexpr const char* kConfig = R"({
