@@ -187,8 +187,8 @@ void ControlChannel::flush() {
     int rc = sendControl(fd_.get(), next.body, raw);
     if (rc == -EAGAIN) break;
     if (rc < 0) {
-      log::error("sendmsg(control message '{}' on fd {}): {}", next.type(),
-                 fd_.get(), std::strerror(-rc));
+      log::error("sendmsg(control message '{}' on fd {}): {}", next.type(), fd_.get(),
+                 std::strerror(-rc));
       queue_.pop_front();
       continue;
     }
