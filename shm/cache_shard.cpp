@@ -76,8 +76,9 @@ CacheShard::Entry* CacheShard::entryAt(std::uint64_t offset) const {
     return nullptr;
   }
   auto* e = reinterpret_cast<Entry*>(region_ + offset);
+  // Expiry times are milliseconds of CLOCK_MONOTONIC after a store: never zero or negative.
   if (e->keyBytes > CacheKey::kMaxBytes || e->valueBytes > kMaxValueBytes ||
-      e->valueBytes > bytes_ - offset - sizeof(Entry)) {
+      e->valueBytes > bytes_ - offset - sizeof(Entry) || e->expiresAt <= 0) {
     corrupt_ = true;
     return nullptr;
   }

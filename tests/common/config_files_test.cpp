@@ -180,7 +180,9 @@ TEST_CASE("the disk FileSource reads files and lists the regular files of a dire
   ::rmdir(dir);
 }
 
-TEST_CASE("a template of 100k servers parses well under a second", "[config][perf]") {
+// The bound only catches a quadratic expansion (minutes): the parse takes ~50 ms optimised, ~0.5 s
+// in the sanitizer build, on a loaded 2-core machine.
+TEST_CASE("a template of 100k servers parses in linear time", "[config][perf]") {
   auto start = std::chrono::steady_clock::now();
   Config c = parse(R"({"backends": [{"name": "b", "check": {"type": "tcp"}, "servers": [
       {"name": "first", "address": "127.0.0.1:1"},
@@ -192,7 +194,7 @@ TEST_CASE("a template of 100k servers parses well under a second", "[config][per
   CHECK(servers[100000].name == "srv100000");
   CHECK(servers[100000].address.text() == "127.0.0.1:8080");
   CHECK(servers[100000].checkOverride->rise == 3);
-  CHECK(elapsed < 500ms);
+  CHECK(elapsed < 10s);
 }
 
 TEST_CASE("a template of a million servers parses", "[.][config][perf]") {

@@ -1,5 +1,5 @@
-// End-to-end: the proxy's own error responses, each from a real condition; the request
-// smuggling table; HTTP draining on reload (issue 4).
+// End-to-end: the proxy's own error responses, each from a real condition; HTTP draining on
+// reload (issue 4). The smuggling corpus is in http_smuggling_test.cpp.
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -10,7 +10,6 @@
 #include "tests/integration/http_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
-#include "tests/support/smuggling_cases.hpp"
 
 using namespace molt::test;
 
@@ -146,23 +145,6 @@ TEST_CASE("a server slower than timeouts.server gets 504", "[http][integration][
   REQUIRE(r.status == 504);
   REQUIRE(closed);
   REQUIRE(std::chrono::steady_clock::now() - start < 3s);
-}
-
-TEST_CASE("every request of the smuggling table is refused with 400 and the connection closed",
-          "[http][integration][smuggling]") {
-  Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort())));
-  std::uint16_t port = molt.port("fe");
-  auto cases = smugglingCases();
-  REQUIRE(cases.size() >= 25);
-  for (const auto& c : cases) {
-    INFO(c.name);
-    auto [r, closed] = exchange(port, c.request);
-    REQUIRE(r.status == 400);
-    REQUIRE(closed);
-  }
-  // The proxy still serves well-formed requests afterwards.
-  REQUIRE(request(port, "/").body == "origin\n");
 }
 
 TEST_CASE("on drain an idle keep-alive connection is closed", "[http][integration][drain]") {

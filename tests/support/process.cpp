@@ -123,6 +123,10 @@ std::optional<int> Child::waitExit(std::chrono::milliseconds timeout) {
     if (r == pid_) {
       reaped_ = true;
       status_ = status;
+      // What it wrote last may still be in the pipe: wait for the reader to see EOF (bounded, as
+      // a process it left behind may hold the pipe open).
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, 2s, [this] { return eof_; });
       return status;
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
@@ -163,6 +167,11 @@ std::string moltBinary() {
 }
 std::string originBinary() {
   return fromEnv("MOLT_ORIGIN");
+}
+
+bool sanitizedBuild() {
+  const char* flag = std::getenv("MOLT_SANITIZED");
+  return flag && *flag == '1';
 }
 
 bool processAlive(pid_t pid) {

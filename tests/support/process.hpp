@@ -37,7 +37,9 @@ class Child {
   std::vector<std::string> lines() const;
   std::string output() const;
   void signal(int signum) const;
-  // Waits for the exit; returns the wait status, or nullopt after `timeout`.
+  // Waits for the exit; returns the wait status, or nullopt after `timeout`. Once it returned a
+  // status, output() holds everything the child wrote (unless a process it left holds the pipe
+  // open for more than 2 s).
   std::optional<int> waitExit(std::chrono::milliseconds timeout = 10s);
   bool running();
 
@@ -72,6 +74,10 @@ class TempDir {
 std::string moltBinary();
 std::string originBinary();
 
+// True when the binaries under test were built with the sanitizers (scripts/test --sanitize sets
+// MOLT_SANITIZED): their memory is then the sanitizers' (shadow memory, quarantine), and the
+// memory bounds the tests hold molt to do not apply; everything else does.
+bool sanitizedBuild();
 // True when `pid` names a live (not zombie) process.
 bool processAlive(pid_t pid);
 // VmRSS of `pid` in KiB (from /proc/PID/status), or -1.

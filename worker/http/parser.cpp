@@ -338,16 +338,25 @@ bool HttpParser::validateRequestHead() {
     for (char c : head_.value(*host))
       if (!validHostChar(c)) return error_ = {400, "bad Host"}, false;
   }
+  // An upgrade carries no body: bytes after its head belong to the protocol upgraded to, so a
+  // body here is a request hidden where a server may read another (refused before the head goes
+  // on).
+  if (head_.upgrade && (head_.chunked || (head_.hasLength && head_.length > 0)) && !isH2cUpgrade())
+    return error_ = {400, "upgrade with a body"}, false;
   // An upgrade to cleartext HTTP/2 is not tunnelled (a tunnel would carry requests past molt's
   // routing): the request goes on as plain HTTP/1.1, without Upgrade, and the connection closes
   // after its response.
-  if (head_.upgrade)
-    if (const HttpField* upgrade = head_.find(FieldKind::Upgrade);
-        upgrade && hasToken(head_.value(*upgrade), "h2c")) {
-      head_.upgrade = false;
-      head_.keepAlive = false;
-    }
+  if (isH2cUpgrade()) {
+    head_.upgrade = false;
+    head_.keepAlive = false;
+  }
   return true;
+}
+
+bool HttpParser::isH2cUpgrade() const {
+  if (!head_.upgrade) return false;
+  const HttpField* upgrade = head_.find(FieldKind::Upgrade);
+  return upgrade && hasToken(head_.value(*upgrade), "h2c");
 }
 
 // Only one way to frame a body: a single Content-Length, or a single Transfer-Encoding that is

@@ -102,6 +102,7 @@ class HttpParser {
   bool scan(const char* data, std::size_t length);
   bool validateHead();
   bool validateRequestHead();
+  bool isH2cUpgrade() const;
   bool validateFraming();
 
   Kind kind_;

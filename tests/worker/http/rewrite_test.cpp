@@ -17,7 +17,7 @@ void parseHead(HttpParser& parser, const std::string& text) {
   REQUIRE(r.status == ParseStatus::HeadComplete);
 }
 
-std::string rewriteRequest(const std::string& text, ForwardedInfo info = {"10.0.0.9", false}) {
+std::string rewriteRequest(const std::string& text, ForwardedInfo info = {"10.0.0.9", false, {}}) {
   HttpParser parser(HttpParser::Kind::Request);
   parseHead(parser, text);
   BufferPool pool;
@@ -61,7 +61,7 @@ TEST_CASE("X-Forwarded-For is appended to; X-Forwarded-Proto and -Host are repla
   std::string out = rewriteRequest(
       "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a:8080\r\nX-Forwarded-Proto: https\r\n"
       "X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Host: evil\r\n\r\n",
-      {"::1", true});
+      {"::1", true, {}});
   REQUIRE(out ==
           "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, ::1\r\nHost: a:8080\r\n"
           "X-Forwarded-Proto: https\r\nX-Forwarded-Host: a:8080\r\n\r\n");
@@ -133,4 +133,16 @@ TEST_CASE("an output chain spans pooled buffers and gives them back", "[http][re
     REQUIRE(pool.inUse() == 3);
   }
   REQUIRE(pool.inUse() == 0);
+}
+
+TEST_CASE("the Host sent is the host routed on; X-Forwarded-Host keeps what the client named",
+          "[http][rewrite]") {
+  REQUIRE(rewriteRequest("GET / HTTP/1.1\r\nHost: App.Example.COM.:8080\r\n\r\n",
+                         {"10.0.0.9", false, "app.example.com:8080"}) ==
+          "GET / HTTP/1.1\r\nHost: app.example.com:8080\r\nX-Forwarded-For: 10.0.0.9\r\n"
+          "X-Forwarded-Proto: http\r\nX-Forwarded-Host: App.Example.COM.:8080\r\n\r\n");
+  REQUIRE(rewriteRequest("GET http://B.example./x HTTP/1.1\r\nHost: other\r\n\r\n",
+                         {"10.0.0.9", false, "b.example"}) ==
+          "GET /x HTTP/1.1\r\nHost: b.example\r\nX-Forwarded-For: 10.0.0.9\r\n"
+          "X-Forwarded-Proto: http\r\nX-Forwarded-Host: B.example.\r\n\r\n");
 }

@@ -149,3 +149,13 @@ TEST_CASE("a router keeps the backends it routes to alive, and only as long as i
   router.reset();
   for (const auto& backend : watched) REQUIRE(backend.expired());
 }
+
+TEST_CASE("a trailing dot names the same host; the authority form keeps the port",
+          "[http][router]") {
+  std::string scratch;
+  REQUIRE(Router::normalizeHost("Admin.Example.com.", scratch) == "admin.example.com");
+  REQUIRE(Router::normalizeHost("admin.example.com.:443", scratch) == "admin.example.com");
+  REQUIRE(Router::normalizeAuthority("Admin.Example.com.:443", scratch) == "admin.example.com:443");
+  REQUIRE(Router::normalizeAuthority("[::1]:80", scratch) == "[::1]:80");
+  REQUIRE(Router::normalizeHost(".", scratch) == ".");
+}

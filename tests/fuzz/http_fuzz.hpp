@@ -1,9 +1,14 @@
-// libFuzzer target over HttpParser (requests and responses) and the head rewriting that follows
-// a parsed head (issue 4). Built only with -Dfuzz=true and clang; see docs/http.md for a run.
+// The HTTP fuzz targets' shared body: HttpParser over a byte stream, message after message as a
+// keep-alive connection parses them, and the head rewriting that follows every accepted head.
+// http_request_fuzz.cpp and http_response_fuzz.cpp pick the side.
 //
-// Input: byte 0 picks the parser kind (bit 0: response), a HEAD request (bit 1) and whether the
-// body is decoded through a sink (bit 2); byte 1 is the feeding step (1..256 bytes); the rest is
-// the stream, parsed message after message as a keep-alive connection would.
+// Beyond sanitizer reports, an accepted head that breaks checkHead's rules is a crash.
+//
+// Input: byte 0 picks a HEAD request (bit 1: no body in the response) and whether the body is
+// decoded through a sink (bit 2); byte 1 is the feeding step (1..256 bytes); the rest is the
+// stream.
+#pragma once
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,23 +19,32 @@
 #include "worker/net/buffer_pool.hpp"
 #include "worker/net/output_chain.hpp"
 
-using namespace molt::worker;
-
-namespace {
+namespace molt::worker::fuzz {
 
 struct Sink final : BodySink {
   std::size_t bytes = 0;
   void onBodyData(const char*, std::size_t n) noexcept override { bytes += n; }
 };
 
-void rewrite(const HttpParser& parser, bool response, BufferPool& pool) {
+// What every accepted head must hold whatever the bytes were (HttpParser's validation): one way
+// to frame the body, never both; a request has a target and at most one Host.
+inline void checkHead(const HttpHead& head, bool response) {
+  if (head.count(FieldKind::ContentLength) > 1) __builtin_trap();
+  if (head.count(FieldKind::TransferEncoding) > 0 && head.count(FieldKind::ContentLength) > 0)
+    __builtin_trap();
+  if (head.chunked && head.hasLength) __builtin_trap();
+  if (!response && (head.target().empty() || head.count(FieldKind::Host) > 1)) __builtin_trap();
+}
+
+inline void rewrite(const HttpParser& parser, bool response, BufferPool& pool) {
   OutputChain out(pool);
   const HttpHead& head = parser.head();
+  checkHead(head, response);
   if (response) {
     writeResponseHead(head, ResponseFraming{head.chunked, !head.keepAlive, false}, out);
     return;
   }
-  writeRequestHead(head, ForwardedInfo{"192.0.2.1", false}, out);
+  writeRequestHead(head, ForwardedInfo{"192.0.2.1", false, {}}, out);
   std::string scratch;
   std::string_view host = targetAuthority(head.target());
   if (const HttpField* f = head.find(FieldKind::Host); f && host.empty()) host = head.value(*f);
@@ -38,11 +52,8 @@ void rewrite(const HttpParser& parser, bool response, BufferPool& pool) {
   (void)targetPath(head.target());
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+inline int fuzzHttp(const std::uint8_t* data, std::size_t size, bool response) {
   if (size < 2) return 0;
-  bool response = data[0] & 1;
   static BufferPool pool;
   Sink sink;
   HttpParser parser(response ? HttpParser::Kind::Response : HttpParser::Kind::Request);
@@ -75,3 +86,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   return 0;
 }
+
+}  // namespace molt::worker::fuzz
