@@ -118,6 +118,11 @@ CertificateValidator gCertificateValidator;
 
 }  // namespace
 
+void pass(const ChangeGate& gate, const nlohmann::json& change) {
+  if (!gate) return;
+  if (std::string why = gate(change); !why.empty()) refuse(why);
+}
+
 std::string validateCertificate(const std::string& pem) {
   return gCertificateValidator ? gCertificateValidator(pem) : "";
 }
@@ -126,7 +131,7 @@ std::string validateCertificate(const std::string& pem) {
 
 namespace {
 
-using Command = void (*)(Config&, nlohmann::json&, const FileSource&);
+using Command = void (*)(Config&, nlohmann::json&, const FileSource&, const ChangeGate&);
 
 struct CommandEntry {
   std::string_view name;
@@ -169,7 +174,8 @@ bool isRuntimeChange(std::string_view cmd) {
   return findCommand(cmd) != nullptr;
 }
 
-std::string applyRuntimeChange(Config& config, nlohmann::json& change, const FileSource& files) {
+std::string applyRuntimeChange(Config& config, nlohmann::json& change, const FileSource& files,
+                               const ChangeGate& gate) {
   if (!change.is_object()) return "expected an object";
   auto cmd = change.find("cmd");
   if (cmd == change.end() || !cmd->is_string()) return "cmd: missing, or not a string";
@@ -181,7 +187,7 @@ std::string applyRuntimeChange(Config& config, nlohmann::json& change, const Fil
     return "cmd: unknown change '" + name + "'" + runtime_detail::didYouMean(name, names);
   }
   try {
-    entry->apply(config, change, files);
+    entry->apply(config, change, files, gate);
     return "";
   } catch (const runtime_detail::ChangeError& e) {
     return e.what();

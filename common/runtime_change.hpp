@@ -21,6 +21,11 @@ namespace molt::common {
 // True for the commands applyRuntimeChange knows.
 bool isRuntimeChange(std::string_view cmd);
 
+// Called by applyRuntimeChange with the change in its journalled form once it is validated, just
+// before the config is touched: a non-empty answer refuses the change with that line, `config`
+// untouched (the master saves global.state_file here, so a change it cannot keep never applies).
+using ChangeGate = std::function<std::string(const nlohmann::json& change)>;
+
 // Validates `change` against `config` and applies it. Returns "" on success, else one line
 // naming the field at fault and why ("server.address: port out of range"; several problems of one
 // server or backend object are joined with "; "), `config` then being untouched: the change is
@@ -29,7 +34,8 @@ bool isRuntimeChange(std::string_view cmd);
 // replays the same (cert.set's "path" becomes the "pem" it read through `files`; map.set's host
 // is lower-cased): journal that form. Never throws but std::bad_alloc is reported as an error.
 // Any process may call it; without a certificate validator installed, PEM text is not checked.
-std::string applyRuntimeChange(Config& config, nlohmann::json& change, const FileSource& files);
+std::string applyRuntimeChange(Config& config, nlohmann::json& change, const FileSource& files,
+                               const ChangeGate& gate = {});
 
 // "server.add bk_1 web3": the command and the names it acts on, for logs and journal conflicts.
 std::string describeRuntimeChange(const nlohmann::json& change);

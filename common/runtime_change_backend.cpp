@@ -62,7 +62,8 @@ std::string referenceTo(const Config& config, const std::string& name) {
 
 }  // namespace
 
-void serverAdd(Config& config, nlohmann::json& change, const FileSource& files) {
+void serverAdd(Config& config, nlohmann::json& change, const FileSource& files,
+               const ChangeGate& gate) {
   Request request(change, {"backend", "server"});
   BackendConfig& backend = backendNamed(config, request, "backend");
   const nlohmann::json& server = request.value("server");
@@ -77,22 +78,24 @@ void serverAdd(Config& config, nlohmann::json& change, const FileSource& files) 
     config_detail::parseServerEntry(ctx, v, "server", scratch);
   });
   refuseDuplicates(backend, scratch.servers);
+  pass(gate, change);
   backend.servers.insert(backend.servers.end(), std::make_move_iterator(scratch.servers.begin()),
                          std::make_move_iterator(scratch.servers.end()));
 }
 
 // "timeout_ms" bounds the master's wait for the server's connections to drain before it deletes
 // it; the config has nothing to do with it, and the journal does not keep it.
-void serverDel(Config& config, nlohmann::json& change, const FileSource&) {
+void serverDel(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"backend", "server", "timeout_ms"});
   BackendConfig& backend = backendNamed(config, request, "backend");
   std::size_t index = serverIndex(backend, request.string("server"));
   request.optionalInteger("timeout_ms", 0, std::numeric_limits<std::int64_t>::max());
   change.erase("timeout_ms");
+  pass(gate, change);
   backend.servers.erase(backend.servers.begin() + static_cast<std::ptrdiff_t>(index));
 }
 
-void serverSet(Config& config, nlohmann::json& change, const FileSource&) {
+void serverSet(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"backend", "server", "address", "weight", "state"});
   BackendConfig& backend = backendNamed(config, request, "backend");
   std::size_t index = serverIndex(backend, request.string("server"));
@@ -116,6 +119,7 @@ void serverSet(Config& config, nlohmann::json& change, const FileSource&) {
              didYouMean(*state, {"ready", "drain", "maint"}));
     }
   }
+  pass(gate, change);
   ServerConfig& server = backend.servers[index];
   if (address) server.address = *address;
   if (weight) server.weight = static_cast<unsigned>(*weight);
@@ -125,7 +129,8 @@ void serverSet(Config& config, nlohmann::json& change, const FileSource&) {
   }
 }
 
-void backendAdd(Config& config, nlohmann::json& change, const FileSource& files) {
+void backendAdd(Config& config, nlohmann::json& change, const FileSource& files,
+                const ChangeGate& gate) {
   Request request(change, {"backend"});
   const nlohmann::json& object = request.value("backend");
   BackendConfig backend;
@@ -135,15 +140,17 @@ void backendAdd(Config& config, nlohmann::json& change, const FileSource& files)
   if (config.findBackend(backend.name)) {
     refuse("backend.name: a backend named '" + backend.name + "' already exists");
   }
+  pass(gate, change);
   config.backends.push_back(std::move(backend));
 }
 
-void backendDel(Config& config, nlohmann::json& change, const FileSource&) {
+void backendDel(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"backend"});
   BackendConfig& backend = backendNamed(config, request, "backend");
   if (std::string at = referenceTo(config, backend.name); !at.empty()) {
     refuse("backend: " + backend.name + " is in use by " + at);
   }
+  pass(gate, change);
   config.backends.erase(config.backends.begin() + (&backend - config.backends.data()));
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/config.hpp"
 #include "common/config_parse.hpp"
+#include "common/runtime_change.hpp"
 
 namespace molt::common::runtime_detail {
 
@@ -61,17 +62,30 @@ void parseAsInFile(
     const nlohmann::json& value, const FileSource& files,
     const std::function<void(config_detail::ParseContext&, const JsonValue&)>& parse);
 
+// Asks `gate` (when set) whether the validated `change` may apply; refuses with its answer. Every
+// command calls it once, after its last check and its last rewrite of `change`, before it mutates.
+void pass(const ChangeGate& gate, const nlohmann::json& change);
+
 // The certificate validator installed by setCertificateValidator; "" when none is.
 std::string validateCertificate(const std::string& pem);
 
-void serverAdd(Config& config, nlohmann::json& change, const FileSource& files);
-void serverDel(Config& config, nlohmann::json& change, const FileSource& files);
-void serverSet(Config& config, nlohmann::json& change, const FileSource& files);
-void backendAdd(Config& config, nlohmann::json& change, const FileSource& files);
-void backendDel(Config& config, nlohmann::json& change, const FileSource& files);
-void certSet(Config& config, nlohmann::json& change, const FileSource& files);
-void certDel(Config& config, nlohmann::json& change, const FileSource& files);
-void mapSet(Config& config, nlohmann::json& change, const FileSource& files);
-void mapDel(Config& config, nlohmann::json& change, const FileSource& files);
+void serverAdd(Config& config, nlohmann::json& change, const FileSource& files,
+               const ChangeGate& gate);
+void serverDel(Config& config, nlohmann::json& change, const FileSource& files,
+               const ChangeGate& gate);
+void serverSet(Config& config, nlohmann::json& change, const FileSource& files,
+               const ChangeGate& gate);
+void backendAdd(Config& config, nlohmann::json& change, const FileSource& files,
+                const ChangeGate& gate);
+void backendDel(Config& config, nlohmann::json& change, const FileSource& files,
+                const ChangeGate& gate);
+void certSet(Config& config, nlohmann::json& change, const FileSource& files,
+             const ChangeGate& gate);
+void certDel(Config& config, nlohmann::json& change, const FileSource& files,
+             const ChangeGate& gate);
+void mapSet(Config& config, nlohmann::json& change, const FileSource& files,
+            const ChangeGate& gate);
+void mapDel(Config& config, nlohmann::json& change, const FileSource& files,
+            const ChangeGate& gate);
 
 }  // namespace molt::common::runtime_detail

@@ -93,7 +93,8 @@ MapEntries::iterator entryOf(RouteConfig& route, const std::string& host) {
 
 }  // namespace
 
-void certSet(Config& config, nlohmann::json& change, const FileSource& files) {
+void certSet(Config& config, nlohmann::json& change, const FileSource& files,
+             const ChangeGate& gate) {
   Request request(change, {"frontend", "name", "pem", "path"});
   FrontendConfig& frontend = frontendNamed(config, request, "frontend");
   if (!hasTlsBind(frontend)) refuse("frontend: " + frontend.name + " has no TLS bind");
@@ -104,6 +105,7 @@ void certSet(Config& config, nlohmann::json& change, const FileSource& files) {
   change.erase("path");
   change["name"] = name;
   change["pem"] = pem;
+  pass(gate, change);
   auto& certificates = frontend.runtimeCertificates;
   auto it = std::find_if(certificates.begin(), certificates.end(),
                          [&](const RuntimeCertificate& c) { return c.name == name; });
@@ -114,7 +116,7 @@ void certSet(Config& config, nlohmann::json& change, const FileSource& files) {
   }
 }
 
-void certDel(Config& config, nlohmann::json& change, const FileSource&) {
+void certDel(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"frontend", "name"});
   FrontendConfig& frontend = frontendNamed(config, request, "frontend");
   const std::string& name = request.string("name");
@@ -122,6 +124,7 @@ void certDel(Config& config, nlohmann::json& change, const FileSource&) {
   auto it = std::find_if(certificates.begin(), certificates.end(),
                          [&](const RuntimeCertificate& c) { return c.name == name; });
   if (it != certificates.end()) {
+    pass(gate, change);
     certificates.erase(it);
     return;
   }
@@ -137,7 +140,7 @@ void certDel(Config& config, nlohmann::json& change, const FileSource&) {
          didYouMean(name, names));
 }
 
-void mapSet(Config& config, nlohmann::json& change, const FileSource&) {
+void mapSet(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"frontend", "host", "value", "route"});
   FrontendConfig& frontend = frontendNamed(config, request, "frontend");
   RouteConfig& route = hostMapRoute(config, frontend, request);
@@ -154,6 +157,7 @@ void mapSet(Config& config, nlohmann::json& change, const FileSource&) {
   }
   change["host"] = host;
   change["value"] = value;
+  pass(gate, change);
   if (auto it = entryOf(route, host); it != route.mapEntries.end()) {
     it->second = std::move(value);
   } else {
@@ -161,7 +165,7 @@ void mapSet(Config& config, nlohmann::json& change, const FileSource&) {
   }
 }
 
-void mapDel(Config& config, nlohmann::json& change, const FileSource&) {
+void mapDel(Config& config, nlohmann::json& change, const FileSource&, const ChangeGate& gate) {
   Request request(change, {"frontend", "host", "route"});
   FrontendConfig& frontend = frontendNamed(config, request, "frontend");
   RouteConfig& route = hostMapRoute(config, frontend, request);
@@ -171,6 +175,7 @@ void mapDel(Config& config, nlohmann::json& change, const FileSource&) {
     refuse("host: no entry for '" + host + "' in the host map " + route.value);
   }
   change["host"] = host;
+  pass(gate, change);
   route.mapEntries.erase(it);
 }
 

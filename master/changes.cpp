@@ -99,9 +99,22 @@ void ChangeCoordinator::apply(Generation& serving, const nlohmann::json& request
   // What a deletion removes, found before the config forgets it.
   RemovedRows removed = kind->removes ? kind->removes(config, request) : RemovedRows{};
   nlohmann::json change = request;
+  // With global.state_file, the journal with the change is on disk before the change applies: a
+  // change the file cannot keep (disk full, read-only) is refused, and the file keeps the journal
+  // as it was.
+  Journal next;
+  auto keep = [&](const nlohmann::json& resolved) -> std::string {
+    if (stateFile_.empty()) return "";
+    next = journal_;
+    next.append(resolved);
+    std::string why;
+    if (next.saveStateFile(stateFile_, why)) return "";
+    common::log::error("state_file: {}: runtime change refused", why);
+    return "state_file: " + why + ": change refused, the runtime state is as it was";
+  };
   // An address given as a host name is resolved here, synchronously, as the file's are: the loop
   // waits for the resolver (give addresses as literals to avoid it).
-  std::string error = common::applyRuntimeChange(config, change, filesReadableBy(peer));
+  std::string error = common::applyRuntimeChange(config, change, filesReadableBy(peer), keep);
   if (!error.empty()) return reply(failure(error));
 
   Publication out;
@@ -110,8 +123,10 @@ void ChangeCoordinator::apply(Generation& serving, const nlohmann::json& request
   if (out.checksChanged) checker_.setTargets(HealthChecker::targetsOf(config));
 
   std::string description = common::describeRuntimeChange(change);
-  journal_.append(std::move(change));
-  saveJournal();
+  if (stateFile_.empty())
+    journal_.append(std::move(change));
+  else
+    journal_ = std::move(next);
   common::log::info("api: applied {}", description);
   broadcast(serving, std::move(out.ops), std::move(reply), std::move(description));
 }

@@ -122,6 +122,7 @@ void Worker::drain(const char* why) {
   phase_ = ServingPhase::Draining;
   auto before = common::readProcessMemory(getpid());
   for (auto& frontend : frontends_) frontend->closeListeners();
+  acceptTimer_.close();  // a paused listener is closed with the others
   releaseZonesIfQuiet();
   drainSessions();
   releaseTables();

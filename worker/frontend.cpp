@@ -1,5 +1,7 @@
 #include "worker/frontend.hpp"
 
+#include <fcntl.h>
+
 #include "common/log.hpp"
 
 namespace molt::worker {
@@ -18,29 +20,60 @@ int Frontend::addListener(uv_loop_t* loop, common::UniqueFd fd, const std::strin
   return 0;
 }
 
-int Frontend::startAccepting(AcceptHandler onAccept) {
+int Frontend::startAccepting(AcceptHandler onAccept, AcceptErrorHandler onError) {
   onAccept_ = std::move(onAccept);
+  onError_ = std::move(onError);
+  for (auto& listener : listeners_)
+    if (int rc = listen(listener); rc < 0) return rc;
+  return 0;
+}
+
+int Frontend::listen(Listener& listener) {
+  // The socket already listens (the master did it); uv_listen calls listen() again, so it must
+  // repeat the configured backlog rather than shrink or grow it.
+  int rc =
+      uv_listen(listener.handle.stream(), listener.backlog, [](uv_stream_t* server, int status) {
+        auto* self = static_cast<Frontend*>(server->data);
+        if (!self) return;
+        if (status < 0) return self->onError_(*self, status);
+        self->onAccept_(*self, server);
+      });
+  if (rc < 0)
+    common::log::error("uv_listen(frontend {} {}): {}", config_->name, listener.address,
+                       uv_strerror(rc));
+  return rc;
+}
+
+// The listening socket outlives its handle: a duplicate is kept (parked) and the handle closed,
+// so that libuv stops polling it. A listener whose duplicate cannot be made keeps accepting.
+void Frontend::pauseAccepting() {
   for (auto& listener : listeners_) {
-    // The socket already listens (the master did it); uv_listen calls listen() again, so it must
-    // repeat the configured backlog rather than shrink or grow it.
-    int rc =
-        uv_listen(listener.handle.stream(), listener.backlog, [](uv_stream_t* server, int status) {
-          auto* self = static_cast<Frontend*>(server->data);
-          if (!self) return;
-          if (status < 0) {
-            common::log::warn("accept on frontend {}: {}", self->config_->name,
-                              uv_strerror(status));
-            return;
-          }
-          self->onAccept_(*self, server);
-        });
-    if (rc < 0) {
-      common::log::error("uv_listen(frontend {} {}): {}", config_->name, listener.address,
-                         uv_strerror(rc));
-      return rc;
-    }
+    if (listener.parked || !listener.handle.initialized()) continue;
+    int fd = -1;
+    if (uv_fileno(listener.handle.base(), &fd) != 0) continue;
+    listener.parked.reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (listener.parked) listener.handle.close();
+  }
+}
+
+int Frontend::resumeAccepting(uv_loop_t* loop) {
+  for (auto& listener : listeners_) {
+    if (!listener.parked) continue;
+    common::UvHandle<uv_tcp_t> handle;
+    if (int rc = uv_tcp_init(loop, handle.get()); rc < 0) return rc;
+    if (int rc = uv_tcp_open(handle.get(), listener.parked.get()); rc < 0) return rc;
+    listener.parked.release();  // the handle owns it again
+    handle->data = this;
+    listener.handle = std::move(handle);
+    if (int rc = listen(listener); rc < 0) return rc;
   }
   return 0;
+}
+
+bool Frontend::paused() const {
+  for (const auto& listener : listeners_)
+    if (listener.parked) return true;
+  return false;
 }
 
 bool Frontend::isTls(const uv_stream_t* listener) const {
@@ -56,7 +89,7 @@ bool Frontend::anyTls() const {
 }
 
 void Frontend::closeListeners() {
-  for (auto& listener : listeners_) listener.handle.close();
+  for (auto& listener : listeners_) listener.handle.close();  // parked sockets close with them
   listeners_.clear();
 }
 

@@ -22,6 +22,8 @@ class Backend;
 class Frontend {
  public:
   using AcceptHandler = std::function<void(Frontend&, uv_stream_t* listener)>;
+  // An accept failed (EMFILE, ENFILE, ...): the error, once per failing listener wakeup.
+  using AcceptErrorHandler = std::function<void(Frontend&, int status)>;
 
   Frontend(std::shared_ptr<const common::FrontendConfig> config,
            std::shared_ptr<Backend> defaultBackend)
@@ -40,7 +42,15 @@ class Frontend {
   // True when any of the frontend's binds terminates TLS.
   bool anyTls() const;
   // Starts accepting on every listener; `onAccept` is called once per pending connection.
-  int startAccepting(AcceptHandler onAccept);
+  int startAccepting(AcceptHandler onAccept, AcceptErrorHandler onError);
+  // Stops accepting without giving the sockets up: the kernel queues new connections (other
+  // workers may take them) until resumeAccepting. For a worker short of descriptors.
+  void pauseAccepting();
+  // Accepts again after pauseAccepting. Returns 0 or a libuv error (the listeners not resumed
+  // stay paused: call it again).
+  int resumeAccepting(uv_loop_t* loop);
+  // True while some listener is paused.
+  bool paused() const;
   // Closes every listener handle (idempotent).
   void closeListeners();
 
@@ -50,11 +60,14 @@ class Frontend {
     std::string address;
     int backlog = 0;
     bool tls = false;
+    common::UniqueFd parked;  // the socket while accepting is paused
   };
+  int listen(Listener& listener);
   std::shared_ptr<const common::FrontendConfig> config_;
   std::shared_ptr<Backend> defaultBackend_;
   std::vector<Listener> listeners_;
   AcceptHandler onAccept_;
+  AcceptErrorHandler onError_;
 };
 
 }  // namespace molt::worker

@@ -37,6 +37,8 @@ class ServerPool {
   // Keeps `stream` (a connection to `server` between two complete exchanges) for reuse, or
   // closes it when the server already has kMaxIdlePerServer idle or the pool is closed.
   void give(const Server* server, std::unique_ptr<PlainStream> stream);
+  // Idle connections held (each a descriptor).
+  size_t idleCount() const { return idleCount_; }
   // Closes the idle connections to `server` (its address changed, or it went away).
   void purge(const Server* server);
   // Closes every idle connection and refuses new ones (drain and stop); stops the sweep timer.

@@ -2,10 +2,12 @@
 
 #include <malloc.h>
 #include <openssl/crypto.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "common/journal_text.hpp"
@@ -19,6 +21,10 @@
 namespace molt::worker {
 
 Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
+  rlimit limit{};
+  descriptorLimit_ = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                         ? static_cast<std::size_t>(limit.rlim_cur)
+                         : 1 << 20;
   control_ = std::make_unique<common::ControlChannel>(
       loop_, std::move(control), [this](common::ControlMessage&& m) { onMessage(std::move(m)); },
       [this] { drain("master gone"); });
@@ -219,7 +225,8 @@ void Worker::onStart() {
   dropBuildInputs();
   for (auto& frontend : frontends_) {
     int rc = frontend->startAccepting(
-        [this](Frontend& f, uv_stream_t* listener) { accept(f, listener); });
+        [this](Frontend& f, uv_stream_t* listener) { accept(f, listener); },
+        [this](Frontend& f, int status) { acceptFailed(f, status); });
     if (rc < 0) return stop("listen failed");
   }
   phase_ = ServingPhase::Serving;
@@ -249,6 +256,75 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
   raw->start();
+  keepDescriptorsInReserve();
+}
+
+// A worker near its descriptor limit stops accepting before accept() fails: libuv would then
+// accept and close every pending connection (its EMFILE trick), losing them. Paused, the kernel
+// keeps them queued for this worker's next turn or another worker. Each session holds at most
+// two descriptors and each pooled connection one, so descriptors are counted only when those
+// could come near the limit.
+void Worker::keepDescriptorsInReserve() {
+  std::size_t estimate = sessions_.size() * 2 + serverPool_->idleCount() + kDescriptorReserve;
+  if (estimate < descriptorLimit_ || descriptorsInUse() + kDescriptorReserve < descriptorLimit_)
+    return;
+  pauseAccepting("few descriptors left");
+}
+
+// Counted in /proc/self/fd (the lowest free number says nothing of the holes above it).
+std::size_t Worker::descriptorsInUse() const {
+  std::error_code error;
+  std::size_t count = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", error), end; !error && it != end;
+       it.increment(error))
+    ++count;
+  return error ? descriptorLimit_ : count;
+}
+
+void Worker::acceptFailed(Frontend& frontend, int status) {
+  pauseAccepting(
+      fmt::format("accept on frontend {}: {}", frontend.config().name, uv_strerror(status)));
+}
+
+// Logged at most once per kPauseLogMs; retried every kPauseRetryMs until enough descriptors are
+// free again.
+void Worker::pauseAccepting(const std::string& why) {
+  if (phase_ != ServingPhase::Serving) return;
+  for (auto& frontend : frontends_) frontend->pauseAccepting();
+  uint64_t now = uv_now(loop_);
+  if (now >= nextPauseLogMs_) {
+    common::log::warn(
+        "{}: accepting paused ({} of {} descriptors in use, {} connections); new "
+        "connections wait in the kernel's queue",
+        why, descriptorsInUse(), descriptorLimit_, sessions_.size());
+    nextPauseLogMs_ = now + kPauseLogMs;
+  }
+  if (!acceptTimer_.initialized()) {
+    uv_timer_init(loop_, acceptTimer_.get());
+    acceptTimer_->data = this;
+  }
+  uv_timer_start(
+      acceptTimer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Worker*>(t->data)) self->resumeAcceptingIfRoom();
+      },
+      kPauseRetryMs, 0);
+}
+
+void Worker::resumeAcceptingIfRoom() {
+  if (phase_ != ServingPhase::Serving) return;
+  if (descriptorsInUse() + 2 * kDescriptorReserve >= descriptorLimit_)
+    return pauseAccepting("still few descriptors left");
+  bool resumed = false;
+  for (auto& frontend : frontends_) {
+    resumed = resumed || frontend->paused();
+    if (int rc = frontend->resumeAccepting(loop_); rc < 0)
+      return pauseAccepting(fmt::format("resume accepting on frontend {}: {}",
+                                        frontend->config().name, uv_strerror(rc)));
+  }
+  if (resumed)
+    common::log::info("accepting again ({} of {} descriptors in use, {} connections)",
+                      descriptorsInUse(), descriptorLimit_, sessions_.size());
 }
 
 std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
@@ -329,6 +405,7 @@ void Worker::stop(const char* why) {
   reaper_.close();
   statsTimer_.close();
   titleTimer_.close();
+  acceptTimer_.close();
   trimTimer_.close();
   sigterm_.close();
   uv_stop(loop_);

@@ -83,6 +83,11 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void drainSessions();
   void stop(const char* why);
   void accept(Frontend& frontend, uv_stream_t* listener);
+  void acceptFailed(Frontend& frontend, int status);
+  void keepDescriptorsInReserve();
+  std::size_t descriptorsInUse() const;
+  void pauseAccepting(const std::string& why);
+  void resumeAcceptingIfRoom();
   std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client);
   void connectionCountChanged();
   void sendStats();
@@ -126,6 +131,14 @@ class Worker final : public SessionHost, public HandshakeObserver {
   common::UvHandle<uv_signal_t> sigterm_;
   uint64_t hardStopAtMs_ = 0;  // loop time of the master's hard stop; 0: unknown
   bool statsDirty_ = false;
+  // Accepting pauses when fewer than kDescriptorReserve descriptors are left under the limit
+  // (each accepted connection may need a second one, for its server).
+  static constexpr std::size_t kDescriptorReserve = 32;
+  static constexpr uint64_t kPauseRetryMs = 100;
+  static constexpr uint64_t kPauseLogMs = 10'000;
+  std::size_t descriptorLimit_ = 0;
+  uint64_t nextPauseLogMs_ = 0;
+  common::UvHandle<uv_timer_t> acceptTimer_;
 };
 
 }  // namespace molt::worker

@@ -1,8 +1,10 @@
 // End-to-end: the proxy's own error responses, each from a real condition; HTTP draining on
 // reload (issue 4). The smuggling corpus is in http_smuggling_test.cpp.
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -112,6 +114,64 @@ TEST_CASE("a refused server after retries gets 502", "[http][integration][errors
   REQUIRE(r.status == 502);
   REQUIRE(closed);
   REQUIRE_LINE(molt.process(), R"re(access .* 502 .*term="no server could be reached")re", 5s);
+}
+
+// A server that reads each request and resets its connection without answering.
+class Dropper {
+ public:
+  Dropper() : listener_(listenOnLoopback(port_)) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{listener_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        molt::common::UniqueFd fd(::accept(listener_.get(), nullptr, nullptr));
+        if (!fd) continue;
+        char buf[4096];
+        (void)::recv(fd.get(), buf, sizeof buf, 0);
+        linger reset{1, 0};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        ++dropped_;
+      }
+    });
+  }
+  ~Dropper() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int dropped() const { return dropped_; }
+
+ private:
+  std::uint16_t port_ = 0;
+  molt::common::UniqueFd listener_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> dropped_{0};
+  std::thread thread_;
+};
+
+TEST_CASE("a request a server drops unanswered is retried on the next if idempotent",
+          "[http][integration][errors]") {
+  Origin origin;
+  Dropper dropper;
+  Molt molt(httpConfig(server("dropper", dropper.port()) + ", " + server("o", origin.httpPort())));
+  std::uint16_t port = molt.port("fe");
+  for (int i = 0; i < 4; ++i) {
+    auto [r, closed] = exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    REQUIRE(r.status == 200);
+  }
+  REQUIRE(dropper.dropped() >= 2);  // round robin sent every other request there first
+  REQUIRE_LINE(molt.process(),
+               "server dropper: connection reset by peer before responding; "
+               "request retried",
+               5s);
+  // A POST may have been acted on: never repeated.
+  int refused = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto [r, closed] = exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+    REQUIRE((r.status == 200 || r.status == 502));
+    refused += r.status == 502;
+  }
+  REQUIRE(refused >= 1);
 }
 
 TEST_CASE("a server answering garbage gets 502", "[http][integration][errors]") {

@@ -23,9 +23,12 @@ Origin::Origin(const std::string& name, std::uint16_t httpPort) {
   echoPort_ = static_cast<std::uint16_t>(std::stoi((*echo)[1]));
 }
 
-Molt::Molt(const std::string& configText, const std::vector<std::string>& env, bool waitServing) {
+Molt::Molt(const std::string& configText, const std::vector<std::string>& env, bool waitServing,
+           const std::vector<std::string>& launcher) {
   configPath_ = dir_.write("molt.json", configText);
-  child_ = std::make_unique<Child>(std::vector<std::string>{moltBinary(), "-f", configPath_}, env);
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), {moltBinary(), "-f", configPath_});
+  child_ = std::make_unique<Child>(argv, env);
   if (!waitServing) return;
   auto serving = child_->waitForLine(R"(generation 1 serving)", 20s);
   INFO(child_->output());

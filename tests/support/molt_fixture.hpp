@@ -36,8 +36,9 @@ class Origin {
 // first generation serves (and fails the test if it does not within the timeout).
 class Molt {
  public:
+  // `launcher` goes before molt's own argv (a program that execs it: prlimit, ...).
   explicit Molt(const std::string& configText, const std::vector<std::string>& env = {},
-                bool waitServing = true);
+                bool waitServing = true, const std::vector<std::string>& launcher = {});
   Child& process() { return *child_; }
   const TempDir& dir() const { return dir_; }
   const std::string& configPath() const { return configPath_; }

@@ -168,13 +168,19 @@ void HttpSession::forwardRequestBytes(std::size_t consumed) {
   if (server_->queuedBytes() > kHighWater) clientPaused_ = true;
 }
 
-bool HttpSession::canRetryOnFreshConnection() const {
-  // A pooled connection the server closed just before our request reached it: the classic
-  // keep-alive race. Safe to repeat only if nothing of the request could have been acted on
-  // twice and nothing came back.
-  return reused_ && !retriedFresh_ && request_ == RequestState::Complete && bodySent_ == 0 &&
+// Repeating a request is safe only if nothing of it could be acted on twice (an idempotent
+// method, RFC 9110 9.2.2), all of it can be sent again (no body went out: bodies are streamed, not
+// kept) and nothing came back.
+bool HttpSession::canRepeatRequest() const {
+  return request_ == RequestState::Complete && bodySent_ == 0 &&
          response_ == ResponseState::Waiting && !responseParser_.started() &&
          idempotent(requestParser_.head());
+}
+
+bool HttpSession::canRetryOnFreshConnection() const {
+  // A pooled connection the server closed just before our request reached it: the classic
+  // keep-alive race.
+  return reused_ && !retriedFresh_ && canRepeatRequest();
 }
 
 // Answers the current request with the proxy's own response. `mustClose`: the connection cannot

@@ -203,6 +203,14 @@ void HttpSession::onServerFailed(const char* why) {
       tried_.pop_back();
       return connectServer();
     }
+    // A new connection that failed before any response (the server died with the request, or
+    // reset it): the next server, as a connect failure would, while retries are left.
+    if (phase_ == HttpPhase::Exchange && canRepeatRequest() &&
+        tried_.size() <= backend_->config().retries) {
+      common::log::warn("backend {} server {}: {} before responding; request retried",
+                        backend_->name(), backend_->serverName(serverIndex_), why);
+      return connectServer();
+    }
     return respondLocal(502, why, true);
   }
   // The response head is out: nothing correct can be said to the client any more.

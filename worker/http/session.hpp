@@ -112,6 +112,7 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   bool onResponseHead(char* buffer, std::uint32_t& offset, std::uint32_t end);
   ResponseFraming responseFraming();
   void onServerFailed(const char* why);
+  bool canRepeatRequest() const;
   bool canRetryOnFreshConnection() const;
   void endExchange();
   void releaseServer(bool reusable);
