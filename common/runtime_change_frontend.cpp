@@ -2,6 +2,7 @@
 // (host-map entries).
 #include <algorithm>
 #include <limits>
+#include <tuple>
 
 #include "common/runtime_change_detail.hpp"
 
@@ -98,7 +99,8 @@ void certSet(Config& config, nlohmann::json& change, const FileSource& files,
   Request request(change, {"frontend", "name", "pem", "path"});
   FrontendConfig& frontend = frontendNamed(config, request, "frontend");
   if (!hasTlsBind(frontend)) refuse("frontend: " + frontend.name + " has no TLS bind");
-  auto [name, pem] = certificateOf(request, files);
+  std::string name, pem;
+  std::tie(name, pem) = certificateOf(request, files);
   if (std::string error = validateCertificate(pem); !error.empty()) {
     refuse((request.has("pem") ? "pem: " : "path: " + request.string("path") + ": ") + error);
   }

@@ -67,7 +67,7 @@ void Reloader::request(const char* why, std::vector<ApiReply> waiters, UpgradeMo
   if (phase_ != ReloadPhase::Idle) {
     if (!queued_) {
       common::log::info("{}: reload queued until generation {} serves", why, awaiting_);
-      queued_.emplace();
+      queued_ = Queued{};
     }
     for (auto& waiter : waiters) queued_->waiters.push_back(std::move(waiter));
     if (mode == UpgradeMode::Force) queued_->mode = UpgradeMode::Force;

@@ -241,6 +241,46 @@ TEST_CASE("on drain a busy connection gets Connection: close on its response",
   REQUIRE(reader.closed());
 }
 
+TEST_CASE("on drain a response whose head was already out leaves room for the next request",
+          "[http][integration][drain]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  auto fd = connectTo(molt.port("fe"));
+  // The head goes out at once, the body over 1.2 s: the drain comes in between.
+  REQUIRE(sendAll(fd.get(), "GET /slow-body?ms=300&chunks=4 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  std::this_thread::sleep_for(200ms);
+  reload(molt, 2);
+  Reader reader(fd.get());
+  Response first = readResponse(reader);
+  REQUIRE(first.status == 200);
+  REQUIRE_FALSE(first.has("connection"));  // it could not say so any more
+  // The client sends its next request the moment it has read the response, as keep-alive lets
+  // it: that request is answered (saying the connection closes), not cut off.
+  REQUIRE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  Response next = readResponse(reader);
+  REQUIRE(next.status == 200);
+  REQUIRE(next.header("connection") == "close");
+  REQUIRE(reader.closed());
+}
+
+TEST_CASE("on drain a new connection that sent nothing yet is served its first request",
+          "[http][integration][drain]") {
+  Origin origin;
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  auto fd = connectTo(molt.port("fe"));
+  std::this_thread::sleep_for(200ms);  // accepted by generation 1's worker
+  reload(molt, 2);
+  std::this_thread::sleep_for(500ms);  // well past close_spread
+  size_t from = molt.process().lines().size();
+  REQUIRE(sendAll(fd.get(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  Reader reader(fd.get());
+  Response r = readResponse(reader);
+  REQUIRE(r.status == 200);
+  REQUIRE(r.header("connection") == "close");
+  REQUIRE(reader.closed());
+  REQUIRE_LINE(molt.process(), R"(worker gen 1 slot 0: access .* 200 )", 5s, from);
+}
+
 TEST_CASE("on drain a websocket stays open until it ends", "[http][integration][drain]") {
   Origin origin;
   Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));

@@ -1,5 +1,5 @@
 // HttpSession: lifecycle, event dispatch, timers, drain and the access log. The request side is
-// in http_request.cpp, the server side in http_response.cpp, upgrades in http_tunnel.cpp.
+// in request.cpp, the server side in response.cpp, upgrades in tunnel.cpp.
 #include "worker/http/session.hpp"
 
 #include <algorithm>
@@ -12,6 +12,9 @@ namespace molt::worker {
 namespace {
 
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
+// Draining, an idle keep-alive connection is closed no sooner than this after its last response:
+// a client that reuses it does so at once, and its request may be on the way.
+constexpr std::uint64_t kDrainIdleGraceMs = 1'000;
 
 std::uint64_t ms(common::Millis d) {
   return static_cast<std::uint64_t>(d.count());
@@ -80,7 +83,13 @@ void HttpSession::drain(common::Millis idleCloseDelay) noexcept {
   draining_ = true;
   drainCloseAt_ = uv_now(host_.loop()) + ms(idleCloseDelay);
   if (phase_ == HttpPhase::Tunnel || phase_ == HttpPhase::Done) return;
-  closeAfter_ = true;  // a busy connection closes after its current response
+  // A busy connection closes after its current response, which says so. When that response's
+  // head is already out without "Connection: close", the client may send its next request as soon
+  // as it read it: closing then would cut that request off. The connection goes back to idle
+  // instead, where the next request is answered with "Connection: close", or the drain's idle
+  // rule closes it.
+  bool headOut = response_ == ResponseState::Body || response_ == ResponseState::Complete;
+  if (!headOut) closeAfter_ = true;
   armTimer();
 }
 
@@ -173,13 +182,13 @@ std::uint64_t HttpSession::deadline() const {
   switch (phase_) {
     case HttpPhase::Idle: {
       std::uint64_t d = phaseSince_ + ms(ft.keepAlive);
-      return draining_ ? std::min(d, drainCloseAt_) : d;
+      return draining_ ? std::min(d, std::max(drainCloseAt_, phaseSince_ + kDrainIdleGraceMs)) : d;
     }
-    case HttpPhase::Head: {
-      std::uint64_t d = phaseSince_ + ms(ft.httpRequest);
-      // Nothing received yet: as idle as a keep-alive connection for the drain.
-      return draining_ && tStart_ == 0 ? std::min(d, drainCloseAt_) : d;
-    }
+    case HttpPhase::Head:
+      // Not shortened by a drain, even before the first byte: a new connection's client is about
+      // to send its first request (it may be in its TLS handshake), which is answered with
+      // "Connection: close".
+      return phaseSince_ + ms(ft.httpRequest);
     case HttpPhase::Connecting:
       return phaseSince_ + ms(backend_->config().timeouts.connect);
     case HttpPhase::Exchange: {
