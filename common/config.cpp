@@ -149,13 +149,14 @@ namespace config_detail {
 void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
   Fields f(ctx, v, "global",
            {"workers", "hard_stop_after", "max_old_generations", "close_spread", "api_socket",
-            "user", "group", "state_file", "log_format", "api_users", "reload_timeout"});
+            "user", "group", "state_file", "log_format", "api_users", "reload_timeout", "migrate"});
   if (auto n = f.integer("workers", 1, 1024)) out.workers = static_cast<unsigned>(*n);
   if (auto d = f.duration("hard_stop_after", Millis(1))) out.hardStopAfter = *d;
   if (auto n = f.integer("max_old_generations", 0, 1000)) {
     out.maxOldGenerations = static_cast<unsigned>(*n);
   }
   if (auto d = f.duration("close_spread")) out.closeSpread = *d;
+  if (auto b = f.boolean("migrate")) out.migrate = *b;
   if (auto s = f.absolutePath("api_socket")) out.apiSocket = *s;
   checkAccount(f, "user", out.user);
   checkAccount(f, "group", out.group);

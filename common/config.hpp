@@ -39,6 +39,9 @@ struct GlobalConfig {
   Millis hardStopAfter = std::chrono::minutes(30);
   unsigned maxOldGenerations = 4;
   Millis closeSpread = std::chrono::seconds(5);
+  // Draining workers hand their plaintext connections at a clean boundary to the newest
+  // generation (docs/operations.md, "Connection migration").
+  bool migrate = true;
   std::string apiSocket;  // empty: no runtime API
   std::string user, group;
   std::vector<std::string> apiUsers;                // besides root and the master's own uid

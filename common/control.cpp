@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "common/log.hpp"
 
@@ -213,12 +214,19 @@ void ControlChannel::fail(const char* what, int err) {
   if (onClosed_) onClosed_();  // may delete this: nothing after
 }
 
+void ControlChannel::readWaiting() {
+  if (poll_.initialized()) readSome(std::numeric_limits<std::size_t>::max());
+}
+
 void ControlChannel::onPoll(int status, int events) {
   if (status < 0) return fail("uv_poll", -status);
   if (events & UV_WRITABLE) flush();
-  if (!(events & UV_READABLE)) return;
+  if (events & UV_READABLE) readSome(64);  // then the loop's other events get their turn
+}
+
+void ControlChannel::readSome(std::size_t most) {
   std::shared_ptr<bool> alive = alive_;
-  for (int i = 0; i < 64 && *alive && fd_; ++i) {
+  for (std::size_t i = 0; i < most && *alive && fd_; ++i) {
     ControlMessage message;
     int rc = recvControl(fd_.get(), message);
     if (rc == -EAGAIN) break;

@@ -76,9 +76,13 @@ class ControlChannel {
   bool open() const { return poll_.initialized(); }
   // Gives up the socket without closing it (binary upgrade hands it to the new image).
   UniqueFd release();
+  // Delivers every message already waiting on the socket now (a peer that exited: what it sent
+  // before it died still counts).
+  void readWaiting();
 
  private:
   void onPoll(int status, int events);
+  void readSome(std::size_t most);
   void flush();
   void updatePoll();
   void fail(const char* what, int err);

@@ -19,17 +19,43 @@
 //                                       `bind` of frontend `frontend`
 //     "start"    {}                     every listener sent: build, start accepting, say "ready"
 //   master -> worker, later:
-//     "drain"    {hard_stop_in_ms}      stop accepting, finish live connections, exit at zero
+//     "drain"    {hard_stop_in_ms, migrate}  stop accepting, finish live connections, exit at
+//                                       zero; with migrate, first offer every connection at a clean
+//                                       boundary to the master ("migrate"). Sent again to a
+//                                       draining worker when a newer generation serves: connections
+//                                       that did not move are offered again
 //     "change"   {seq, op, ...}         a runtime-API change the master validated and resolved
 //                                       (see ChangeOp below); sent to serving workers only, and
 //                                       after "start" to a worker respawned later into the
 //                                       generation; answered with "changed"
+//     "adopt"    {ticket, kind, frontend, backend, server, input}  fds: [client] or [client,
+//                                       server]  a connection another generation's worker let go
+//                                       (see "migrate"): serve it as if accepted; answered with
+//                                       "adopted" before the first byte is read or written
+//     "migrated" {id, error}            the answer to this worker's "migrate" `id`: "" when the
+//                                       receiver took the connection (close it without a FIN),
+//                                       else why not (serve it on)
 //   worker -> master:
 //     "ready"    {pid, protocol}        accepting on every listener
-//     "stats"    {connections}          live connection count; sent when it changes, at most
-//                                       every 100 ms
+//     "stats"    {connections, migrated, adopted, staying}  live connection count; connections
+//                                       moved out and in so far; connections of a draining worker
+//                                       that cannot move (TLS). Sent when they change, at most
+//                                       every 100 ms; the last three may be absent (an older
+//                                       worker)
 //     "changed"  {seq, error}           a "change" applied ("" error), or refused with the reason
-//   reserved: "migrate" (connection hand-over between generations).
+//     "migrate"  {id, kind, frontend, backend, server, input}  fds: [client] or [client, server]
+//                                       a draining worker lets a connection go: it stopped reading
+//                                       both sockets and nothing it read is still unwritten, but
+//                                       `input` (http: bytes of the next request(s)). Until the
+//                                       "migrated" answer the connection is still the sender's.
+//                                       Only a draining worker sends it
+//     "adopted"  {ticket, error}        the answer to "adopt": "" taken, else why not (the
+//                                       receiver closed its copies without touching the sockets)
+//
+//   A migration: worker A "migrate" id -> master picks a serving worker B of the newest generation
+//   (least connections) -> B "adopt" ticket -> B "adopted" -> A "migrated" id. If B refuses, exits
+//   or does not answer within kAdoptTimeoutMs (it is then replaced), A is told "migrated" with the
+//   reason and keeps the connection: a connection is never served by both, nor by neither.
 //
 //   master -> zygote (master/zygote.hpp, app/zygote.hpp):
 //     "spawn"    {drop, uid, gid}       fds: [worker's end of its control socket]
@@ -59,7 +85,12 @@ namespace molt::common::control {
 
 // Bumped on any incompatible change to the messages above. Exchanged at hello (master -> worker)
 // and ready (worker -> master).
-inline constexpr unsigned kProtocolVersion = 2;
+inline constexpr unsigned kProtocolVersion = 3;
+
+// Most bytes a migrated http connection carries along (one worker input buffer).
+inline constexpr std::size_t kMaxMigratedInput = 16 * 1024;
+// How long the master waits for a receiver's "adopted".
+inline constexpr std::uint64_t kAdoptTimeoutMs = 10'000;
 
 // A decoded message, or why the bytes were not one ("stats: connections: expected an unsigned
 // integer").
@@ -113,6 +144,7 @@ struct Start {
 struct Drain {
   static constexpr std::string_view kType = "drain";
   std::uint64_t hardStopInMs = 0;
+  bool migrate = false;  // offer connections to the newest generation (global.migrate)
   ControlMessage encode() &&;
   static Decoded<Drain> decode(ControlMessage& message);
 };
@@ -161,6 +193,41 @@ struct CertDel {
 using ChangeOp =
     std::variant<ServerPut, ServerRemove, BackendAdd, BackendDel, MapSet, MapDel, CertSet, CertDel>;
 
+// ---- connection migration (both directions) ----------------------------------------------
+
+enum class MigrateKind {
+  Http,    // an http client connection between requests: fds [client]
+  Tunnel,  // an http connection upgraded (websocket): fds [client, server]
+  Tcp      // a tcp-mode connection: fds [client, server]
+};
+std::string_view kindName(MigrateKind kind);
+
+// A connection on its way between workers, as "migrate" and "adopt" carry it.
+struct MovingConnection {
+  MigrateKind kind = MigrateKind::Http;
+  std::string frontend;       // its frontend's name
+  std::string backend;        // tunnel, tcp: the backend and server its server socket goes to
+  std::string server;         //   (the receiver counts it there when it has them)
+  std::string input;          // http: bytes already read, at most kMaxMigratedInput
+  UniqueFd client, upstream;  // upstream: tunnel, tcp
+};
+
+struct Adopt {
+  static constexpr std::string_view kType = "adopt";
+  std::uint64_t ticket = 0;
+  MovingConnection connection;
+  ControlMessage encode() &&;
+  static Decoded<Adopt> decode(ControlMessage& message);
+};
+
+struct Migrated {
+  static constexpr std::string_view kType = "migrated";
+  std::uint64_t id = 0;
+  std::string error;  // "" when the receiver took it
+  ControlMessage encode() const;
+  static Decoded<Migrated> decode(ControlMessage& message);
+};
+
 // The wire name of `op` ("server.put").
 std::string_view opName(const ChangeOp& op);
 
@@ -174,7 +241,8 @@ struct Change {
 
 // What a worker may receive from the master. A message of a type not listed decodes to the error
 // "unknown message type 'x'" (a worker logs and ignores it).
-using FromMaster = std::variant<Hello, ZoneGrant, ListenerGrant, Start, Drain, Change>;
+using FromMaster =
+    std::variant<Hello, ZoneGrant, ListenerGrant, Start, Drain, Change, Adopt, Migrated>;
 Decoded<FromMaster> decodeFromMaster(ControlMessage& message);
 
 // ---- worker -> master --------------------------------------------------------------------
@@ -190,6 +258,8 @@ struct Ready {
 struct Stats {
   static constexpr std::string_view kType = "stats";
   std::uint32_t connections = 0;
+  std::uint64_t migrated = 0, adopted = 0;  // connections moved out, and in, so far
+  std::uint32_t staying = 0;                // draining: connections that cannot move (TLS)
   ControlMessage encode() const;
   static Decoded<Stats> decode(ControlMessage& message);
 };
@@ -202,9 +272,25 @@ struct Changed {
   static Decoded<Changed> decode(ControlMessage& message);
 };
 
+struct Migrate {
+  static constexpr std::string_view kType = "migrate";
+  std::uint64_t id = 0;  // the sender's, echoed in "migrated"
+  MovingConnection connection;
+  ControlMessage encode() &&;
+  static Decoded<Migrate> decode(ControlMessage& message);
+};
+
+struct Adopted {
+  static constexpr std::string_view kType = "adopted";
+  std::uint64_t ticket = 0;
+  std::string error;  // "" when taken
+  ControlMessage encode() const;
+  static Decoded<Adopted> decode(ControlMessage& message);
+};
+
 // What the master accepts from a worker; anything else (another type, a missing or mistyped
-// field, a descriptor attached) is an error naming what was wrong.
-using FromWorker = std::variant<Ready, Stats, Changed>;
+// field, a descriptor it should not carry) is an error naming what was wrong.
+using FromWorker = std::variant<Ready, Stats, Changed, Migrate, Adopted>;
 Decoded<FromWorker> decodeFromWorker(ControlMessage& message);
 
 // ---- master <-> zygote -------------------------------------------------------------------

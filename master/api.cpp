@@ -153,6 +153,9 @@ nlohmann::json ApiCommands::procReport() const {
                          {"pid", w->pid()},
                          {"phase", phaseName(w->phase())},
                          {"connections", w->connections()},
+                         {"migrated_out", w->migrated()},
+                         {"migrated_in", w->adopted()},
+                         {"staying_tls", w->staying()},
                          {"uptime_ms", now - w->startedMs()},
                          {"memory", memoryOf(w->pid())}});
     }
@@ -174,7 +177,11 @@ nlohmann::json ApiCommands::procReport() const {
   }
   nlohmann::json report = {{"ok", true},
                            {"master", {{"pid", getpid()}, {"memory", memoryOf(getpid())}}},
-                           {"generations", generations}};
+                           {"generations", generations},
+                           {"migration",
+                            {{"moved", supervisor_.migrator().moved()},
+                             {"refused", supervisor_.migrator().refused()},
+                             {"in_flight", supervisor_.migrator().inFlight()}}}};
   if (const Zygote& zygote = supervisor_.zygote(); zygote.running())
     report["zygote"] = {{"pid", zygote.pid()}, {"memory", memoryOf(zygote.pid())}};
   return report;

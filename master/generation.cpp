@@ -126,7 +126,7 @@ void Generation::markServing() {
   if (phase_ == GenerationPhase::Starting) phase_ = GenerationPhase::Serving;
 }
 
-void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
+void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter, bool migrate) {
   phase_ = GenerationPhase::Draining;
   drainStartedMs_ = monotonicMs();
   auto after = static_cast<uint64_t>(hardStopAfter.count());
@@ -135,7 +135,7 @@ void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
     slot.respawnTimer.close();
     if (!slot.process || slot.process->phase() == WorkerPhase::Exited) continue;
     slot.process->setPhase(WorkerPhase::Draining);
-    slot.process->send(control::Drain{after}.encode());
+    slot.process->send(control::Drain{after, migrate}.encode());
   }
   releaseServingState();
   if (liveWorkers() == 0) {
@@ -143,6 +143,14 @@ void Generation::drain(uv_loop_t* loop, common::Millis hardStopAfter) {
     return;
   }
   armHardStop(loop, after);
+}
+
+void Generation::offerAgain() {
+  uint64_t now = monotonicMs();
+  uint64_t left = hardStopAtMs_ > now ? hardStopAtMs_ - now : 0;
+  for (auto& slot : slots_)
+    if (slot.process && slot.process->phase() == WorkerPhase::Draining)
+      slot.process->send(control::Drain{left, true}.encode());
 }
 
 void Generation::abandon(uv_loop_t* loop, const std::string& why) {

@@ -100,7 +100,10 @@ class Generation {
   // before the hard stop, for its process title) and the hard stop is armed for `hardStopAfter`.
   // What only a serving generation needs is freed (releaseServingState). Straight to Gone when
   // no worker lives.
-  void drain(uv_loop_t* loop, common::Millis hardStopAfter);
+  // With `migrate`, the workers first offer their connections to the newest generation.
+  void drain(uv_loop_t* loop, common::Millis hardStopAfter, bool migrate = false);
+  // Draining: a newer generation serves; the workers offer again what did not move yet.
+  void offerAgain();
   // Starting -> Draining, its workers stopped now: a reload gave up on it.
   void abandon(uv_loop_t* loop, const std::string& why);
   // After one of its workers exited: a draining or stopped generation without live workers

@@ -178,6 +178,13 @@ std::string validateInventory(const nlohmann::json& doc) {
       c.integer("seq");
     }
   }
+  if (const nlohmann::json* moving = top.array("migrations", false)) {
+    for (std::size_t i = 0; i < moving->size() && error.empty(); ++i) {
+      Check m((*moving)[i], top.at("migrations", i), error);
+      for (const char* key : {"ticket", "sender", "id", "receiver", "from", "to", "sent_ms"})
+        m.integer(key);
+    }
+  }
   if (const nlohmann::json* generations = top.array("generations"))
     for (std::size_t i = 0; i < generations->size() && error.empty(); ++i)
       checkGeneration((*generations)[i], top.at("generations", i), keys, error);

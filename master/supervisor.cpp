@@ -20,6 +20,9 @@ constexpr uint64_t kQuickExitMs = 10'000;
 constexpr uint64_t kMaxBackoffMs = 10'000;
 // From this many failed starts in a row on, a slot is reported (proc, log, sd_notify STATUS).
 constexpr unsigned kFailuresReported = 3;
+// How long a drained generation's connections have to move before max_old_generations stops
+// what is left (a session flushes for at most a second, then the hand-over takes milliseconds).
+constexpr uint64_t kMigrationGraceMs = 2'000;
 
 // The identity global.user / global.group name, resolved now (the child may not call getpwnam
 // between fork and exec). The master itself stays as it is, so a reload can still bind a
@@ -59,9 +62,26 @@ Supervisor::Supervisor(uv_loop_t* loop, std::string workerExe, ListenerSet& list
     : loop_(loop),
       workerExe_(std::move(workerExe)),
       listeners_(listeners),
-      events_(std::move(events)) {
+      events_(std::move(events)),
+      migrator_(loop, Migrator::Hooks{[this] { return current(); },
+                                      [this](pid_t pid) -> WorkerProcess* {
+                                        for (auto& g : generations_)
+                                          for (auto& slot : g->slots())
+                                            if (slot.process && slot.process->pid() == pid &&
+                                                slot.process->phase() != WorkerPhase::Exited)
+                                              return slot.process.get();
+                                        return nullptr;
+                                      },
+                                      [this](WorkerProcess& w, const std::string& what) {
+                                        for (auto& g : generations_)
+                                          for (auto& slot : g->slots())
+                                            if (slot.process.get() == &w)
+                                              return reject(*g, w, what);
+                                      }}) {
   uv_check_init(loop_, reaper_.get());
   reaper_->data = this;
+  uv_timer_init(loop_, enforceTimer_.get());
+  enforceTimer_->data = this;
 }
 
 Supervisor::~Supervisor() = default;
@@ -139,9 +159,15 @@ void Supervisor::onWorkerMessage(Generation& generation, WorkerProcess& worker,
     if (worker.phase() != WorkerPhase::Spawned) return reject(generation, worker, "a second ready");
     onWorkerReady(generation, worker);
   } else if (auto* stats = std::get_if<control::Stats>(&*decoded.value)) {
-    worker.setConnections(stats->connections);
+    worker.setStats(*stats);
   } else if (auto* changed = std::get_if<control::Changed>(&*decoded.value)) {
     events_.changed(worker, *changed);
+  } else if (auto* migrate = std::get_if<control::Migrate>(&*decoded.value)) {
+    if (std::string error = migrator_.offer(generation, worker, *migrate); !error.empty())
+      return reject(generation, worker, error);
+  } else if (auto* adopted = std::get_if<control::Adopted>(&*decoded.value)) {
+    if (std::string error = migrator_.answered(worker, *adopted); !error.empty())
+      return reject(generation, worker, error);
   }
 }
 
@@ -161,7 +187,7 @@ void Supervisor::onWorkerReady(Generation& generation, WorkerProcess& worker) {
   if (generation.phase() == GenerationPhase::Draining) {
     // Respawned into a generation that started draining meanwhile.
     worker.setPhase(WorkerPhase::Draining);
-    worker.send(control::Drain{}.encode());
+    worker.send(control::Drain{0, migrating()}.encode());
     return;
   }
   if (generation.phase() == GenerationPhase::Starting && generation.allReady()) promote(generation);
@@ -172,11 +198,25 @@ void Supervisor::promote(Generation& generation) {
   common::log::info("generation {} serving with {} workers", generation.id(),
                     generation.slots().size());
   // Only now is it safe to retire older generations: the new one accepts on every listener.
-  for (auto& other : generations_)
-    if (other.get() != &generation && other->phase() != GenerationPhase::Draining &&
-        other->phase() != GenerationPhase::Gone)
+  for (auto& other : generations_) {
+    if (other.get() == &generation || other->phase() == GenerationPhase::Gone) continue;
+    if (other->phase() != GenerationPhase::Draining)
       drainGeneration(*other, "replaced");
-  enforceMaxOldGenerations();
+    else if (migrating() && !other->terminating())
+      other->offerAgain();  // what did not move to the previous generation may move to this one
+  }
+  if (!migrating()) {
+    enforceMaxOldGenerations();
+  } else {
+    // Moves take a moment (a flush of at most a second, then the hand-over): the generations
+    // over the limit are stopped after it, with what could not move.
+    uv_timer_start(
+        enforceTimer_.get(),
+        [](uv_timer_t* t) {
+          if (auto* self = static_cast<Supervisor*>(t->data)) self->enforceMaxOldGenerations();
+        },
+        kMigrationGraceMs, 0);
+  }
   listeners_.prune();
   updateTitle();
   events_.serving(generation);
@@ -185,7 +225,7 @@ void Supervisor::promote(Generation& generation) {
 void Supervisor::drainGeneration(Generation& generation, const char* why) {
   Generation* latest = current() ? current() : &generation;
   common::Millis hardStopAfter = latest->config().global.hardStopAfter;
-  generation.drain(loop_, hardStopAfter);
+  generation.drain(loop_, hardStopAfter, migrating() && latest != &generation);
   common::log::info(
       "generation {} draining ({}): {} workers, {} connections left, hard stop in {} s",
       generation.id(), why, generation.liveWorkers(), generation.connections(),
@@ -193,6 +233,11 @@ void Supervisor::drainGeneration(Generation& generation, const char* why) {
   malloc_trim(0);  // the generation's parsed config and tables were just freed
   // Reaped from the check phase: callers may be iterating over the generations.
   if (generation.phase() == GenerationPhase::Gone) reapSoon();
+}
+
+bool Supervisor::migrating() const {
+  Generation* latest = current();
+  return phase_ == SupervisorPhase::Supervising && latest && latest->config().global.migrate;
 }
 
 void Supervisor::enforceMaxOldGenerations() {
@@ -216,6 +261,7 @@ void Supervisor::abandon(unsigned id, const std::string& why) {
 }
 
 void Supervisor::onWorkerExit(Generation& generation, WorkerProcess& worker, int status) {
+  migrator_.workerExited(worker.pid());
   if (phase_ != SupervisorPhase::Supervising || generation.phase() == GenerationPhase::Draining) {
     common::log::info("generation {}: worker slot {} pid {} exited ({}), {} workers left",
                       generation.id(), worker.slot(), worker.pid(), describeWaitStatus(status),

@@ -13,6 +13,7 @@
 #include "common/uv_handle.hpp"
 #include "master/generation.hpp"
 #include "master/listener.hpp"
+#include "master/migrator.hpp"
 #include "master/worker_process.hpp"
 #include "master/zygote.hpp"
 
@@ -69,6 +70,8 @@ class Supervisor {
   // "generation 3 serving, 2 workers; 1 draining with 4 connections"
   std::string summary() const;
   const Zygote& zygote() const { return zygote_; }
+  const Migrator& migrator() const { return migrator_; }
+  Migrator& migrator() { return migrator_; }
   // Stops the zygote (a binary upgrade: it runs the old binary).
   void stopZygote() { zygote_.stop(); }
   // Everything gone: the master is exiting.
@@ -85,6 +88,8 @@ class Supervisor {
   void scheduleRespawn(Generation& generation, unsigned slot);
   void promote(Generation& generation);
   void drainGeneration(Generation& generation, const char* why);
+  // True when draining workers offer their connections to the newest serving generation.
+  bool migrating() const;
   void enforceMaxOldGenerations();
   void reapSoon();
   void reap();
@@ -98,6 +103,10 @@ class Supervisor {
   std::vector<std::unique_ptr<Generation>> generations_;  // oldest first
   common::UvHandle<uv_check_t> reaper_;
   Zygote zygote_;  // forks workers (started on first need, restarted when it fails)
+  Migrator migrator_;
+  // With migration, max_old_generations is enforced once the drained generation's connections
+  // had their chance to move.
+  common::UvHandle<uv_timer_t> enforceTimer_;
 };
 
 }  // namespace molt::master

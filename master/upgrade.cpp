@@ -232,6 +232,9 @@ nlohmann::json Upgrader::inventory(std::vector<int>& fds,
     fds.push_back(parts_.api.fd());
   }
   doc["generations"] = generations;
+  // Connection hand-overs under way: the next image relays their answers.
+  if (nlohmann::json moving = parts_.supervisor.migrator().inventory(); !moving.empty())
+    doc["migrations"] = std::move(moving);
   // Clients waiting for this reload: the new image answers them when its reload ends.
   nlohmann::json clients = nlohmann::json::array();
   for (const auto& waiter : waiters)
@@ -301,6 +304,7 @@ void Upgrader::adopt(const nlohmann::json& doc) {
     if (std::string error = parts_.tlsZones.restore(*zones); !error.empty())
       common::log::error("upgrade: {}", error);
   restoreGenerations(doc, restoreListeners(doc));
+  parts_.supervisor.migrator().restore(doc.value("migrations", nlohmann::json::array()));
   parts_.supervisor.respawnMissing();
   restoreHealth(doc);
 }

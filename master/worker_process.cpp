@@ -154,6 +154,8 @@ void WorkerProcess::onPidfdReadable() {
     return;
   }
   if (info.si_pid == 0) return;
+  // What the worker sent before it died is read first (a migration's "adopted" among it).
+  if (control_) control_->readWaiting();
   int status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
   phase_ = WorkerPhase::Exited;
   pidPoll_.close();

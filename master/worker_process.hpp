@@ -76,7 +76,17 @@ class WorkerProcess {
   void setPhase(WorkerPhase phase) { phase_ = phase; }
   unsigned connections() const { return connections_; }
   void setConnections(unsigned n) { connections_ = n; }
-  uint64_t startedMs() const { return startedMs_; }  // CLOCK_MONOTONIC ms
+  // What the worker last reported (its "stats").
+  void setStats(const control::Stats& stats) {
+    connections_ = stats.connections;
+    migrated_ = stats.migrated;
+    adopted_ = stats.adopted;
+    staying_ = stats.staying;
+  }
+  std::uint64_t migrated() const { return migrated_; }  // connections moved out
+  std::uint64_t adopted() const { return adopted_; }    // connections moved in
+  unsigned staying() const { return staying_; }         // draining: cannot move (TLS)
+  uint64_t startedMs() const { return startedMs_; }     // CLOCK_MONOTONIC ms
 
  private:
   void onPidfdReadable();
@@ -87,6 +97,8 @@ class WorkerProcess {
   pid_t pid_ = -1;
   WorkerPhase phase_ = WorkerPhase::Exited;
   unsigned connections_ = 0;
+  std::uint64_t migrated_ = 0, adopted_ = 0;
+  unsigned staying_ = 0;
   uint64_t startedMs_ = 0;
   common::UniqueFd pidfd_;
   common::UvHandle<uv_poll_t> pidPoll_;

@@ -116,15 +116,25 @@ void Worker::releaseMemory(const std::optional<common::ProcessMemory>& before) {
       common::formatBytes(after->privateBytes), sessions_.size());
 }
 
-void Worker::drain(const char* why) {
-  if (phase_ == ServingPhase::Draining || phase_ == ServingPhase::Stopped) return;
+void Worker::drain(const char* why, bool migrate) {
+  if (phase_ == ServingPhase::Stopped) return;
+  if (phase_ == ServingPhase::Draining) {
+    // Again, when a newer generation serves: what did not move yet is offered to it.
+    if (migrate && control_ && control_->open()) {
+      migrating_ = true;
+      offerSessions();
+    }
+    return;
+  }
   common::log::info("draining ({}): {} connections left", why, sessions_.size());
   phase_ = ServingPhase::Draining;
+  migrating_ = migrate && control_ && control_->open();
   auto before = common::readProcessMemory(getpid());
   for (auto& frontend : frontends_) frontend->closeListeners();
   acceptTimer_.close();  // a paused listener is closed with the others
   releaseZonesIfQuiet();
   drainSessions();
+  if (migrating_) offerSessions();
   releaseTables();
   detachServerState();
   releaseOpensslIfUnused();

@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include "common/config.hpp"
+#include "common/control_messages.hpp"
 
 namespace molt::worker {
 
@@ -24,6 +25,19 @@ class Session {
   // connection after `idleCloseDelay` (the worker spreads these over global.close_spread).
   // Tunnels stay open. Never ends the session from inside this call.
   virtual void drain(common::Millis idleCloseDelay) noexcept = 0;
+
+  // Connection migration (docs/operations.md). A draining worker whose master offers a newer
+  // generation asks each session to move: the session lets its connection go through
+  // SessionHost::offerMigration once it is at a clean boundary (between requests, or a tunnel
+  // with nothing read and unwritten), or serves on when it cannot move. Never ends the session
+  // from inside this call. Default: the session never moves.
+  virtual void migrateWhenClean() noexcept {}
+  // The master's answer to the session's offer. Taken: another worker serves the connection
+  // now; the session ends without touching its sockets. Not taken: it serves on, draining.
+  virtual void migrationAnswered(bool taken) noexcept { (void)taken; }
+  // False for a connection that can never move: its client side is TLS (OpenSSL cannot hand a
+  // live session's keys to another process).
+  virtual bool movable() const noexcept { return false; }
 };
 
 // What a session needs from the worker that runs it. Implemented by Worker.
@@ -37,6 +51,11 @@ class SessionHost {
   virtual AccessLog& accessLog() = 0;
   // The session is finished and may be destroyed by the host (not from inside this call).
   virtual void sessionEnded(Session* session) noexcept = 0;
+  // The session stopped reading its sockets and has nothing read and unwritten but
+  // `connection.input`: hands the connection to the master for a newer generation. The answer
+  // comes through Session::migrationAnswered, never from inside this call.
+  virtual void offerMigration(Session* session,
+                              common::control::MovingConnection connection) noexcept = 0;
 };
 
 }  // namespace molt::worker

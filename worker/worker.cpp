@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -27,7 +28,11 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
                          : 1 << 20;
   control_ = std::make_unique<common::ControlChannel>(
       loop_, std::move(control), [this](common::ControlMessage&& m) { onMessage(std::move(m)); },
-      [this] { drain("master gone"); });
+      [this] {
+        refuseOffers("master gone");
+        drain("master gone");
+      });
+  if (const char* path = std::getenv("MOLT_TEST_KILL_ON_ADOPT")) killOnAdopt_ = path;
   serverPool_ = std::make_unique<ServerPool>(loop_, buffers_);
   accessLog_ = std::make_unique<AccessLog>(loop_);
   uv_check_init(loop_, reaper_.get());
@@ -65,8 +70,10 @@ void Worker::onMessage(common::ControlMessage&& message) {
         if constexpr (std::is_same_v<M, control::Change>) onChange(m);
         if constexpr (std::is_same_v<M, control::Drain>) {
           hardStopAtMs_ = uv_now(loop_) + m.hardStopInMs;
-          drain("drain order");
+          drain("drain order", m.migrate);
         }
+        if constexpr (std::is_same_v<M, control::Adopt>) onAdopt(m);
+        if constexpr (std::is_same_v<M, control::Migrated>) onMigrated(m);
       },
       *decoded.value);
 }
@@ -339,6 +346,11 @@ std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
 void Worker::sessionEnded(Session* session) noexcept {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
+  for (auto offer = offers_.begin(); offer != offers_.end(); ++offer)
+    if (offer->second == session) {
+      offers_.erase(offer);
+      break;
+    }
   // Destroyed from the check phase: we are inside one of the session's own callbacks here.
   ended_.push_back(std::move(it->second));
   sessions_.erase(it);
@@ -349,6 +361,10 @@ void Worker::sessionEnded(Session* session) noexcept {
 }
 
 void Worker::reapEnded() {
+  if (refuseSoon_) {
+    refuseSoon_ = false;
+    refuseOffers("no master to take it");
+  }
   ended_.clear();
   if (phase_ == ServingPhase::Draining) {
     releaseOpensslIfUnused();
@@ -388,7 +404,12 @@ void Worker::sendStats() {
   updateTitle();
   if (!statsDirty_ || !control_ || !control_->open()) return;
   statsDirty_ = false;
-  control_->send(control::Stats{static_cast<std::uint32_t>(sessions_.size())}.encode());
+  control::Stats stats;
+  stats.connections = static_cast<std::uint32_t>(sessions_.size());
+  stats.migrated = migrated_;
+  stats.adopted = adopted_;
+  stats.staying = phase_ == ServingPhase::Draining ? stayingCount() : 0;
+  control_->send(stats.encode());
 }
 
 void Worker::stop(const char* why) {

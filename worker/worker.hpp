@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   ServerPool& serverPool() override { return *serverPool_; }
   AccessLog& accessLog() override { return *accessLog_; }
   void sessionEnded(Session* session) noexcept override;
+  void offerMigration(Session* session, control::MovingConnection connection) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
   void handshakeEnded() noexcept override;
 
@@ -79,8 +81,17 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void releaseZonesIfQuiet();
   void releaseOpensslIfUnused();
   void onStart();
-  void drain(const char* why);
+  void drain(const char* why, bool migrate = false);
   void drainSessions();
+  // Connection migration (migration.cpp)
+  void offerSessions();
+  void onAdopt(control::Adopt& adopt);
+  std::unique_ptr<Session> adoptSession(control::MovingConnection& connection,
+                                        std::function<void()>& begin, std::string& error);
+  void onMigrated(const control::Migrated& answer);
+  void refuseOffers(const char* why);
+  void logMigrationRound();
+  std::uint32_t stayingCount() const;
   void stop(const char* why);
   void accept(Frontend& frontend, uv_stream_t* listener);
   void acceptFailed(Frontend& frontend, int status);
@@ -123,6 +134,20 @@ class Worker final : public SessionHost, public HandshakeObserver {
   bool opensslReleased_ = false;
   unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  // Migration: sessions offered to the master, by offer id; totals for the master's table; the
+  // current round's counts for its log line.
+  std::unordered_map<std::uint64_t, Session*> offers_;
+  std::uint64_t nextOffer_ = 1;
+  std::uint64_t migrated_ = 0, adopted_ = 0;
+  struct MigrationRound {
+    std::size_t offered = 0, moved = 0, refused = 0;
+    std::string lastRefusal;
+  } round_;
+  bool migrating_ = false;   // drained with migration on
+  bool refuseSoon_ = false;  // offers made with no master to take them: refused next check
+  // Tests only: a worker that gets an "adopt" while this file exists deletes it and dies at
+  // once (MOLT_TEST_KILL_ON_ADOPT), to prove a receiver's death loses nothing.
+  std::string killOnAdopt_;
   std::vector<std::unique_ptr<Session>> ended_;
   common::UvHandle<uv_check_t> reaper_;
   common::UvHandle<uv_timer_t> statsTimer_;

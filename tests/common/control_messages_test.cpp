@@ -132,7 +132,7 @@ TEST_CASE("a worker's message with a field of the wrong type or range is refused
       {{{"type", "ready"}, {"pid", 0}, {"protocol", 2}}, "ready: pid: out of range"},
       {{{"type", "ready"}, {"pid", nullptr}, {"protocol", 2}}, "ready: pid: expected an integer"},
       {{{"type", "hello"}}, "unknown message type 'hello'"},
-      {{{"type", "migrate"}}, "unknown message type 'migrate'"},
+      {{{"type", "handoff"}}, "unknown message type 'handoff'"},
       {{{"type", 5}}, "a message without a type"},
       {{{"connections", 1}}, "a message without a type"},
   };
@@ -178,4 +178,102 @@ TEST_CASE("a change with an unknown operation or a bad field is refused, named",
   auto c = decodeFromMaster(zone);
   REQUIRE_FALSE(c);
   REQUIRE_THAT(c.error, Contains("zone: kind: unknown zone kind 'secrets'"));
+}
+
+TEST_CASE("migration messages decode to what was encoded, input bytes included",
+          "[common][control][migration]") {
+  std::string input("GET / HTTP/1.1\r\n\r\n\x00\xff\x80", 21);
+  MovingConnection http;
+  http.kind = MigrateKind::Http;
+  http.frontend = "www";
+  http.input = input;
+  http.client = pipeEnd();
+  auto migrate = std::get<Migrate>(
+      roundTrip<FromWorker, Migrate>(Migrate{41, std::move(http)}.encode(), decodeFromWorker));
+  REQUIRE(migrate.id == 41);
+  REQUIRE(migrate.connection.kind == MigrateKind::Http);
+  REQUIRE(migrate.connection.frontend == "www");
+  REQUIRE(migrate.connection.input == input);
+  REQUIRE(migrate.connection.client);
+  REQUIRE_FALSE(migrate.connection.upstream);
+
+  MovingConnection tunnel;
+  tunnel.kind = MigrateKind::Tunnel;
+  tunnel.frontend = "www";
+  tunnel.backend = "bk_1";
+  tunnel.server = "s1";
+  tunnel.client = pipeEnd();
+  tunnel.upstream = pipeEnd();
+  auto adopt = std::get<Adopt>(
+      roundTrip<FromMaster, Adopt>(Adopt{9, std::move(tunnel)}.encode(), decodeFromMaster));
+  REQUIRE(adopt.ticket == 9);
+  REQUIRE(adopt.connection.kind == MigrateKind::Tunnel);
+  REQUIRE(adopt.connection.backend == "bk_1");
+  REQUIRE(adopt.connection.server == "s1");
+  REQUIRE(adopt.connection.client);
+  REQUIRE(adopt.connection.upstream);
+
+  auto adopted = std::get<Adopted>(
+      roundTrip<FromWorker, Adopted>(Adopted{9, "no frontend x"}.encode(), decodeFromWorker));
+  REQUIRE(adopted.ticket == 9);
+  REQUIRE(adopted.error == "no frontend x");
+  auto migrated = std::get<Migrated>(
+      roundTrip<FromMaster, Migrated>(Migrated{41, ""}.encode(), decodeFromMaster));
+  REQUIRE(migrated.id == 41);
+  REQUIRE(migrated.error.empty());
+
+  auto drain =
+      std::get<Drain>(roundTrip<FromMaster, Drain>(Drain{5, true}.encode(), decodeFromMaster));
+  REQUIRE(drain.migrate);
+  Stats s;
+  s.connections = 3;
+  s.migrated = 4;
+  s.adopted = 5;
+  s.staying = 6;
+  auto stats = std::get<Stats>(roundTrip<FromWorker, Stats>(s.encode(), decodeFromWorker));
+  REQUIRE(stats.migrated == 4);
+  REQUIRE(stats.adopted == 5);
+  REQUIRE(stats.staying == 6);
+  // An older worker's stats (no migration fields) still decode.
+  ControlMessage old = body({{"type", "stats"}, {"connections", 2}});
+  REQUIRE(decodeFromWorker(old));
+}
+
+TEST_CASE("a migrate with the wrong descriptors, kind, names or input is refused, named",
+          "[common][control][migration]") {
+  struct Case {
+    nlohmann::json body;
+    std::size_t fds;
+    std::string error;
+  };
+  nlohmann::json ok = {{"type", "migrate"}, {"id", 1},      {"kind", "http"}, {"frontend", "www"},
+                       {"backend", ""},     {"server", ""}, {"input", ""}};
+  auto with = [&](const char* key, nlohmann::json value) {
+    nlohmann::json b = ok;
+    b[key] = std::move(value);
+    return b;
+  };
+  std::vector<Case> cases = {
+      {ok, 0, "migrate: expected 1 descriptor(s), got 0"},
+      {ok, 2, "migrate: expected 1 descriptor(s), got 2"},
+      {with("kind", "tunnel"), 1, "migrate: expected 2 descriptor(s), got 1"},
+      {with("kind", "udp"), 1, "migrate: kind: unknown connection kind 'udp'"},
+      {with("frontend", ""), 1, "migrate: frontend: expected a name"},
+      {with("frontend", std::string(2000, 'f')), 1, "migrate: frontend: expected a name"},
+      {with("input", "abc"), 1, "migrate: input: expected lowercase hex"},
+      {with("input", "zz"), 1, "migrate: input: expected lowercase hex"},
+      {with("input", std::string(2 * kMaxMigratedInput + 2, 'a')), 1, "migrate: input: more than"},
+      {with("id", -1), 1, "migrate: id: out of range"},
+      {with("input", 5), 1, "migrate: input: expected a string"},
+  };
+  nlohmann::json tunnelInput = with("kind", "tcp");
+  tunnelInput["input"] = "00";
+  cases.push_back({tunnelInput, 2, "migrate: input: only an http connection carries input"});
+  for (auto& c : cases) {
+    ControlMessage m = body(c.body, c.fds);
+    auto decoded = decodeFromWorker(m);
+    INFO(c.body.dump().substr(0, 200));
+    REQUIRE_FALSE(decoded);
+    REQUIRE_THAT(decoded.error, Contains(c.error));
+  }
 }

@@ -27,13 +27,23 @@ ControlMessage message(const nlohmann::json& body, unsigned fds) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   unsigned fds = data[0] % 3;
-  auto body = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1),
-                                    nullptr, false);
+  auto body = nlohmann::json::parse(
+      std::string_view(reinterpret_cast<const char*>(data + 1), size - 1), nullptr, false);
   if (body.is_discarded()) return 0;
   (void)molt::master::validateInventory(body);
   if (!body.is_object()) return 0;
   ControlMessage fromWorker = message(body, fds);
-  (void)control::decodeFromWorker(fromWorker);
+  if (auto decoded = control::decodeFromWorker(fromWorker))
+    if (auto* migrate = std::get_if<control::Migrate>(&*decoded.value)) {
+      // A connection passed on must arrive as it was sent: input bytes, names, descriptors.
+      std::string input = migrate->connection.input;
+      ControlMessage again = control::Migrate{migrate->id, std::move(migrate->connection)}.encode();
+      nlohmann::json sent = again.body;
+      auto round = control::Migrate::decode(again);
+      if (!round || round->connection.input != input) __builtin_trap();
+      if (control::Migrate{round->id, std::move(round->connection)}.encode().body != sent)
+        __builtin_trap();
+    }
   ControlMessage fromMaster = message(body, fds);
   if (auto decoded = control::decodeFromMaster(fromMaster))
     if (auto* change = std::get_if<control::Change>(&*decoded.value)) {

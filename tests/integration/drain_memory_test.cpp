@@ -32,7 +32,8 @@ std::string seedConfig(const TempDir& dir, std::uint16_t originPort) {
   }
   std::string mapPath = dir.write("domain-to-app.map", map);
   REQUIRE(makeCertificate(dir.path() + "/cert.pem", "app1.example.com"));
-  return R"({"global": {"workers": 2},
+  // Without migration: these tests are about a draining worker that keeps a connection.
+  return R"({"global": {"workers": 2, "migrate": false},
     "tls": {"session_cache": "64MB"},
     "frontends": [{"name": "www", "mode": "http",
       "bind": ["127.0.0.1:0", {"address": "127.0.0.1:0", "tls": true}],

@@ -209,7 +209,8 @@ TEST_CASE("a server slower than timeouts.server gets 504", "[http][integration][
 
 TEST_CASE("on drain an idle keep-alive connection is closed", "[http][integration][drain]") {
   Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "300ms")"));
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "",
+                       R"(, "close_spread": "300ms", "migrate": false)"));
   std::uint16_t port = molt.port("fe");
   auto fd = connectTo(port);
   Reader reader(fd.get());
@@ -225,7 +226,8 @@ TEST_CASE("on drain an idle keep-alive connection is closed", "[http][integratio
 TEST_CASE("on drain a busy connection gets Connection: close on its response",
           "[http][integration][drain]") {
   Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "300ms")"));
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "",
+                       R"(, "close_spread": "300ms", "migrate": false)"));
   auto fd = connectTo(molt.port("fe"));
   REQUIRE(sendAll(fd.get(), "GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n"));
   // In flight once the origin has it (its /stats counts its own connection too): a drain before
@@ -244,7 +246,8 @@ TEST_CASE("on drain a busy connection gets Connection: close on its response",
 TEST_CASE("on drain a response whose head was already out leaves room for the next request",
           "[http][integration][drain]") {
   Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "",
+                       R"(, "close_spread": "100ms", "migrate": false)"));
   auto fd = connectTo(molt.port("fe"));
   // The head goes out at once, the body over 1.2 s: the drain comes in between.
   REQUIRE(sendAll(fd.get(), "GET /slow-body?ms=300&chunks=4 HTTP/1.1\r\nHost: a\r\n\r\n"));
@@ -266,7 +269,8 @@ TEST_CASE("on drain a response whose head was already out leaves room for the ne
 TEST_CASE("on drain a new connection that sent nothing yet is served its first request",
           "[http][integration][drain]") {
   Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "",
+                       R"(, "close_spread": "100ms", "migrate": false)"));
   auto fd = connectTo(molt.port("fe"));
   std::this_thread::sleep_for(200ms);  // accepted by generation 1's worker
   reload(molt, 2);
@@ -283,7 +287,8 @@ TEST_CASE("on drain a new connection that sent nothing yet is served its first r
 
 TEST_CASE("on drain a websocket stays open until it ends", "[http][integration][drain]") {
   Origin origin;
-  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "", R"(, "close_spread": "100ms")"));
+  Molt molt(httpConfig(server("o1", origin.httpPort()), "", "",
+                       R"(, "close_spread": "100ms", "migrate": false)"));
   auto ws = openWebSocket(molt.port("fe"));
   REQUIRE(ws);
   REQUIRE(webSocketEcho(ws.get(), "before") == "before");

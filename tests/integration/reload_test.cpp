@@ -168,7 +168,7 @@ TEST_CASE("reloads asked for while one runs are coalesced into one more", "[relo
 TEST_CASE("hard_stop_after stops a draining generation that still has connections",
           "[reload][integration]") {
   Origin origin;
-  Molt molt(config(origin.echoPort(), R"(, "hard_stop_after": "1s")"));
+  Molt molt(config(origin.echoPort(), R"(, "hard_stop_after": "1s", "migrate": false)"));
   std::uint16_t port = molt.port("fe");
   auto held = connectTo(port);
   REQUIRE(sendAll(held.get(), "x"));
@@ -186,7 +186,7 @@ TEST_CASE("hard_stop_after stops a draining generation that still has connection
 TEST_CASE("past max_old_generations the oldest draining generation is stopped",
           "[reload][integration]") {
   Origin origin;
-  Molt molt(config(origin.echoPort(), R"(, "max_old_generations": 1)"));
+  Molt molt(config(origin.echoPort(), R"(, "max_old_generations": 1, "migrate": false)"));
   std::uint16_t port = molt.port("fe");
   auto first = connectTo(port);
   REQUIRE(sendAll(first.get(), "1"));
@@ -209,7 +209,7 @@ TEST_CASE("past max_old_generations the oldest draining generation is stopped",
 TEST_CASE("process titles show generations, slots and draining connections",
           "[reload][integration][title]") {
   Origin origin;
-  Molt molt(config(origin.echoPort()));
+  Molt molt(config(origin.echoPort(), R"(, "migrate": false)"));
   std::uint16_t port = molt.port("fe");
   REQUIRE(psArgs(molt.process().pid()) == "molt: master gen 1");
   auto workers = molt.workerPids(1);

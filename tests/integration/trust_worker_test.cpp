@@ -24,6 +24,11 @@ TEST_CASE("a worker that sends the master garbage is replaced; the master and th
       {"a master's message", R"({"type":"drain","hard_stop_in_ms":0})"},
       {"a ready with another pid", R"({"type":"ready","pid":1,"protocol":2})"},
       {"a negative count", R"({"type":"stats","connections":-5})"},
+      // Connection migration: only a draining worker offers, only the asked worker answers.
+      {"a migrate from a serving worker",
+       R"({"type":"migrate","id":1,"kind":"http","frontend":"fe","backend":"","server":"","input":""})",
+       true},
+      {"an adopted nobody asked for", R"({"type":"adopted","ticket":77,"error":""})"},
   };
   pid_t bystander = slotPid(molt, 1);
   for (const auto& c : cases) {

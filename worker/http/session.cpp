@@ -62,11 +62,16 @@ void HttpSession::beginRequest() {
   lastServer_ = -1;
   tried_.clear();
   reused_ = retriedFresh_ = serverReusable_ = headRequest_ = logged_ = false;
-  closeAfter_ = draining_;
+  closeAfter_ = draining_ && move_ == Move::No;
   status_ = 0;
   bytesIn_ = bytesOut_ = bodySent_ = 0;
   tStart_ = tHead_ = tConnect_ = tResponse_ = 0;
   phaseSince_ = uv_now(host_.loop());
+  if (move_ == Move::Wanted) {
+    // Between requests: the connection moves now, with what the client already sent.
+    phase_ = HttpPhase::Idle;
+    return tryMove();
+  }
   if (input_.size() > 0) {
     phase_ = HttpPhase::Head;  // a pipelined request was already read
     tStart_ = uv_hrtime();
@@ -122,6 +127,7 @@ void HttpSession::onStreamWritten(ClientStream& stream, int status) noexcept {
     return onServerFailed("write to server failed");
   }
   (client ? clientActive_ : serverActive_) = now;
+  if (move_ == Move::Flushing) return tryMove();
   if (phase_ == HttpPhase::Tunnel) return onTunnelWritten(stream);
   if (client && serverPaused_ && client_->queuedBytes() < kLowWater && server_) {
     serverPaused_ = false;
@@ -158,6 +164,7 @@ void HttpSession::onStreamConnected(ClientStream& stream, int status) noexcept {
 // requests, which spares the event loop a pair of epoll_ctl calls per request.
 void HttpSession::updateClientReading() {
   if (phase_ == HttpPhase::Tunnel) return;  // the tunnel manages its own reading
+  if (move_ == Move::Flushing || move_ == Move::Offered) return client_->stopReading();
   if (input_.buffer && input_.size() == 0) releaseInput();
   bool want = phase_ != HttpPhase::Done && !input_.buffer && !clientPaused_ && !clientEof_;
   if (!want) return client_->stopReading();
@@ -179,10 +186,14 @@ void HttpSession::startClosing() {
 // only moves stamps; the timer, armed for an earlier deadline, re-arms when it fires early.
 std::uint64_t HttpSession::deadline() const {
   const auto& ft = frontend_->timeouts;
+  // On its way to another worker, nothing times out but the wait for queued bytes.
+  if (move_ == Move::Offered) return kNever;
+  if (move_ == Move::Flushing) return moveSince_ + kMoveFlushMs;
   switch (phase_) {
     case HttpPhase::Idle: {
       std::uint64_t d = phaseSince_ + ms(ft.keepAlive);
-      return draining_ ? std::min(d, std::max(drainCloseAt_, phaseSince_ + kDrainIdleGraceMs)) : d;
+      if (!draining_ || move_ != Move::No) return d;
+      return std::min(d, std::max(drainCloseAt_, phaseSince_ + kDrainIdleGraceMs));
     }
     case HttpPhase::Head:
       // Not shortened by a drain, even before the first byte: a new connection's client is about
@@ -241,6 +252,7 @@ void HttpSession::onTimer() {
   timerDue_ = kNever;
   std::uint64_t now = uv_now(host_.loop());
   if (now < deadline()) return armTimer();
+  if (move_ == Move::Flushing) return stayAfterAll();  // the peer is not reading
   switch (phase_) {
     case HttpPhase::Idle:
       return finish(draining_ ? "drain" : nullptr);

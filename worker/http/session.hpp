@@ -58,7 +58,17 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   void start() override;
   void abort() noexcept override { finish("stopped"); }
   void drain(common::Millis idleCloseDelay) noexcept override;
+  void migrateWhenClean() noexcept override;
+  void migrationAnswered(bool taken) noexcept override;
+  bool movable() const noexcept override { return !client_->secure(); }
+  // A connection another worker let go (migration.cpp): served from here as if accepted, with
+  // `input` (bytes of its next request(s), at most one pool buffer) already read.
+  void startAdopted(std::string_view input);
   HttpPhase phase() const { return phase_; }
+
+  // How long a session waits for its queued bytes to be written before it moves; past it, the
+  // peer is not reading and the connection stays.
+  static constexpr std::uint64_t kMoveFlushMs = 1000;
 
  private:
   // The client-to-server half of the current exchange.
@@ -127,6 +137,18 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   void onTunnelWritten(ClientStream& to);
   void onTunnelShutdown(ClientStream& to);
 
+  // Migration (migration.cpp).
+  enum class Move {
+    No,        // serving here (the default, and after a refused or impossible move)
+    Wanted,    // move at the next clean boundary
+    Flushing,  // reading stopped; waiting for queued bytes to be written
+    Offered    // handed to the master; waiting for the answer
+  };
+  bool atCleanBoundary() const;
+  void tryMove();
+  void offerMove();
+  void stayAfterAll();
+
   // Lifecycle, timers, log (http_session.cpp).
   void beginRequest();
   void startClosing();
@@ -186,6 +208,8 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   bool clientPaused_ = false, serverPaused_ = false;  // reading stopped for backpressure
   bool draining_ = false;
   std::uint64_t drainCloseAt_ = 0;
+  Move move_ = Move::No;
+  std::uint64_t moveSince_ = 0;  // loop time Flushing began
   // Ends of input (the client's may come after a complete request) and, in a tunnel, FINs sent.
   bool clientEof_ = false, serverEof_ = false;
   bool clientShut_ = false, serverShut_ = false;

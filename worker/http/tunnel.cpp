@@ -37,6 +37,7 @@ void HttpSession::startTunnel(char* buffer, std::uint32_t offset, std::uint32_t 
   armTimer();
   if (clientEof_) return onTunnelEnd(*client_, UV_EOF);  // the client half-closed already
   if (int rc = client_->startReading(); rc < 0) return finish(uv_strerror(rc));
+  if (move_ == Move::Wanted) tryMove();  // upgraded while its worker drains
 }
 
 void HttpSession::onTunnelData(ClientStream& from, char* buffer, std::size_t length) {

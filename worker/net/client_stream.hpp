@@ -69,6 +69,8 @@ class ClientStream {
   virtual const common::SocketAddress& peer() const noexcept = 0;
   // True when the client side is encrypted (X-Forwarded-Proto: https).
   virtual bool secure() const noexcept = 0;
+  // The connected socket's descriptor (a migration passes a duplicate of it); -1 when closed.
+  virtual int descriptor() const noexcept = 0;
 };
 
 }  // namespace molt::worker

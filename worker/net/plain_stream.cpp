@@ -34,6 +34,20 @@ int PlainStream::accept(uv_stream_t* listener) noexcept {
   return 0;
 }
 
+int PlainStream::adopt(int fd) noexcept {
+  if (int rc = uv_tcp_open(tcp_.get(), fd); rc < 0) return rc;
+  uv_tcp_nodelay(tcp_.get(), 1);
+  int length = sizeof peer_.storage;
+  if (uv_tcp_getpeername(tcp_.get(), reinterpret_cast<sockaddr*>(&peer_.storage), &length) == 0)
+    peer_.length = static_cast<socklen_t>(length);
+  return 0;
+}
+
+int PlainStream::descriptor() const noexcept {
+  uv_os_fd_t fd = -1;
+  return uv_fileno(tcp_.base(), &fd) == 0 ? fd : -1;
+}
+
 int PlainStream::connect(const common::SocketAddress& to) noexcept {
   peer_ = to;
   auto* req = new uv_connect_t{};

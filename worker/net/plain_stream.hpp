@@ -26,6 +26,9 @@ class PlainStream final : public ClientStream {
   int accept(uv_stream_t* listener) noexcept;
   // Starts connecting to `to`; onStreamConnected reports the result. Returns 0 or a libuv error.
   int connect(const common::SocketAddress& to) noexcept;
+  // Takes a connected socket another worker let go (a migration). Returns 0 or a libuv error
+  // (the descriptor is then still the caller's).
+  int adopt(int fd) noexcept;
 
   void setHandler(StreamHandler* handler) noexcept override { handler_ = handler; }
   int startReading() noexcept override;
@@ -35,6 +38,7 @@ class PlainStream final : public ClientStream {
   int shutdown() noexcept override;
   const common::SocketAddress& peer() const noexcept override { return peer_; }
   bool secure() const noexcept override { return false; }
+  int descriptor() const noexcept override;
 
  private:
   int queue(std::span<const BufferSlice> slices, uv_buf_t* bufs, std::size_t done) noexcept;

@@ -1,5 +1,7 @@
 #include "worker/tcp/session.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 
 #include "common/log.hpp"
@@ -33,6 +35,16 @@ TcpSession::~TcpSession() {
 
 void TcpSession::start() {
   connectNext();
+}
+
+void TcpSession::startAdopted(std::unique_ptr<PlainStream> server, int serverIndex) {
+  serverStream_ = std::move(server);
+  server_.stream = serverStream_.get();
+  serverStream_->setHandler(this);
+  serverIndex_ = serverIndex;
+  if (serverIndex_ >= 0) backend_->connectionOpened(serverIndex_);
+  clientSpoke_ = true;
+  startSplicing();
 }
 
 void TcpSession::connectNext() {
@@ -85,6 +97,56 @@ void TcpSession::startSplicing() {
   armTimer(clientSpoke_ ? idleTimeoutMs_ : std::min(idleTimeoutMs_, silentLeft));
   startReading(client_);
   startReading(server_);
+  if (move_ == Move::Wanted) tryMove();  // connected while its worker drains
+}
+
+void TcpSession::migrateWhenClean() noexcept {
+  if (!movable() || move_ != Move::No || phase_ == SessionPhase::Done) return;
+  move_ = Move::Wanted;
+  tryMove();
+}
+
+// Both ways open, reading stopped, nothing read and unwritten: every byte not yet delivered is
+// in the kernel's socket buffers, and moves with the sockets.
+void TcpSession::tryMove() {
+  if (move_ == Move::No || move_ == Move::Offered || phase_ != SessionPhase::Splicing) return;
+  if (client_.eof || server_.eof || client_.shutdown || server_.shutdown) return;
+  client_.stream->stopReading();
+  server_.stream->stopReading();
+  uint64_t now = uv_now(host_.loop());
+  if (client_.stream->queuedBytes() > 0 || server_.stream->queuedBytes() > 0) {
+    if (move_ != Move::Flushing) {
+      move_ = Move::Flushing;
+      moveSince_ = now;
+    }
+    return armTimer(moveSince_ + kMoveFlushMs > now ? moveSince_ + kMoveFlushMs - now : 0);
+  }
+  common::control::MovingConnection c;
+  c.kind = frontend_->mode == common::Mode::Http ? common::control::MigrateKind::Tunnel
+                                                 : common::control::MigrateKind::Tcp;
+  c.frontend = frontend_->name;
+  c.backend = backend_->name();
+  if (serverIndex_ >= 0) c.server = backend_->serverName(serverIndex_);
+  c.client.reset(fcntl(client_.stream->descriptor(), F_DUPFD_CLOEXEC, 0));
+  c.upstream.reset(fcntl(server_.stream->descriptor(), F_DUPFD_CLOEXEC, 0));
+  if (!c.client || !c.upstream) return stayAfterAll();  // out of descriptors
+  move_ = Move::Offered;
+  uv_timer_stop(timer_.get());  // nothing times out while the master decides
+  host_.offerMigration(this, std::move(c));
+}
+
+void TcpSession::migrationAnswered(bool taken) noexcept {
+  if (move_ != Move::Offered) return;
+  if (taken) return finish("migrated");
+  stayAfterAll();
+}
+
+void TcpSession::stayAfterAll() {
+  move_ = Move::No;
+  lastActivity_ = uv_now(host_.loop());
+  armTimer(idleTimeoutMs_);
+  startReading(client_);
+  if (phase_ != SessionPhase::Done) startReading(server_);
 }
 
 void TcpSession::startReading(Side& side) {
@@ -113,6 +175,7 @@ void TcpSession::onStreamEnd(ClientStream& stream, int status) noexcept {
 
 void TcpSession::onStreamWritten(ClientStream& stream, int status) noexcept {
   if (status < 0) return finish(uv_strerror(status));
+  if (move_ == Move::Flushing) return tryMove();
   Side& target = sideOf(stream);
   Side& source = other(target);
   if (source.paused && target.stream->queuedBytes() < kLowWater) startReading(source);
@@ -141,6 +204,7 @@ void TcpSession::armTimer(uint64_t timeoutMs) {
 }
 
 void TcpSession::onTimer() {
+  if (move_ == Move::Flushing) return stayAfterAll();  // a peer is not reading
   if (phase_ == SessionPhase::Connecting) {
     common::log::warn("connect(backend {} server {} {}): timed out after {} ms", backend_->name(),
                       backend_->serverName(serverIndex_),

@@ -41,9 +41,19 @@ class TcpSession final : public Session, private StreamHandler {
   // Starts the first server connect.
   void start() override;
   void abort() noexcept override { finish("stopped"); }
-  // Tunnels stay open through a drain.
+  // Tunnels stay open through a drain, or move (migrateWhenClean).
   void drain(common::Millis) noexcept override {}
+  void migrateWhenClean() noexcept override;
+  void migrationAnswered(bool taken) noexcept override;
+  bool movable() const noexcept override { return !clientStream_->secure(); }
+  // A connection another worker let go: `server` is its connected server socket (counted on
+  // server `serverIndex` of the backend when >= 0). Splices at once, as after a connect. Also
+  // runs an http frontend's tunnel (a websocket) adopted after its upgrade.
+  void startAdopted(std::unique_ptr<PlainStream> server, int serverIndex);
   SessionPhase phase() const { return phase_; }
+
+  // How long a moving session waits for its queued bytes to be written (see HttpSession).
+  static constexpr uint64_t kMoveFlushMs = 1000;
 
  private:
   struct Side {
@@ -66,6 +76,10 @@ class TcpSession final : public Session, private StreamHandler {
   void armTimer(uint64_t timeoutMs);
   void onTimer();
   void finish(const char* reason) noexcept;
+  // Migration: as HttpSession's (worker/http/session.hpp).
+  enum class Move { No, Wanted, Flushing, Offered };
+  void tryMove();
+  void stayAfterAll();
   Side& sideOf(ClientStream& stream) { return &stream == client_.stream ? client_ : server_; }
   Side& other(Side& side) { return &side == &client_ ? server_ : client_; }
 
@@ -86,6 +100,8 @@ class TcpSession final : public Session, private StreamHandler {
   uint64_t firstByteTimeoutMs_ = 0;  // until the client's first byte
   uint64_t acceptedAt_ = 0;
   bool clientSpoke_ = false;
+  Move move_ = Move::No;
+  uint64_t moveSince_ = 0;
 };
 
 }  // namespace molt::worker

@@ -48,6 +48,7 @@ class TlsStream final : public ClientStream, private StreamHandler {
   int shutdown() noexcept override;
   const common::SocketAddress& peer() const noexcept override { return inner_.peer(); }
   bool secure() const noexcept override { return true; }
+  int descriptor() const noexcept override { return inner_.descriptor(); }
 
  private:
   // Events of the socket underneath.
