@@ -221,6 +221,7 @@ class Haproxy(Proxy):
             f.write(f"""global
   nbthread 2
   ulimit-n 20000
+  no strict-limits
   maxconn 9000
   hard-stop-after 10m
 defaults
@@ -356,8 +357,11 @@ def run(kind, work, origin):
         result["connections"] = len(conns)
         if kind == "molt" and TIMING_RELOADS:
             for i in range(TIMING_RELOADS):
+                # One at a time: the previous old generation is gone before the next reload.
+                deadline = time.monotonic() + 60
+                while proxy.generations() > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 proxy.reload()
-                time.sleep(0.3)
             time.sleep(2.0)
             for k, v in check_all(conns).items():
                 lost[k] += v

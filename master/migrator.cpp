@@ -49,6 +49,7 @@ std::string Migrator::offer(Generation& from, WorkerProcess& sender, control::Mi
   std::uint64_t ticket = nextTicket_++;
   pending_[ticket] =
       Pending{sender.pid(), migrate.id, receiver->pid(), from.id(), to->id(), monotonicMs()};
+  ++incoming_[receiver->pid()];
   receiver->send(control::Adopt{ticket, std::move(c)}.encode());
   if (!uv_is_active(timer_.base()))
     uv_timer_start(
@@ -62,8 +63,7 @@ std::string Migrator::offer(Generation& from, WorkerProcess& sender, control::Mi
 
 // The serving worker with the fewest connections, counting those already on their way to it.
 WorkerProcess* Migrator::pickReceiver(Generation& generation) const {
-  std::unordered_map<pid_t, unsigned> incoming;
-  for (const auto& [ticket, p] : pending_) ++incoming[p.receiver];
+  const auto& incoming = incoming_;
   WorkerProcess* best = nullptr;
   unsigned bestLoad = 0;
   for (auto& slot : generation.slots()) {
@@ -81,7 +81,7 @@ std::string Migrator::answered(WorkerProcess& receiver, const control::Adopted& 
   if (it == pending_.end() || it->second.receiver != receiver.pid())
     return "adopted: ticket " + std::to_string(adopted.ticket) + " was not offered to it";
   Pending p = it->second;
-  pending_.erase(it);
+  forget(it);
   if (adopted.error.empty()) {
     ++moved_;
   } else {
@@ -97,6 +97,12 @@ void Migrator::answerSender(const Pending& pending, const std::string& error) {
   // A sender gone meanwhile: a taken connection is the receiver's, a refused one closed with it.
   if (WorkerProcess* sender = hooks_.worker(pending.sender))
     sender->send(control::Migrated{pending.id, error}.encode());
+}
+
+void Migrator::forget(std::unordered_map<std::uint64_t, Pending>::iterator it) {
+  auto count = incoming_.find(it->second.receiver);
+  if (count != incoming_.end() && --count->second == 0) incoming_.erase(count);
+  pending_.erase(it);
 }
 
 nlohmann::json Migrator::inventory() const {
@@ -119,6 +125,7 @@ void Migrator::restore(const nlohmann::json& pending) {
                                p["receiver"].get<pid_t>(), p["from"].get<unsigned>(),
                                p["to"].get<unsigned>(),    p["sent_ms"].get<std::uint64_t>()};
     nextTicket_ = std::max(nextTicket_, ticket + 1);
+    ++incoming_[p["receiver"].get<pid_t>()];
   }
   // A receiver that exited during the exec answers nothing: its offers are refused now.
   std::vector<pid_t> receivers;
@@ -143,7 +150,9 @@ void Migrator::workerExited(pid_t pid) {
     // Its copies of the sockets closed with it; it confirmed nothing, so it touched nothing.
     ++refused_;
     answerSender(it->second, "the receiving worker exited");
-    it = pending_.erase(it);
+    auto next = std::next(it);
+    forget(it);
+    it = next;
   }
   if (pending_.empty()) uv_timer_stop(timer_.get());
 }

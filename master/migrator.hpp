@@ -67,7 +67,10 @@ class Migrator {
 
   uv_loop_t* loop_;
   Hooks hooks_;
+  void forget(std::unordered_map<std::uint64_t, Pending>::iterator it);
+
   std::unordered_map<std::uint64_t, Pending> pending_;  // by ticket
+  std::unordered_map<pid_t, unsigned> incoming_;        // pending, by receiver
   std::uint64_t nextTicket_ = 1;
   std::uint64_t moved_ = 0, refused_ = 0;
   common::UvHandle<uv_timer_t> timer_;  // runs while offers are pending

@@ -16,14 +16,15 @@ namespace molt::worker {
 void Worker::offerSessions() {
   std::vector<Session*> live;
   for (auto& [raw, session] : sessions_) live.push_back(raw);
-  round_ = MigrationRound{};
+  if (offers_.empty()) round_ = MigrationRound{};  // else the round under way goes on
+  std::size_t before = round_.offered;
   for (Session* session : live) session->migrateWhenClean();
   std::uint32_t staying = stayingCount();
   common::log::info(
       "draining: {} connections offered to the newest generation at once, {} stay "
       "(TLS){}",
-      round_.offered, staying,
-      live.size() > round_.offered + staying ? ", the rest once their exchange ends" : "");
+      round_.offered - before, staying,
+      live.size() > round_.offered - before + staying ? ", the rest once their exchange ends" : "");
   statsDirty_ = true;
 }
 
@@ -37,6 +38,7 @@ std::uint32_t Worker::stayingCount() const {
 void Worker::offerMigration(Session* session, control::MovingConnection connection) noexcept {
   std::uint64_t id = nextOffer_++;
   offers_.emplace(id, session);
+  offerOf_[session] = id;
   ++round_.offered;
   if (control_ && control_->open() &&
       control_->send(control::Migrate{id, std::move(connection)}.encode()))
@@ -53,6 +55,7 @@ void Worker::onMigrated(const control::Migrated& answer) {
   if (it == offers_.end()) return;  // the session ended meanwhile (a hard stop)
   Session* session = it->second;
   offers_.erase(it);
+  offerOf_.erase(session);
   bool taken = answer.error.empty();
   if (taken) {
     ++migrated_;
@@ -72,6 +75,7 @@ void Worker::refuseOffers(const char* why) {
   if (offers_.empty()) return;
   auto open = std::move(offers_);
   offers_.clear();
+  offerOf_.clear();
   for (auto& [id, session] : open) {
     ++round_.refused;
     round_.lastRefusal = why;

@@ -346,11 +346,10 @@ std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
 void Worker::sessionEnded(Session* session) noexcept {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  for (auto offer = offers_.begin(); offer != offers_.end(); ++offer)
-    if (offer->second == session) {
-      offers_.erase(offer);
-      break;
-    }
+  if (auto offer = offerOf_.find(session); offer != offerOf_.end()) {
+    offers_.erase(offer->second);
+    offerOf_.erase(offer);
+  }
   // Destroyed from the check phase: we are inside one of the session's own callbacks here.
   ended_.push_back(std::move(it->second));
   sessions_.erase(it);

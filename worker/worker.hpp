@@ -137,6 +137,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   // Migration: sessions offered to the master, by offer id; totals for the master's table; the
   // current round's counts for its log line.
   std::unordered_map<std::uint64_t, Session*> offers_;
+  std::unordered_map<Session*, std::uint64_t> offerOf_;  // the same, by session
   std::uint64_t nextOffer_ = 1;
   std::uint64_t migrated_ = 0, adopted_ = 0;
   struct MigrationRound {
