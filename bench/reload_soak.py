@@ -54,6 +54,14 @@ def tree(pid):
     return pids
 
 
+def title(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
 def memory(pid):
     """RSS, PSS and private (Private_Clean + Private_Dirty), KiB, from smaps_rollup."""
     fields = {}
@@ -263,7 +271,7 @@ class Haproxy(Proxy):
         with open(path, "w") as f:
             f.write(f"""global
   nbthread 2
-  maxconn 20000
+  maxconn 9000
   hard-stop-after 10m
   stats socket {self.socket} mode 600 level admin
 defaults
@@ -391,11 +399,17 @@ def storm(kind, work, origin, extra_origin):
                 api["ok" if ok else "refused"] += 1
                 if not ok:
                     api_errors[error[:120]] += 1
-                add = not add if ok else add
+                # Toggle even after a refusal: a delete refused because a reload lost the
+                # server added at runtime (HAProxy) is followed by a new add.
+                add = not add
 
         if name != "nginx":
             threads.append(threading.Thread(target=api_loop))
         victims = []
+        # Client ports of the websockets each victim held when it was killed: with connection
+        # migration a websocket moves to the newest generation at every reload, so the worker
+        # that holds it is read at the kill, not when it was opened.
+        killed_ws_ports = set()
 
         def kill_loop():
             while not stop.wait(KILL_EVERY):
@@ -404,10 +418,12 @@ def storm(kind, work, origin, extra_origin):
                     continue
                 victim = random.choice(workers)
                 held, _ = connections_by_pid(proxy.tls)
+                _, ws_owners = connections_by_pid(proxy.plain)
                 try:
                     os.kill(victim, signal.SIGKILL)
                 except ProcessLookupError:
                     continue
+                killed_ws_ports.update(port for port, pid in ws_owners.items() if pid == victim)
                 victims.append((victim, time.monotonic(), held.get(victim, 0)))
 
         for t in threads:
@@ -443,7 +459,8 @@ def storm(kind, work, origin, extra_origin):
         lost = [ws for ws in sockets if not ws.alive()]
         result["websockets"] = len(sockets)
         result["websockets_lost"] = len(lost)
-        result["websockets_lost_on_kills"] = sum(1 for ws in lost if ws_owner[ws] in killed)
+        result["websockets_lost_on_kills"] = sum(
+            1 for ws in lost if ws_owner[ws] in killed or ws.client_port in killed_ws_ports)
         result["kills"] = len(victims)
         result["api_ok"], result["api_refused"] = api["ok"], api["refused"]
         result["api_errors"] = dict(api_errors.most_common(3))
@@ -454,6 +471,7 @@ def storm(kind, work, origin, extra_origin):
         result["fds_end"] = descriptors(proxy.pid)
         result["mem_end"] = memory(proxy.pid)
         result["processes"] = len(tree(proxy.pid))
+        result["process_titles"] = [title(pid) for pid in tree(proxy.pid)]
     finally:
         stop.set()
         for ws in sockets:

@@ -1,202 +1,16 @@
 #include "common/control_messages.hpp"
 
+#include "common/control_fields.hpp"
+
 #include <limits>
 #include <utility>
 
 namespace molt::common::control {
 namespace {
 
-// Reads the fields of one message, keeping the first problem as "type: field: what".
-class Fields {
- public:
-  Fields(ControlMessage& message, std::string_view type, std::size_t fds)
-      : Fields(message, type, fds, fds) {}
-  // A message whose descriptor count depends on a field: between minFds and maxFds here, the
-  // exact count checked by the caller (expectFds).
-  Fields(ControlMessage& message, std::string_view type, std::size_t minFds, std::size_t maxFds)
-      : message_(message), type_(type) {
-    if (message.fds.size() < minFds || message.fds.size() > maxFds) expectFds(minFds);
-  }
-  void expectFds(std::size_t fds) {
-    if (message_.fds.size() != fds)
-      fail("", "expected " + std::to_string(fds) + " descriptor(s), got " +
-                   std::to_string(message_.fds.size()));
-  }
-  // True when `key` is present (for fields an older peer does not send).
-  bool has(const char* key) const { return message_.body.contains(key); }
-  // For a change's operation: its fields are read from the same body.
-  const nlohmann::json& body() const { return message_.body; }
-
-  std::string string(const char* key) {
-    const nlohmann::json* v = find(key);
-    if (!v) return {};
-    if (!v->is_string()) return fail(key, "expected a string"), std::string();
-    return v->get<std::string>();
-  }
-
-  template <class T>
-  T integer(const char* key, T min = std::numeric_limits<T>::min(),
-            T max = std::numeric_limits<T>::max()) {
-    const nlohmann::json* v = find(key);
-    if (!v) return T{};
-    bool fits = false;
-    if (!v->is_number_integer()) return fail(key, "expected an integer"), T{};
-    if (v->is_number_unsigned() || v->get<std::int64_t>() >= 0) {
-      auto n = v->get<std::uint64_t>();
-      fits = n <= static_cast<std::uint64_t>(max) &&
-             (min <= 0 || n >= static_cast<std::uint64_t>(min));
-    } else {
-      auto n = v->get<std::int64_t>();
-      fits = std::numeric_limits<T>::is_signed && n >= static_cast<std::int64_t>(min);
-    }
-    if (!fits)
-      return fail(key, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"),
-             T{};
-    return v->get<T>();
-  }
-
-  bool boolean(const char* key) {
-    const nlohmann::json* v = find(key);
-    if (!v) return false;
-    if (!v->is_boolean()) return fail(key, "expected true or false"), false;
-    return v->get<bool>();
-  }
-
-  nlohmann::json object(const char* key) {
-    const nlohmann::json* v = find(key);
-    if (!v) return nullptr;
-    if (!v->is_object()) return fail(key, "expected an object"), nullptr;
-    return *v;
-  }
-
-  UniqueFd fd(std::size_t index) {
-    return index < message_.fds.size() ? std::move(message_.fds[index]) : UniqueFd();
-  }
-
-  void fail(std::string_view key, const std::string& what) {
-    if (!error_.empty()) return;
-    error_ = std::string(type_) + ": ";
-    if (!key.empty()) error_ += std::string(key) + ": ";
-    error_ += what;
-  }
-
-  template <class T>
-  Decoded<T> finish(T&& value) {
-    Decoded<T> out;
-    if (error_.empty())
-      out.value.emplace(std::move(value));
-    else
-      out.error = std::move(error_);
-    return out;
-  }
-
- private:
-  const nlohmann::json* find(const char* key) {
-    auto it = message_.body.find(key);
-    if (it == message_.body.end()) {
-      fail(key, "missing");
-      return nullptr;
-    }
-    return &*it;
-  }
-
-  ControlMessage& message_;
-  std::string_view type_;
-  std::string error_;
-};
-
-ControlMessage make(std::string_view type, nlohmann::json body = nlohmann::json::object()) {
-  ControlMessage m;
-  m.body = std::move(body);
-  m.body["type"] = type;
-  return m;
-}
-
-ControlMessage withFd(ControlMessage m, UniqueFd fd) {
-  m.fds.push_back(std::move(fd));
-  return m;
-}
-
-// Bytes as lowercase hex: a JSON string must be UTF-8, input bytes are anything.
-std::string toHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-int hexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// False when `hex` is not lowercase hex of an even length.
-bool fromHex(std::string_view hex, std::string& out) {
-  if (hex.size() % 2) return false;
-  out.clear();
-  out.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    int hi = hexDigit(hex[i]), lo = hexDigit(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out += static_cast<char>(hi << 4 | lo);
-  }
-  return true;
-}
-
-constexpr std::pair<MigrateKind, std::string_view> kMigrateKinds[] = {
-    {MigrateKind::Http, "http"},
-    {MigrateKind::Tunnel, "tunnel"},
-    {MigrateKind::Tcp, "tcp"},
-};
-
-// Names as long as these are no config's: a longer one is a broken or hostile peer.
-constexpr std::size_t kMaxName = 1024;
-
-// A MovingConnection's fields, for "migrate" and "adopt" alike.
-nlohmann::json connectionBody(const MovingConnection& c) {
-  return {{"kind", kindName(c.kind)},
-          {"frontend", c.frontend},
-          {"backend", c.backend},
-          {"server", c.server},
-          {"input", toHex(c.input)}};
-}
-
-ControlMessage withConnection(ControlMessage m, MovingConnection& c) {
-  m.fds.push_back(std::move(c.client));
-  if (c.kind != MigrateKind::Http) m.fds.push_back(std::move(c.upstream));
-  return m;
-}
-
-MovingConnection readConnection(Fields& f) {
-  MovingConnection c;
-  std::string kind = f.string("kind");
-  bool known = false;
-  for (const auto& [k, n] : kMigrateKinds)
-    if (n == kind) c.kind = k, known = true;
-  if (!known) f.fail("kind", "unknown connection kind '" + kind.substr(0, 64) + "'");
-  f.expectFds(c.kind == MigrateKind::Http ? 1 : 2);
-  c.frontend = f.string("frontend");
-  c.backend = f.string("backend");
-  c.server = f.string("server");
-  if (c.frontend.empty() || c.frontend.size() > kMaxName) f.fail("frontend", "expected a name");
-  if (c.backend.size() > kMaxName) f.fail("backend", "too long");
-  if (c.server.size() > kMaxName) f.fail("server", "too long");
-  std::string hex = f.string("input");
-  if (hex.size() > 2 * kMaxMigratedInput)
-    f.fail("input", "more than " + std::to_string(kMaxMigratedInput) + " bytes");
-  else if (!fromHex(hex, c.input))
-    f.fail("input", "expected lowercase hex");
-  if (c.kind != MigrateKind::Http && !c.input.empty())
-    f.fail("input", "only an http connection carries input");
-  c.client = f.fd(0);
-  if (c.kind != MigrateKind::Http) c.upstream = f.fd(1);
-  return c;
-}
+using detail::Fields;
+using detail::make;
+using detail::withFd;
 
 constexpr std::pair<ZoneGrantKind, std::string_view> kZoneKinds[] = {
     {ZoneGrantKind::SessionCache, "session-cache"},
@@ -386,38 +200,6 @@ Decoded<Drain> Drain::decode(ControlMessage& message) {
   return f.finish(std::move(d));
 }
 
-std::string_view kindName(MigrateKind kind) {
-  for (const auto& [k, n] : kMigrateKinds)
-    if (k == kind) return n;
-  return "?";
-}
-
-ControlMessage Adopt::encode() && {
-  nlohmann::json body = connectionBody(connection);
-  body["ticket"] = ticket;
-  return withConnection(make(kType, std::move(body)), connection);
-}
-
-Decoded<Adopt> Adopt::decode(ControlMessage& message) {
-  Fields f(message, kType, 1, 2);
-  Adopt a;
-  a.ticket = f.integer<std::uint64_t>("ticket");
-  a.connection = readConnection(f);
-  return f.finish(std::move(a));
-}
-
-ControlMessage Migrated::encode() const {
-  return make(kType, {{"id", id}, {"error", error}});
-}
-
-Decoded<Migrated> Migrated::decode(ControlMessage& message) {
-  Fields f(message, kType, 0);
-  Migrated m;
-  m.id = f.integer<std::uint64_t>("id");
-  m.error = f.string("error");
-  return f.finish(std::move(m));
-}
-
 std::string_view opName(const ChangeOp& op) {
   return std::visit([](const auto& o) { return std::remove_cvref_t<decltype(o)>::kOp; }, op);
 }
@@ -483,32 +265,6 @@ Decoded<Changed> Changed::decode(ControlMessage& message) {
   c.seq = f.integer<std::uint64_t>("seq");
   c.error = f.string("error");
   return f.finish(std::move(c));
-}
-
-ControlMessage Migrate::encode() && {
-  nlohmann::json body = connectionBody(connection);
-  body["id"] = id;
-  return withConnection(make(kType, std::move(body)), connection);
-}
-
-Decoded<Migrate> Migrate::decode(ControlMessage& message) {
-  Fields f(message, kType, 1, 2);
-  Migrate m;
-  m.id = f.integer<std::uint64_t>("id");
-  m.connection = readConnection(f);
-  return f.finish(std::move(m));
-}
-
-ControlMessage Adopted::encode() const {
-  return make(kType, {{"ticket", ticket}, {"error", error}});
-}
-
-Decoded<Adopted> Adopted::decode(ControlMessage& message) {
-  Fields f(message, kType, 0);
-  Adopted a;
-  a.ticket = f.integer<std::uint64_t>("ticket");
-  a.error = f.string("error");
-  return f.finish(std::move(a));
 }
 
 Decoded<FromWorker> decodeFromWorker(ControlMessage& message) {

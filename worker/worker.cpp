@@ -8,16 +8,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <random>
 
 #include "common/journal_text.hpp"
 #include "common/log.hpp"
 #include "common/proc_memory.hpp"
 #include "common/process_title.hpp"
-#include "worker/http/session.hpp"
-#include "worker/net/plain_stream.hpp"
-#include "worker/tcp/session.hpp"
 
 namespace molt::worker {
 
@@ -238,109 +234,6 @@ void Worker::onStart() {
   }
   phase_ = ServingPhase::Serving;
   control_->send(control::Ready{getpid()}.encode());
-}
-
-void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
-  std::unique_ptr<ClientStream> client;
-  int rc;
-  if (frontend.isTls(listener)) {
-    auto tls = std::make_unique<TlsStream>(loop_, buffers_, tlsContexts_.at(&frontend), *this);
-    rc = tls->accept(listener);
-    client = std::move(tls);
-  } else {
-    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
-    rc = plain->accept(listener);
-    client = std::move(plain);
-  }
-  if (rc < 0) {
-    // Another worker sharing the socket took it first: not an error.
-    if (rc != UV_EAGAIN)
-      common::log::warn("uv_accept({}): {}", frontend.config().name, uv_strerror(rc));
-    return;
-  }
-  std::unique_ptr<Session> session = makeSession(frontend, std::move(client));
-  Session* raw = session.get();
-  sessions_.emplace(raw, std::move(session));
-  connectionCountChanged();
-  raw->start();
-  keepDescriptorsInReserve();
-}
-
-// A worker near its descriptor limit stops accepting before accept() fails: libuv would then
-// accept and close every pending connection (its EMFILE trick), losing them. Paused, the kernel
-// keeps them queued for this worker's next turn or another worker. Each session holds at most
-// two descriptors and each pooled connection one, so descriptors are counted only when those
-// could come near the limit.
-void Worker::keepDescriptorsInReserve() {
-  std::size_t estimate = sessions_.size() * 2 + serverPool_->idleCount() + kDescriptorReserve;
-  if (estimate < descriptorLimit_ || descriptorsInUse() + kDescriptorReserve < descriptorLimit_)
-    return;
-  pauseAccepting("few descriptors left");
-}
-
-// Counted in /proc/self/fd (the lowest free number says nothing of the holes above it).
-std::size_t Worker::descriptorsInUse() const {
-  std::error_code error;
-  std::size_t count = 0;
-  for (std::filesystem::directory_iterator it("/proc/self/fd", error), end; !error && it != end;
-       it.increment(error))
-    ++count;
-  return error ? descriptorLimit_ : count;
-}
-
-void Worker::acceptFailed(Frontend& frontend, int status) {
-  pauseAccepting(
-      fmt::format("accept on frontend {}: {}", frontend.config().name, uv_strerror(status)));
-}
-
-// Logged at most once per kPauseLogMs; retried every kPauseRetryMs until enough descriptors are
-// free again.
-void Worker::pauseAccepting(const std::string& why) {
-  if (phase_ != ServingPhase::Serving) return;
-  for (auto& frontend : frontends_) frontend->pauseAccepting();
-  uint64_t now = uv_now(loop_);
-  if (now >= nextPauseLogMs_) {
-    common::log::warn(
-        "{}: accepting paused ({} of {} descriptors in use, {} connections); new "
-        "connections wait in the kernel's queue",
-        why, descriptorsInUse(), descriptorLimit_, sessions_.size());
-    nextPauseLogMs_ = now + kPauseLogMs;
-  }
-  if (!acceptTimer_.initialized()) {
-    uv_timer_init(loop_, acceptTimer_.get());
-    acceptTimer_->data = this;
-  }
-  uv_timer_start(
-      acceptTimer_.get(),
-      [](uv_timer_t* t) {
-        if (auto* self = static_cast<Worker*>(t->data)) self->resumeAcceptingIfRoom();
-      },
-      kPauseRetryMs, 0);
-}
-
-void Worker::resumeAcceptingIfRoom() {
-  if (phase_ != ServingPhase::Serving) return;
-  if (descriptorsInUse() + 2 * kDescriptorReserve >= descriptorLimit_)
-    return pauseAccepting("still few descriptors left");
-  bool resumed = false;
-  for (auto& frontend : frontends_) {
-    resumed = resumed || frontend->paused();
-    if (int rc = frontend->resumeAccepting(loop_); rc < 0)
-      return pauseAccepting(fmt::format("resume accepting on frontend {}: {}",
-                                        frontend->config().name, uv_strerror(rc)));
-  }
-  if (resumed)
-    common::log::info("accepting again ({} of {} descriptors in use, {} connections)",
-                      descriptorsInUse(), descriptorLimit_, sessions_.size());
-}
-
-std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
-                                             std::unique_ptr<ClientStream> client) {
-  if (frontend.config().mode == common::Mode::Http)
-    return std::make_unique<HttpSession>(*this, frontend.sharedConfig(), routers_.at(&frontend),
-                                         std::move(client));
-  return std::make_unique<TcpSession>(*this, frontend.sharedConfig(), frontend.defaultBackend(),
-                                      std::move(client));
 }
 
 void Worker::sessionEnded(Session* session) noexcept {
