@@ -65,6 +65,19 @@ struct BindConfig {
   SocketAddress address;
   bool tls = false;
   int backlog = 1024;
+  // The application protocols of an http frontend's bind, in order of preference: offered by
+  // ALPN on TLS; on a plaintext bind, "h2" accepts HTTP/2 with prior knowledge.
+  bool h2 = true;
+  bool http11 = true;
+  // The first protocol to pick over ALPN when the client offers both.
+  bool preferH2 = true;
+};
+
+// HTTP/2 on an http frontend's connections ("http2").
+struct Http2Config {
+  std::uint32_t maxConcurrentStreams = 100;
+  std::uint32_t maxHeaderListSize = 64 * 1024;  // decoded bytes (name + value + 32 per field)
+  std::uint32_t initialWindowSize = 64 * 1024;  // each stream's receive window (uploads)
 };
 
 struct RouteConfig {
@@ -102,6 +115,7 @@ struct FrontendConfig {
   std::string defaultBackend;  // may be empty in http mode (then unrouted requests get 503)
   FrontendTimeouts timeouts;
   std::uint64_t maxRequestBody = 0;  // http: larger request bodies get 413; 0: no limit
+  Http2Config http2;
 };
 
 struct CheckConfig {

@@ -7,6 +7,35 @@ namespace molt::common::config_detail {
 
 namespace {
 
+// "alpn": ["h2", "http/1.1"], the protocols of an http bind in order of preference.
+void parseAlpn(const Fields& f, Mode mode, BindConfig& bind) {
+  const JsonValue* list = f.array("alpn");
+  if (!list) return;
+  ParseContext& ctx = f.ctx();
+  if (mode != Mode::Http) {
+    ctx.error(list->pos, f.at("alpn"), "needs mode http");
+    return;
+  }
+  bind.h2 = bind.http11 = false;
+  std::string path = f.pathOf("alpn");
+  for (std::size_t i = 0; i < list->items.size(); ++i) {
+    const JsonValue& item = list->items[i];
+    bool* flag = !item.isString()             ? nullptr
+                 : item.string == "h2"        ? &bind.h2
+                 : item.string == "http/1.1" ? &bind.http11
+                                              : nullptr;
+    if (!flag) {
+      ctx.error(item.pos, Where{path, i}.str(), "expected \"h2\" or \"http/1.1\"");
+    } else if (*flag) {
+      ctx.error(item.pos, Where{path, i}.str(), "named twice");
+    } else {
+      *flag = true;
+      if (i == 0) bind.preferH2 = flag == &bind.h2;
+    }
+  }
+  if (!bind.h2 && !bind.http11) ctx.error(list->pos, path, "must name a protocol");
+}
+
 // Returns the bind's "tls" flag even when its address is invalid, for the certificates check.
 bool parseBind(ParseContext& ctx, const JsonValue& v, const std::string& path,
                FrontendConfig& frontend) {
@@ -14,9 +43,10 @@ bool parseBind(ParseContext& ctx, const JsonValue& v, const std::string& path,
   const JsonValue* address = &v;
   std::string addressPath = path;
   if (v.isObject()) {
-    Fields f(ctx, v, path, {"address", "tls", "backlog"});
+    Fields f(ctx, v, path, {"address", "tls", "backlog", "alpn"});
     if (auto b = f.boolean("tls")) bind.tls = *b;
     if (auto n = f.integer("backlog", 1, 65535)) bind.backlog = static_cast<int>(*n);
+    parseAlpn(f, frontend.mode, bind);
     if (!f.require("address")) return bind.tls;
     address = f.get("address");
     addressPath = f.pathOf("address");
@@ -221,6 +251,28 @@ void parseRoutes(const Fields& f, FrontendConfig& frontend) {
   }
 }
 
+void parseHttp2(const Fields& parent, Mode mode, Http2Config& out) {
+  const JsonValue* v = parent.object("http2");
+  if (!v) return;
+  if (mode != Mode::Http) parent.ctx().error(v->pos, parent.at("http2"), "needs mode http");
+  Fields f(parent.ctx(), *v, parent.pathOf("http2"),
+           {"max_concurrent_streams", "max_header_list_size", "initial_window_size"});
+  if (auto n = f.integer("max_concurrent_streams", 1, 10000))
+    out.maxConcurrentStreams = static_cast<std::uint32_t>(*n);
+  if (auto n = f.size("max_header_list_size", 1 << 20)) {
+    if (*n < 1024)
+      parent.ctx().error(f.get("max_header_list_size")->pos, f.at("max_header_list_size"),
+                         "at least 1KB");
+    out.maxHeaderListSize = static_cast<std::uint32_t>(*n);
+  }
+  if (auto n = f.size("initial_window_size", (std::uint64_t{1} << 31) - 1)) {
+    if (*n < 1024)
+      parent.ctx().error(f.get("initial_window_size")->pos, f.at("initial_window_size"),
+                         "at least 1KB");
+    out.initialWindowSize = static_cast<std::uint32_t>(*n);
+  }
+}
+
 void parseFrontendTimeouts(const Fields& parent, FrontendTimeouts& out) {
   const JsonValue* v = parent.object("timeouts");
   if (!v) return;
@@ -233,7 +285,7 @@ void parseFrontendTimeouts(const Fields& parent, FrontendTimeouts& out) {
 FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string path) {
   Fields f(ctx, v, std::move(path),
            {"name", "mode", "bind", "certificates", "routes", "default_backend", "timeouts",
-            "max_request_body"});
+            "max_request_body", "http2"});
   FrontendConfig frontend;
   if (!f.ok()) return frontend;
   if (f.require("name")) {
@@ -251,6 +303,7 @@ FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string 
     frontend.defaultBackend = *b;
   }
   parseFrontendTimeouts(f, frontend.timeouts);
+  parseHttp2(f, frontend.mode, frontend.http2);
   if (auto n = f.size("max_request_body", std::uint64_t{1} << 50)) {
     if (frontend.mode == Mode::Tcp)
       ctx.error(f.get("max_request_body")->pos, f.at("max_request_body"), "needs mode http");

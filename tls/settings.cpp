@@ -7,16 +7,20 @@
 namespace molt::tls {
 namespace {
 
-const unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+const unsigned char kAlpnHttp11[] = "\x08http/1.1";
 
-// A client offering only other protocols still gets a connection, without ALPN: http/1.1 is
-// what it will get anyway.
-int onAlpn(SSL*, const unsigned char** out, unsigned char* outLength, const unsigned char* in,
+// The connection's protocols (setAlpn), else http/1.1 alone. The first one the server lists that
+// the client offers wins. A client offering only other protocols still gets a connection,
+// without ALPN: HTTP/1.1 is what it will get then.
+int onAlpn(SSL* ssl, const unsigned char** out, unsigned char* outLength, const unsigned char* in,
            unsigned int inLength, void*) {
+  const auto* own = static_cast<const AlpnList*>(SSL_get_ex_data(ssl, alpnIndex()));
+  const unsigned char* list = own ? own->wire : kAlpnHttp11;
+  unsigned length = own ? own->length : sizeof kAlpnHttp11 - 1;
   unsigned char* selected = nullptr;
   unsigned char selectedLength = 0;
-  if (SSL_select_next_proto(&selected, &selectedLength, kAlpnHttp11, sizeof kAlpnHttp11, in,
-                            inLength) != OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&selected, &selectedLength, list, length, in, inLength) !=
+      OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_NOACK;
   }
   *out = selected;
@@ -40,6 +44,25 @@ std::string entryKey(std::size_t entry) {
 }
 
 }  // namespace
+
+int alpnIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+const AlpnList& alpnFor(const common::BindConfig& bind) {
+  static const AlpnList kH2First{reinterpret_cast<const unsigned char*>("\x02h2\x08http/1.1"), 12};
+  static const AlpnList kHttp11First{reinterpret_cast<const unsigned char*>("\x08http/1.1\x02h2"),
+                                     12};
+  static const AlpnList kH2Only{reinterpret_cast<const unsigned char*>("\x02h2"), 3};
+  static const AlpnList kHttp11Only{kAlpnHttp11, sizeof kAlpnHttp11 - 1};
+  if (bind.h2 && bind.http11) return bind.preferH2 ? kH2First : kHttp11First;
+  return bind.h2 ? kH2Only : kHttp11Only;
+}
+
+void setAlpn(SSL* ssl, const AlpnList& list) {
+  SSL_set_ex_data(ssl, alpnIndex(), const_cast<AlpnList*>(&list));
+}
 
 const char* applySettings(SSL_CTX* ctx, const TlsSettings& o, std::string& error) {
   int min = o.minVersion == "TLSv1.3"   ? TLS1_3_VERSION
@@ -70,7 +93,7 @@ const char* applySettings(SSL_CTX* ctx, const TlsSettings& o, std::string& error
   SSL_CTX_set_timeout(ctx, static_cast<long>(o.sessionTimeout.count()));
   // Stateful TLS 1.3 tickets each take a cache entry: one per connection is enough.
   if (!o.tickets) SSL_CTX_set_num_tickets(ctx, 1);
-  if (o.alpnHttp11) SSL_CTX_set_alpn_select_cb(ctx, onAlpn, nullptr);
+  if (o.alpn) SSL_CTX_set_alpn_select_cb(ctx, onAlpn, nullptr);
   if (!setSessionIdContext(ctx, o.sessionIdContext)) {
     error = opensslError();
     return "tls";
@@ -97,7 +120,7 @@ TlsSettings tlsSettings(const common::TlsConfig& tls, const common::FrontendConf
   o.sessionTimeout = std::max(std::chrono::seconds(1),
                               std::chrono::duration_cast<std::chrono::seconds>(tls.sessionTimeout));
   o.tickets = tls.tickets;
-  o.alpnHttp11 = frontend.mode == common::Mode::Http;
+  o.alpn = frontend.mode == common::Mode::Http;
   o.sessionIdContext = "molt frontend " + frontend.name;
   return o;
 }

@@ -26,10 +26,21 @@ struct TlsSettings {
   std::string ciphersuites;            // TLS 1.3 suites; empty: OpenSSL's default
   std::chrono::seconds sessionTimeout{300};
   bool tickets = true;     // false: SSL_OP_NO_TICKET (session ids; TLS 1.3 stateful tickets)
-  bool alpnHttp11 = true;  // select "http/1.1" when the client offers it
+  // Answer ALPN: with the connection's list (setAlpn), else "http/1.1" when the client offers it.
+  bool alpn = true;
   // Sessions resume only where this matches (OpenSSL's session id context): the frontend.
   std::string sessionIdContext;
 };
+
+// A bind's application protocols, in ALPN wire format (static storage).
+struct AlpnList {
+  const unsigned char* wire;
+  unsigned length;
+};
+const AlpnList& alpnFor(const common::BindConfig& bind);
+// Makes `ssl` (an accepted connection) answer ALPN with `list`.
+void setAlpn(SSL* ssl, const AlpnList& list);
+int alpnIndex();
 
 // The settings a frontend's config asks for.
 TlsSettings tlsSettings(const common::TlsConfig& tls, const common::FrontendConfig& frontend);

@@ -3,7 +3,9 @@
 #include <filesystem>
 
 #include "common/log.hpp"
+#include "tls/settings.hpp"
 #include "worker/http/session.hpp"
+#include "worker/http2/session.hpp"
 #include "worker/net/plain_stream.hpp"
 #include "worker/tcp/session.hpp"
 #include "worker/worker.hpp"
@@ -12,10 +14,13 @@ namespace molt::worker {
 
 void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
   std::unique_ptr<ClientStream> client;
+  const common::BindConfig& bind = frontend.bindOf(listener);
   int rc;
-  if (frontend.isTls(listener)) {
+  if (bind.tls) {
     auto tls = std::make_unique<TlsStream>(loop_, buffers_, tlsContexts_.at(&frontend), *this);
     rc = tls->accept(listener);
+    if (rc == 0 && frontend.config().mode == common::Mode::Http)
+      tls::setAlpn(tls->engine().ssl(), tls::alpnFor(bind));
     client = std::move(tls);
   } else {
     auto plain = std::make_unique<PlainStream>(loop_, buffers_);
@@ -28,7 +33,7 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
       common::log::warn("uv_accept({}): {}", frontend.config().name, uv_strerror(rc));
     return;
   }
-  std::unique_ptr<Session> session = makeSession(frontend, std::move(client));
+  std::unique_ptr<Session> session = makeSession(frontend, std::move(client), bind.h2);
   Session* raw = session.get();
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
@@ -104,11 +109,22 @@ void Worker::resumeAcceptingIfRoom() {
                       descriptorsInUse(), descriptorLimit_, sessions_.size());
 }
 
+void Worker::startHttp2(std::unique_ptr<ClientStream> client,
+                        std::shared_ptr<const common::FrontendConfig> frontend,
+                        std::shared_ptr<const Router> router, std::string_view input) noexcept {
+  auto session = std::make_unique<Http2Session>(*this, std::move(frontend), std::move(router),
+                                                std::move(client));
+  Http2Session* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  connectionCountChanged();
+  raw->startWith(input);
+}
+
 std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
-                                             std::unique_ptr<ClientStream> client) {
+                                             std::unique_ptr<ClientStream> client, bool http2) {
   if (frontend.config().mode == common::Mode::Http)
     return std::make_unique<HttpSession>(*this, frontend.sharedConfig(), routers_.at(&frontend),
-                                         std::move(client));
+                                         std::move(client), http2);
   return std::make_unique<TcpSession>(*this, frontend.sharedConfig(), frontend.defaultBackend(),
                                       std::move(client));
 }

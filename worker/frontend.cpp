@@ -7,15 +7,16 @@
 namespace molt::worker {
 
 int Frontend::addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address,
-                          int backlog, bool tls) {
+                          std::size_t bind) {
   Listener listener;
   if (int rc = uv_tcp_init(loop, listener.handle.get()); rc < 0) return rc;
   if (int rc = uv_tcp_open(listener.handle.get(), fd.get()); rc < 0) return rc;
   fd.release();  // the handle owns the descriptor now; uv_close closes it
   listener.handle->data = this;
   listener.address = address;
-  listener.backlog = backlog;
-  listener.tls = tls;
+  listener.backlog = config_->binds.at(bind).backlog;
+  listener.tls = config_->binds.at(bind).tls;
+  listener.bind = bind;
   listeners_.push_back(std::move(listener));
   return 0;
 }
@@ -80,6 +81,12 @@ bool Frontend::isTls(const uv_stream_t* listener) const {
   for (const auto& l : listeners_)
     if (l.handle.stream() == listener) return l.tls;
   return false;
+}
+
+const common::BindConfig& Frontend::bindOf(const uv_stream_t* listener) const {
+  for (const auto& l : listeners_)
+    if (l.handle.stream() == listener) return config_->binds.at(l.bind);
+  return config_->binds.front();
 }
 
 bool Frontend::anyTls() const {

@@ -35,10 +35,13 @@ class Frontend {
   const std::shared_ptr<Backend>& defaultBackend() const { return defaultBackend_; }
 
   // Wraps a received listening socket. Returns 0 or a libuv error.
-  int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address, int backlog,
-                  bool tls = false);
+  // `bind` indexes the config's binds.
+  int addListener(uv_loop_t* loop, common::UniqueFd fd, const std::string& address,
+                  std::size_t bind);
   // True when `listener` (as given to the accept handler) is a bind with "tls": true.
   bool isTls(const uv_stream_t* listener) const;
+  // The bind `listener` (as given to the accept handler) serves.
+  const common::BindConfig& bindOf(const uv_stream_t* listener) const;
   // True when any of the frontend's binds terminates TLS.
   bool anyTls() const;
   // Starts accepting on every listener; `onAccept` is called once per pending connection.
@@ -60,6 +63,7 @@ class Frontend {
     std::string address;
     int backlog = 0;
     bool tls = false;
+    std::size_t bind = 0;
     common::UniqueFd parked;  // the socket while accepting is paused
   };
   int listen(Listener& listener);

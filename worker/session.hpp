@@ -3,6 +3,9 @@
 
 #include <uv.h>
 
+#include <memory>
+#include <string_view>
+
 #include "common/config.hpp"
 #include "common/control_messages.hpp"
 
@@ -10,6 +13,8 @@ namespace molt::worker {
 
 class AccessLog;
 class BufferPool;
+class ClientStream;
+class Router;
 class ServerPool;
 
 // A live client connection. The worker counts these for draining and destroys one only after it
@@ -56,6 +61,11 @@ class SessionHost {
   // comes through Session::migrationAnswered, never from inside this call.
   virtual void offerMigration(Session* session,
                               common::control::MovingConnection connection) noexcept = 0;
+  // A connection that opened with the HTTP/2 preface (`input`: the bytes read so far): the host
+  // serves it with an Http2Session from now on. The calling session ends right after.
+  virtual void startHttp2(std::unique_ptr<ClientStream> client,
+                          std::shared_ptr<const common::FrontendConfig> frontend,
+                          std::shared_ptr<const Router> router, std::string_view input) noexcept = 0;
 };
 
 }  // namespace molt::worker

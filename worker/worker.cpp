@@ -158,8 +158,7 @@ void Worker::onListener(control::ListenerGrant& grant) {
   for (auto& frontend : frontends_) {
     const auto& binds = frontend->config().binds;
     if (frontend->config().name != grant.frontend || grant.bind >= binds.size()) continue;
-    const auto& b = binds[grant.bind];
-    int rc = frontend->addListener(loop_, std::move(grant.socket), grant.address, b.backlog, b.tls);
+    int rc = frontend->addListener(loop_, std::move(grant.socket), grant.address, grant.bind);
     if (rc < 0)
       common::log::error("listener {} {}: {}", grant.frontend, grant.address, uv_strerror(rc));
     return;

@@ -57,6 +57,9 @@ class Worker final : public SessionHost, public HandshakeObserver {
   AccessLog& accessLog() override { return *accessLog_; }
   void sessionEnded(Session* session) noexcept override;
   void offerMigration(Session* session, control::MovingConnection connection) noexcept override;
+  void startHttp2(std::unique_ptr<ClientStream> client,
+                  std::shared_ptr<const common::FrontendConfig> frontend,
+                  std::shared_ptr<const Router> router, std::string_view input) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
   void handshakeEnded() noexcept override;
 
@@ -99,7 +102,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::size_t descriptorsInUse() const;
   void pauseAccepting(const std::string& why);
   void resumeAcceptingIfRoom();
-  std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client);
+  std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client,
+                                       bool http2);
   void connectionCountChanged();
   void sendStats();
   void updateTitle();

@@ -110,8 +110,8 @@ void appendAccessText(const AccessRecord& r, std::string& out) {
   line << "access fe=" << r.frontend << " be=" << orDash(r.backend) << " srv=" << orDash(r.server)
        << " client=" << r.client << " \"";
   line.escaped(orDash(r.method)) << ' ';
-  line.escaped(orDash(r.target)) << " HTTP/1.";
-  line.number(r.versionMinor) << "\" ";
+  line.escaped(orDash(r.target)) << (r.http2 ? " HTTP/2.0\" " : " HTTP/1.");
+  if (!r.http2) line.number(r.versionMinor) << "\" ";
   line.number(static_cast<std::uint64_t>(r.status)) << " in=";
   line.number(r.bytesIn) << " out=";
   line.number(r.bytesOut);
@@ -139,8 +139,12 @@ std::string formatAccessJson(const AccessRecord& r) {
   jsonString(line, "client", r.client);
   jsonString(line, "method", r.method);
   jsonString(line, "target", r.target);
-  line << ",\"version\":\"HTTP/1.";
-  line.number(r.versionMinor) << "\",\"status\":";
+  if (r.http2) {
+    line << ",\"version\":\"HTTP/2.0\",\"status\":";
+  } else {
+    line << ",\"version\":\"HTTP/1.";
+    line.number(r.versionMinor) << "\",\"status\":";
+  }
   line.number(static_cast<std::uint64_t>(r.status)) << ",\"bytes_in\":";
   line.number(r.bytesIn) << ",\"bytes_out\":";
   line.number(r.bytesOut);

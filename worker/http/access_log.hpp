@@ -19,6 +19,7 @@ struct AccessRecord {
   std::string_view client;                     // "1.2.3.4:5678"
   std::string_view method, target;
   unsigned versionMinor = 1;
+  bool http2 = false;  // the request came on an HTTP/2 stream: "HTTP/2.0"
   int status = 0;                           // what the client was sent; 0 when nothing was
   std::uint64_t bytesIn = 0, bytesOut = 0;  // request bytes read, response bytes written
   std::int64_t headUs = -1, connectUs = -1, responseUs = -1, totalUs = -1;

@@ -153,7 +153,10 @@ int HttpParser::append(const char* at, std::size_t length) {
 }
 
 int HttpParser::onHeaderField(const char* at, std::size_t length) {
-  if (state_ == State::Body) return append(at, length);
+  if (state_ == State::Body) {
+    if (sink_) sink_->onTrailerBytes(at, length, true);
+    return append(at, length);
+  }
   if (!inName_) {
     HttpField f;
     f.nameAt = static_cast<std::uint32_t>(head_.bytes_.size());
@@ -174,12 +177,18 @@ int HttpParser::onHeaderFieldComplete() {
 }
 
 int HttpParser::onHeaderValue(const char* at, std::size_t length) {
-  if (state_ != State::Body) head_.fields_.back().valueLength += static_cast<std::uint32_t>(length);
+  if (state_ != State::Body)
+    head_.fields_.back().valueLength += static_cast<std::uint32_t>(length);
+  else if (sink_)
+    sink_->onTrailerBytes(at, length, false);
   return append(at, length);
 }
 
 int HttpParser::onHeaderValueComplete() {
-  if (state_ == State::Body) return 0;
+  if (state_ == State::Body) {
+    if (sink_) sink_->onTrailerFieldEnd();
+    return 0;
+  }
   HttpField& f = head_.fields_.back();
   while (f.valueLength > 0) {
     char last = head_.bytes_[f.valueAt + f.valueLength - 1];

@@ -18,6 +18,11 @@ class BodySink {
  public:
   virtual ~BodySink() = default;
   virtual void onBodyData(const char* data, std::size_t length) noexcept = 0;
+  // A trailer field's name or value bytes (in pieces), then its end. Default: dropped.
+  virtual void onTrailerBytes(const char* data, std::size_t length, bool name) noexcept {
+    (void)data, (void)length, (void)name;
+  }
+  virtual void onTrailerFieldEnd() noexcept {}
 };
 
 enum class ParseStatus {

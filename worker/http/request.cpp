@@ -29,6 +29,10 @@ void HttpSession::onClientData(char* buffer, std::size_t length) {
     armTimer();
   }
   if (tStart_ == 0) tStart_ = uv_hrtime();
+  if (http2_ && phase_ == HttpPhase::Head) {
+    http2_ = false;  // only a connection's first bytes may open HTTP/2
+    if (startsHttp2()) return becomeHttp2();
+  }
   // Bytes that cannot be used now (a pipelined request, a body before the server is ready)
   // stay in input_, and reading stops until they are used.
   processRequest();
@@ -51,6 +55,27 @@ void HttpSession::onClientEnd(int status) {
     return;
   }
   finish(eof ? "client closed the connection" : uv_strerror(status));
+}
+
+// The connection speaks HTTP/2 from its first byte: an Http2Session serves it from here, with
+// the bytes read; this session ends without a word.
+void HttpSession::becomeHttp2() {
+  std::string_view bytes(input_.buffer + input_.offset, input_.size());
+  host_.startHttp2(std::move(client_), frontend_, router_, bytes);
+  releaseInput();
+  phase_ = HttpPhase::Done;
+  timerDue_ = UINT64_MAX;
+  uv_timer_stop(timer_.get());
+  host_.sessionEnded(this);
+}
+
+// The client's first bytes are the HTTP/2 preface's first line ("PRI" is no HTTP/1.1 method:
+// RFC 9113 section 3.4), on a bind that accepts HTTP/2. The Http2Session checks the rest.
+bool HttpSession::startsHttp2() const {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n";
+  if (requestParser_.started()) return false;
+  std::string_view bytes(input_.buffer + input_.offset, input_.size());
+  return bytes.size() >= 4 && kPreface.starts_with(bytes.substr(0, kPreface.size()));
 }
 
 void HttpSession::processRequest() {

@@ -23,12 +23,14 @@ std::uint64_t ms(common::Millis d) {
 }  // namespace
 
 HttpSession::HttpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
-                         std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client)
+                         std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client,
+                         bool http2)
     : host_(host),
       frontend_(std::move(frontend)),
       router_(std::move(router)),
       client_(std::move(client)),
-      chain_(host.buffers()) {
+      chain_(host.buffers()),
+      http2_(http2) {
   client_->setHandler(this);
   uv_timer_init(host_.loop(), timer_.get());
   timer_->data = this;
@@ -294,6 +296,7 @@ void HttpSession::logExchange(const char* termination) {
   r.method = head.method();
   r.target = head.target();
   r.versionMinor = head.versionMinor();
+  r.http2 = client_->http2();
   r.status = status_;
   r.bytesIn = bytesIn_;
   r.bytesOut = bytesOut_;
@@ -313,7 +316,7 @@ void HttpSession::finish(const char* reason) noexcept {
   phase_ = HttpPhase::Done;
   timerDue_ = kNever;
   uv_timer_stop(timer_.get());
-  client_->stopReading();
+  if (client_) client_->stopReading();
   releaseServer(false);
   host_.sessionEnded(this);
 }

@@ -48,8 +48,11 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   // the kernel send a reset that can destroy the response before the client read it.
   static constexpr std::uint64_t kLingerMs = 1000;
 
+  // `http2`: a client that opens with the HTTP/2 preface becomes an Http2Session (the bind
+  // accepts HTTP/2).
   HttpSession(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
-              std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client);
+              std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client,
+              bool http2 = false);
   ~HttpSession() override;
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -103,6 +106,8 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   // Client side (http_request.cpp).
   void onClientData(char* buffer, std::size_t length);
   void onClientEnd(int status);
+  bool startsHttp2() const;
+  void becomeHttp2();
   void processRequest();
   void parseRequestBody();
   void onRequestHead();
@@ -197,6 +202,7 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   bool closeAfter_ = false;      // close the client connection after this response
   bool headRequest_ = false;
   bool logged_ = false;
+  bool http2_ = false;  // the bind accepts HTTP/2 (prior knowledge, or ALPN h2)
   int status_ = 0;
   std::uint64_t bytesIn_ = 0, bytesOut_ = 0, bodySent_ = 0;
   std::uint64_t tStart_ = 0, tHead_ = 0, tConnect_ = 0, tResponse_ = 0;  // uv_hrtime()

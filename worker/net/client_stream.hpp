@@ -71,6 +71,9 @@ class ClientStream {
   virtual bool secure() const noexcept = 0;
   // The connected socket's descriptor (a migration passes a duplicate of it); -1 when closed.
   virtual int descriptor() const noexcept = 0;
+  // True for one stream of an HTTP/2 connection (worker/http2/): its requests are logged as
+  // HTTP/2.0.
+  virtual bool http2() const noexcept { return false; }
 };
 
 }  // namespace molt::worker

@@ -93,7 +93,7 @@ TEST_CASE("ALPN selects http/1.1 when offered and stays silent otherwise", "[tls
     CHECK(server.alpn() == "");
   }
   TlsOptions tcp;
-  tcp.alpnHttp11 = false;
+  tcp.alpn = false;
   auto tcpContext = sites().context(tcp);
   auto engine = client.connect("", nullptr, std::string_view("\x08http/1.1", 9));
   TlsEngine server(tcpContext);
