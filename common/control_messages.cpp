@@ -242,7 +242,9 @@ ControlMessage Stats::encode() const {
   return make(kType, {{"connections", connections},
                       {"migrated", migrated},
                       {"adopted", adopted},
-                      {"staying", staying}});
+                      {"staying", staying},
+                      {"http2_connections", http2Connections},
+                      {"http2_streams", http2Streams}});
 }
 
 Decoded<Stats> Stats::decode(ControlMessage& message) {
@@ -252,6 +254,9 @@ Decoded<Stats> Stats::decode(ControlMessage& message) {
   if (f.has("migrated")) s.migrated = f.integer<std::uint64_t>("migrated");
   if (f.has("adopted")) s.adopted = f.integer<std::uint64_t>("adopted");
   if (f.has("staying")) s.staying = f.integer<std::uint32_t>("staying");
+  if (f.has("http2_connections"))
+    s.http2Connections = f.integer<std::uint32_t>("http2_connections");
+  if (f.has("http2_streams")) s.http2Streams = f.integer<std::uint32_t>("http2_streams");
   return f.finish(std::move(s));
 }
 

@@ -37,11 +37,12 @@
 //                                       else why not (serve it on)
 //   worker -> master:
 //     "ready"    {pid, protocol}        accepting on every listener
-//     "stats"    {connections, migrated, adopted, staying}  live connection count; connections
-//                                       moved out and in so far; connections of a draining worker
-//                                       that cannot move (TLS). Sent when they change, at most
-//                                       every 100 ms; the last three may be absent (an older
-//                                       worker)
+//     "stats"    {connections, migrated, adopted, staying, http2_connections, http2_streams}
+//                                       live connection count; connections moved out and in so
+//                                       far; connections of a draining worker that cannot move
+//                                       (TLS, HTTP/2); HTTP/2 connections and their open streams.
+//                                       Sent when they change, at most every 100 ms; all but the
+//                                       first may be absent (an older worker)
 //     "changed"  {seq, error}           a "change" applied ("" error), or refused with the reason
 //     "migrate"  {id, kind, frontend, backend, server, input}  fds: [client] or [client, server]
 //                                       a draining worker lets a connection go: it stopped reading
@@ -260,6 +261,7 @@ struct Stats {
   std::uint32_t connections = 0;
   std::uint64_t migrated = 0, adopted = 0;  // connections moved out, and in, so far
   std::uint32_t staying = 0;                // draining: connections that cannot move (TLS)
+  std::uint32_t http2Connections = 0, http2Streams = 0;  // of `connections`: HTTP/2 ones
   ControlMessage encode() const;
   static Decoded<Stats> decode(ControlMessage& message);
 };

@@ -173,34 +173,39 @@ std::string duration(std::uint64_t ms) {
 }
 
 void printProc(const nlohmann::json& r) {
-  std::vector<std::vector<std::string>> rows = {{"GEN", "PHASE", "SLOT", "PID", "CONNS", "IN",
+  std::vector<std::vector<std::string>> rows = {{"GEN", "PHASE", "SLOT", "PID", "CONNS", "H2", "IN",
                                                  "OUT", "TLS", "RSS", "PSS", "PRIVATE", "UPTIME",
                                                  "STOP IN"}};
   const auto& master = r["master"];
   rows.push_back({"-", "master", "-", std::to_string(master["pid"].get<int>()), "-", "-", "-", "-",
-                  bytes(master["memory"], "rss"), bytes(master["memory"], "pss"),
+                  "-", bytes(master["memory"], "rss"), bytes(master["memory"], "pss"),
                   bytes(master["memory"], "private"), "-", "-"});
   if (r.contains("zygote")) {
     const auto& zygote = r["zygote"];
     rows.push_back({"-", "zygote", "-", std::to_string(zygote["pid"].get<int>()), "-", "-", "-",
-                    "-", bytes(zygote["memory"], "rss"), bytes(zygote["memory"], "pss"),
+                    "-", "-", bytes(zygote["memory"], "rss"), bytes(zygote["memory"], "pss"),
                     bytes(zygote["memory"], "private"), "-", "-"});
   }
   // Migrated connections in and out, and those of a draining worker that cannot move (TLS).
   auto count = [](const nlohmann::json& w, const char* key) {
     return w.contains(key) ? std::to_string(w[key].get<std::uint64_t>()) : std::string("-");
   };
+  // HTTP/2 connections and the streams open on them: "2/15".
+  auto http2 = [&](const nlohmann::json& w) {
+    if (!w.contains("http2_connections")) return std::string("-");
+    return count(w, "http2_connections") + "/" + count(w, "http2_streams");
+  };
   for (const auto& g : r["generations"]) {
     std::string stop =
         g.contains("hard_stop_in_ms") ? duration(g["hard_stop_in_ms"].get<std::uint64_t>()) : "-";
     for (const auto& w : g["workers"])
-      rows.push_back({std::to_string(g["id"].get<unsigned>()), w["phase"].get<std::string>(),
-                      std::to_string(w["slot"].get<unsigned>()),
-                      std::to_string(w["pid"].get<int>()),
-                      std::to_string(w["connections"].get<unsigned>()), count(w, "migrated_in"),
-                      count(w, "migrated_out"), count(w, "staying_tls"), bytes(w["memory"], "rss"),
-                      bytes(w["memory"], "pss"), bytes(w["memory"], "private"),
-                      duration(w["uptime_ms"].get<std::uint64_t>()), stop});
+      rows.push_back(
+          {std::to_string(g["id"].get<unsigned>()), w["phase"].get<std::string>(),
+           std::to_string(w["slot"].get<unsigned>()), std::to_string(w["pid"].get<int>()),
+           std::to_string(w["connections"].get<unsigned>()), http2(w), count(w, "migrated_in"),
+           count(w, "migrated_out"), count(w, "staying_tls"), bytes(w["memory"], "rss"),
+           bytes(w["memory"], "pss"), bytes(w["memory"], "private"),
+           duration(w["uptime_ms"].get<std::uint64_t>()), stop});
   }
   printTable(rows);
 }

@@ -156,6 +156,8 @@ nlohmann::json ApiCommands::procReport() const {
                          {"migrated_out", w->migrated()},
                          {"migrated_in", w->adopted()},
                          {"staying_tls", w->staying()},
+                         {"http2_connections", w->http2Connections()},
+                         {"http2_streams", w->http2Streams()},
                          {"uptime_ms", now - w->startedMs()},
                          {"memory", memoryOf(w->pid())}});
     }

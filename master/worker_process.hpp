@@ -82,7 +82,11 @@ class WorkerProcess {
     migrated_ = stats.migrated;
     adopted_ = stats.adopted;
     staying_ = stats.staying;
+    http2Connections_ = stats.http2Connections;
+    http2Streams_ = stats.http2Streams;
   }
+  unsigned http2Connections() const { return http2Connections_; }
+  unsigned http2Streams() const { return http2Streams_; }
   std::uint64_t migrated() const { return migrated_; }  // connections moved out
   std::uint64_t adopted() const { return adopted_; }    // connections moved in
   unsigned staying() const { return staying_; }         // draining: cannot move (TLS)
@@ -99,6 +103,7 @@ class WorkerProcess {
   unsigned connections_ = 0;
   std::uint64_t migrated_ = 0, adopted_ = 0;
   unsigned staying_ = 0;
+  unsigned http2Connections_ = 0, http2Streams_ = 0;
   uint64_t startedMs_ = 0;
   common::UniqueFd pidfd_;
   common::UvHandle<uv_poll_t> pidPoll_;

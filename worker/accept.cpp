@@ -120,6 +120,12 @@ void Worker::startHttp2(std::unique_ptr<ClientStream> client,
   raw->startWith(input);
 }
 
+void Worker::http2Changed(int connections, int streams) noexcept {
+  http2Connections_ += connections;
+  http2Streams_ += streams;
+  connectionCountChanged();
+}
+
 std::unique_ptr<Session> Worker::makeSession(Frontend& frontend,
                                              std::unique_ptr<ClientStream> client, bool http2) {
   if (frontend.config().mode == common::Mode::Http)

@@ -61,11 +61,16 @@ class SessionHost {
   // comes through Session::migrationAnswered, never from inside this call.
   virtual void offerMigration(Session* session,
                               common::control::MovingConnection connection) noexcept = 0;
+  // An Http2Session opened or closed connections or streams (for the worker's stats).
+  virtual void http2Changed(int connections, int streams) noexcept {
+    (void)connections, (void)streams;
+  }
   // A connection that opened with the HTTP/2 preface (`input`: the bytes read so far): the host
   // serves it with an Http2Session from now on. The calling session ends right after.
   virtual void startHttp2(std::unique_ptr<ClientStream> client,
                           std::shared_ptr<const common::FrontendConfig> frontend,
-                          std::shared_ptr<const Router> router, std::string_view input) noexcept = 0;
+                          std::shared_ptr<const Router> router,
+                          std::string_view input) noexcept = 0;
 };
 
 }  // namespace molt::worker

@@ -300,6 +300,8 @@ void Worker::sendStats() {
   stats.migrated = migrated_;
   stats.adopted = adopted_;
   stats.staying = phase_ == ServingPhase::Draining ? stayingCount() : 0;
+  stats.http2Connections = static_cast<std::uint32_t>(http2Connections_);
+  stats.http2Streams = static_cast<std::uint32_t>(http2Streams_);
   control_->send(stats.encode());
 }
 

@@ -57,6 +57,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   AccessLog& accessLog() override { return *accessLog_; }
   void sessionEnded(Session* session) noexcept override;
   void offerMigration(Session* session, control::MovingConnection connection) noexcept override;
+  void http2Changed(int connections, int streams) noexcept override;
   void startHttp2(std::unique_ptr<ClientStream> client,
                   std::shared_ptr<const common::FrontendConfig> frontend,
                   std::shared_ptr<const Router> router, std::string_view input) noexcept override;
@@ -161,6 +162,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   common::UvHandle<uv_signal_t> sigterm_;
   uint64_t hardStopAtMs_ = 0;  // loop time of the master's hard stop; 0: unknown
   bool statsDirty_ = false;
+  long http2Connections_ = 0, http2Streams_ = 0;  // Http2Sessions and their open streams
   // Accepting pauses when fewer than kDescriptorReserve descriptors are left under the limit
   // (each accepted connection may need a second one, for its server).
   static constexpr std::size_t kDescriptorReserve = 32;

@@ -230,10 +230,16 @@ TEST_CASE("migration messages decode to what was encoded, input bytes included",
   s.migrated = 4;
   s.adopted = 5;
   s.staying = 6;
+  s.http2Connections = 7;
+  s.http2Streams = 8;
   auto stats = std::get<Stats>(roundTrip<FromWorker, Stats>(s.encode(), decodeFromWorker));
   REQUIRE(stats.migrated == 4);
   REQUIRE(stats.adopted == 5);
   REQUIRE(stats.staying == 6);
+  REQUIRE(stats.http2Connections == 7);
+  REQUIRE(stats.http2Streams == 8);
+  ControlMessage negative = body({{"type", "stats"}, {"connections", 2}, {"http2_streams", -1}});
+  REQUIRE_FALSE(decodeFromWorker(negative));
   // An older worker's stats (no migration fields) still decode.
   ControlMessage old = body({{"type", "stats"}, {"connections", 2}});
   REQUIRE(decodeFromWorker(old));

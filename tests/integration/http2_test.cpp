@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/api_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/tls_client.hpp"
 
@@ -39,8 +40,9 @@ const std::string& certificate() {
 }
 
 // Two frontends to one origin: "plain" (HTTP/2 by prior knowledge) and "secure" (TLS, ALPN).
-std::string config(std::uint16_t origin, const std::string& plainBind = R"("127.0.0.1:0")") {
-  return R"({"global": {"workers": 1},
+std::string config(std::uint16_t origin, const std::string& plainBind = R"("127.0.0.1:0")",
+                   const std::string& global = "") {
+  return R"({"global": {"workers": 1)" + global + R"(},
     "frontends": [
       {"name": "plain", "mode": "http", "bind": [)" +
          plainBind + R"(], "default_backend": "be"},
@@ -133,13 +135,37 @@ TEST_CASE("a bind whose alpn leaves out h2 answers the HTTP/2 preface with HTTP/
             url(molt, "secure", "/")) == "2");
 }
 
-TEST_CASE("h2load through 10 reloads: every stream answered, the old workers gone", "[http2]") {
+TEST_CASE("molt ctl proc counts HTTP/2 connections and their open streams", "[http2]") {
+  Origin origin;
+  TempDir dir;
+  std::string socket = dir.path() + "/api.sock";
+  Molt molt(config(origin.httpPort(), R"("127.0.0.1:0")", R"(, "api_socket": ")" + socket + "\""));
+  // Four streams on one connection, each waiting 3 s for its answer.
+  std::string out;
+  std::thread client(
+      [&] { out = run("h2load -n 4 -c 1 -m 4 " + url(molt, "plain", "/slow?ms=3000")); });
+  nlohmann::json worker;
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(100ms);
+    nlohmann::json proc = askApi(socket, R"({"cmd": "proc"})");
+    worker = proc["generations"][0]["workers"][0];
+    if (worker.value("http2_streams", 0u) == 4) break;
+  }
+  CHECK(worker["http2_connections"] == 1);
+  CHECK(worker["http2_streams"] == 4);
+  client.join();
+  CHECK_THAT(out, Catch::Contains("4 succeeded, 0 failed"));
+  std::string table = run(moltBinary() + " ctl -s " + socket + " proc");
+  CHECK_THAT(table, Catch::Contains(" H2 "));
+}
+
+TEST_CASE("h2load through 20 reloads: every stream answered, the old workers gone", "[http2]") {
   Origin origin;
   Molt molt(config(origin.httpPort()));
-  std::string command = "h2load -D 6 -c 4 -m 10 -t 1 " + url(molt, "plain", "/");
+  std::string command = "h2load -D 11 -c 4 -m 10 -t 1 " + url(molt, "plain", "/");
   std::string out;
   std::thread load([&] { out = run(command); });
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(400ms);
     molt.process().signal(SIGHUP);
   }
@@ -155,5 +181,5 @@ TEST_CASE("h2load through 10 reloads: every stream answered, the old workers gon
   CHECK(m[4] == "0");
   CHECK(m[5] == "0");
   CHECK(m[6] == "0");
-  REQUIRE_LINE(molt.process(), R"(generation 11 serving)", 20s);
+  REQUIRE_LINE(molt.process(), R"(generation 21 serving)", 20s);
 }

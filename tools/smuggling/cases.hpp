@@ -13,7 +13,8 @@ struct Case {
   std::string category;  // "CL.TE", "TE.TE", "content-length", "chunks", "bytes", "target",
                          // "version", "expect", "pipelining", "upgrade", "fields"
   std::string request;   // exactly what the client sends
-  int status;            // molt's answer to the first request (400: refused, 200: forwarded)
+  int status;            // molt's answer to the first request (400: refused, 200: forwarded; 0:
+                         // none in HTTP/1.1: the connection speaks HTTP/2, no parser sees it)
   unsigned reached;   // requests molt lets the server parse: 0 when it refuses at the head; 1 when
                       // the head went on and the body was then refused (the server connection is
                       // closed, never reused); the requests the client sent otherwise

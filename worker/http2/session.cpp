@@ -59,6 +59,7 @@ Http2Session::Http2Session(SessionHost& host,
       router_(std::move(router)),
       client_(std::move(client)) {
   client_->setHandler(this);
+  host_.http2Changed(1, 0);
   uv_idle_init(host_.loop(), later_.get());
   later_->data = this;
   uv_timer_init(host_.loop(), timer_.get());
@@ -353,6 +354,7 @@ void Http2Session::runPending() noexcept {
   running_ = false;
   if (done_) return host_.sessionEnded(this);
   if (!streams_.empty()) idleSince_ = uv_now(host_.loop());
+  reportStreams();
   armTimer();
   if (again_) schedule();
 }
@@ -479,6 +481,8 @@ void Http2Session::finish() noexcept {
     if (entry.exchange && !entry.ended) entry.exchange->abort();
   done_ = true;
   streams_.clear();
+  reportStreams();
+  host_.http2Changed(-1, 0);
   uv_timer_stop(timer_.get());
   uv_idle_stop(later_.get());
   client_->stopReading();
@@ -489,6 +493,13 @@ void Http2Session::finish() noexcept {
 // slowloris), between requests timeouts.keep_alive.
 common::Millis Http2Session::idleTimeout() const {
   return lastStreamId_ == 0 ? frontend_->timeouts.httpRequest : frontend_->timeouts.keepAlive;
+}
+
+void Http2Session::reportStreams() noexcept {
+  auto open = static_cast<int>(streams_.size());
+  if (open == reported_) return;
+  host_.http2Changed(0, open - reported_);
+  reported_ = open;
 }
 
 Http2Session::Entry* Http2Session::find(std::int32_t id) {

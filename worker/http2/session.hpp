@@ -108,6 +108,7 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   void finish() noexcept;
   Entry* find(std::int32_t id);
   common::Millis idleTimeout() const;
+  void reportStreams() noexcept;
 
   SessionHost& host_;
   std::shared_ptr<const common::FrontendConfig> frontend_;
@@ -127,6 +128,7 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   bool shutdownSent_ = false;
   bool lingering_ = false;  // FIN sent; reading only to drop input
   std::int32_t lastStreamId_ = 0;
+  int reported_ = 0;  // streams counted in the worker's stats
   bool draining_ = false;
   bool finalGoaway_ = false;
   bool closing_ = false;  // no more reading; FIN once everything queued is written

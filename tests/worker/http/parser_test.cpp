@@ -131,6 +131,7 @@ TEST_CASE("the parser refuses every case of the smuggling corpus molt refuses, a
   REQUIRE(cases.size() >= 100);
   for (const auto& c : cases) {
     INFO(c.name);
+    if (c.status == 0) continue;  // an HTTP/2 connection: the HTTP/1.1 parser never sees it
     for (size_t step : {SIZE_MAX, size_t{1}}) {  // however the bytes arrive
       Parsed p = parseRequest(c.request, step);
       if (c.status >= 400) {
