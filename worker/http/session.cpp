@@ -82,6 +82,7 @@ void HttpSession::beginRequest() {
   }
   releaseInput();
   phase_ = HttpPhase::Idle;
+  client_->idle();
   armTimer();
   updateClientReading();
 }

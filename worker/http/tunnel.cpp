@@ -7,6 +7,7 @@ namespace molt::worker {
 
 void HttpSession::startTunnel(char* buffer, std::uint32_t offset, std::uint32_t end) {
   phase_ = HttpPhase::Tunnel;
+  client_->quiet();
   router_.reset();  // a tunnel routes nothing more: a draining worker may free its tables
   status_ = 101;
   tResponse_ = uv_hrtime();

@@ -74,6 +74,13 @@ class ClientStream {
   // True for one stream of an HTTP/2 connection (worker/http2/): its requests are logged as
   // HTTP/2.0.
   virtual bool http2() const noexcept { return false; }
+  // The session waits for the client's next request and has nothing in flight: the stream may
+  // give back the memory it keeps only for bytes in flight (TLS buffers), now or once its queued
+  // bytes are written. Until the next bytes arrive.
+  virtual void idle() noexcept {}
+  // From now on the stream carries bytes now and then (a tunnel): it keeps such memory only
+  // while bytes are in flight, however often they come.
+  virtual void quiet() noexcept {}
 };
 
 }  // namespace molt::worker

@@ -63,6 +63,7 @@ int TlsStream::write(std::span<const BufferSlice> slices) noexcept {
 }
 
 int TlsStream::encrypt(std::span<const BufferSlice> slices) noexcept {
+  released_ = false;
   int rc = 0;
   for (const auto& s : slices)
     if (rc == 0 && engine_.write({s.buffer + s.offset, s.length}).status != TlsStatus::Ok)
@@ -96,6 +97,7 @@ int TlsStream::shutdown() noexcept {
 }
 
 void TlsStream::onStreamData(ClientStream&, char* buffer, std::size_t length) noexcept {
+  released_ = false;
   bool fed = engine_.feed({buffer, length});
   buffers_.give(buffer);
   if (!fed) return fail(UV_ENOMEM);
@@ -180,6 +182,7 @@ bool TlsStream::decrypt() noexcept {
     TlsResult r = engine_.read({buffer, BufferPool::kBufferSize});
     flush();  // reading may produce output (tickets, key updates, alerts)
     if (r.status == TlsStatus::Ok && r.bytes > 0) {
+      idle_ = false;
       if (handler_) handler_->onStreamData(*this, buffer, r.bytes);
       if (alive.expired()) return false;
       continue;
@@ -206,9 +209,22 @@ void TlsStream::fail(int status) noexcept {
   if (handler_) handler_->onStreamEnd(*this, status);
 }
 
+void TlsStream::idle() noexcept {
+  idle_ = true;
+  releaseIfIdle();
+}
+
+void TlsStream::quiet() noexcept {
+  quiet_ = true;
+  releaseIfIdle();
+}
+
 void TlsStream::releaseIfIdle() noexcept {
-  if (!handshaking_ && engine_.pendingOutput() == 0 && inner_.queuedBytes() == 0)
+  if (released_ || (!idle_ && !quiet_)) return;
+  if (!handshaking_ && engine_.pendingOutput() == 0 && inner_.queuedBytes() == 0) {
     engine_.releaseBuffers();
+    released_ = true;
+  }
 }
 
 }  // namespace molt::worker

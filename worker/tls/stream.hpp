@@ -66,6 +66,8 @@ class TlsStream final : public ClientStream, private StreamHandler {
   bool finishHandshake() noexcept;
   void scheduleDeferred() noexcept;
   void releaseIfIdle() noexcept;
+  void idle() noexcept override;
+  void quiet() noexcept override;
 
   BufferPool& buffers_;
   PlainStream inner_;
@@ -79,6 +81,13 @@ class TlsStream final : public ClientStream, private StreamHandler {
   bool endReported_ = false;                    // onStreamEnd went to the session
   std::deque<std::vector<BufferSlice>> early_;  // write() calls made before the handshake ended
   bool notifyWritten_ = false;  // early writes went out: tell the session its queue dropped
+  // The session said it is idle (idle()), or no plaintext arrived yet: the engine's buffers go
+  // as soon as nothing is pending. Not after every read of a busy connection: releasing and
+  // re-making them costs more than the bytes it decrypts.
+  bool idle_ = true;
+  bool quiet_ = false;
+  bool released_ = false;  // nothing went through the engine since its buffers were released  // a
+                           // tunnel: released whenever nothing is pending (quiet())
   common::UvHandle<uv_idle_t> deferred_;  // runs pump() outside the session's own calls
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
