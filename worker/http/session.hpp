@@ -63,7 +63,7 @@ class HttpSession final : public Session, private StreamHandler, private BodySin
   void drain(common::Millis idleCloseDelay) noexcept override;
   void migrateWhenClean() noexcept override;
   void migrationAnswered(bool taken) noexcept override;
-  bool movable() const noexcept override { return !client_->secure(); }
+  bool movable() const noexcept override { return client_ && !client_->secure(); }
   // A connection another worker let go (migration.cpp): served from here as if accepted, with
   // `input` (bytes of its next request(s), at most one pool buffer) already read.
   void startAdopted(std::string_view input);

@@ -23,6 +23,7 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
 TlsStream::~TlsStream() {
   *alive_ = false;
   if (handshaking_) observer_.handshakeEnded();
+  if (sweepPending_) observer_.forget(*this);
   for (const auto& write : early_) giveBack(buffers_, write);
 }
 
@@ -211,6 +212,13 @@ void TlsStream::fail(int status) noexcept {
 
 void TlsStream::idle() noexcept {
   idle_ = true;
+  if (released_ || sweepPending_) return;
+  sweepPending_ = true;
+  observer_.releaseSoon(*this);
+}
+
+void TlsStream::releaseIdle() noexcept {
+  sweepPending_ = false;
   releaseIfIdle();
 }
 

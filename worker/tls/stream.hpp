@@ -15,13 +15,20 @@
 
 namespace molt::worker {
 
-// Told when a TLS handshake starts and ends, so a draining worker knows when it may unmap the
-// session cache (no handshake can touch it any more). Implemented by Worker.
+class TlsStream;
+
+// The worker, as its TLS streams see it. Told when a TLS handshake starts and ends, so a draining
+// worker knows when it may unmap the session cache (no handshake can touch it any more).
 class HandshakeObserver {
  public:
   virtual ~HandshakeObserver() = default;
   virtual void handshakeStarted() noexcept = 0;
   virtual void handshakeEnded() noexcept = 0;
+  // `stream` went idle (ClientStream::idle): call its releaseIdle() at the next sweep, so that a
+  // connection idle for a moment between requests keeps its buffers and one idle for longer
+  // does not. `forget` undoes it (the stream goes away).
+  virtual void releaseSoon(TlsStream& stream) noexcept = 0;
+  virtual void forget(TlsStream& stream) noexcept = 0;
 };
 
 // An accepted connection that speaks TLS to the client and plaintext to its session. Ciphertext
@@ -50,6 +57,10 @@ class TlsStream final : public ClientStream, private StreamHandler {
   bool secure() const noexcept override { return true; }
   int descriptor() const noexcept override { return inner_.descriptor(); }
 
+  void idle() noexcept override;
+  // The sweep after idle(): the engine's buffers go if the connection is still idle.
+  void releaseIdle() noexcept;
+
  private:
   // Events of the socket underneath.
   void onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept override;
@@ -66,7 +77,6 @@ class TlsStream final : public ClientStream, private StreamHandler {
   bool finishHandshake() noexcept;
   void scheduleDeferred() noexcept;
   void releaseIfIdle() noexcept;
-  void idle() noexcept override;
   void quiet() noexcept override;
 
   BufferPool& buffers_;
@@ -82,12 +92,13 @@ class TlsStream final : public ClientStream, private StreamHandler {
   std::deque<std::vector<BufferSlice>> early_;  // write() calls made before the handshake ended
   bool notifyWritten_ = false;  // early writes went out: tell the session its queue dropped
   // The session said it is idle (idle()), or no plaintext arrived yet: the engine's buffers go
-  // as soon as nothing is pending. Not after every read of a busy connection: releasing and
-  // re-making them costs more than the bytes it decrypts.
+  // at the worker's next sweep if nothing is pending then. Not after every read of a busy
+  // connection: releasing and re-making them costs more than the bytes it decrypts.
   bool idle_ = true;
-  bool quiet_ = false;
-  bool released_ = false;  // nothing went through the engine since its buffers were released  // a
-                           // tunnel: released whenever nothing is pending (quiet())
+  bool quiet_ = false;  // a tunnel: released whenever nothing is pending (quiet())
+  // Nothing went through the engine since its buffers were released.
+  bool released_ = false;
+  bool sweepPending_ = false;             // registered with the observer (releaseSoon)
   common::UvHandle<uv_idle_t> deferred_;  // runs pump() outside the session's own calls
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
