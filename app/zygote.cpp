@@ -77,6 +77,7 @@ int runZygote(int socketFd) {
     std::fflush(nullptr);
     // CLONE_PARENT: the worker is the master's child, so the master waits for it as for any.
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0);
+    if (pid == 0) common::log::processChanged();
     if (pid == 0) becomeWorker(spawn->control.get(), spawn->drop, spawn->uid, spawn->gid);
     if (pid < 0) {
       common::sendControl(socketFd,

@@ -1,5 +1,6 @@
 #include "common/log.hpp"
 
+#include <pthread.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -10,6 +11,20 @@
 namespace molt::common::log {
 namespace {
 std::string gRole = "molt";
+pid_t gPid = 0;  // 0: not read yet in this process
+
+// glibc has not cached getpid() since 2.25; the access log prints it on every line.
+[[maybe_unused]] const int gForgetPidInChildren =
+    pthread_atfork(nullptr, nullptr, [] { gPid = 0; });
+}  // namespace
+
+void processChanged() noexcept {
+  gPid = 0;
+}
+
+int processId() noexcept {
+  if (gPid == 0) gPid = getpid();
+  return gPid;
 }
 
 void setRole(std::string role) {
@@ -37,7 +52,7 @@ void appendLinePrefix(std::string& out, Level level) {
   out.append(date, dateLength);
   out.append(digits, 3);
   const char* tag = level == Level::Info ? "" : level == Level::Warn ? "warning: " : "error: ";
-  fmt::format_to(std::back_inserter(out), "Z molt[{}] {}: {}", getpid(), gRole, tag);
+  fmt::format_to(std::back_inserter(out), "Z molt[{}] {}: {}", processId(), gRole, tag);
 }
 
 void write(Level level, std::string_view message) {

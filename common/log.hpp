@@ -14,6 +14,12 @@ enum class Level { Info, Warn, Error };
 // after fork/exec; not thread-safe (molt processes are single-threaded).
 void setRole(std::string role);
 
+// Forgets the process id printed on every line (read once, not per line): called in a child made
+// without fork(3) (the zygote's raw clone); fork(3) children forget it by themselves.
+void processChanged() noexcept;
+// This process's id, as printed on its lines.
+int processId() noexcept;
+
 // Appends the start of a log line, "TIME molt[PID] ROLE: " (plus "warning: " / "error: "), to
 // `out`: for writers that batch their own lines (the access log). The date and time to the
 // second are formatted once per second.

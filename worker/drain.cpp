@@ -9,6 +9,7 @@
 
 #include "common/log.hpp"
 #include "common/proc_memory.hpp"
+#include "worker/net/spares.hpp"
 #include "worker/worker.hpp"
 
 namespace molt::worker {
@@ -103,6 +104,7 @@ void Worker::trimSoon() {
 // millisecond, measured and logged, so it does not stall the connections still served.
 void Worker::releaseMemory(const std::optional<common::ProcessMemory>& before) {
   buffers_.releaseFree();
+  releaseSpares();
   uint64_t start = uv_hrtime();
   malloc_trim(0);
   double trimMs = static_cast<double>(uv_hrtime() - start) / 1e6;

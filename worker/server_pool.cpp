@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "worker/net/spares.hpp"
+
 namespace molt::worker {
 
 // One pooled connection. It is its stream's handler while pooled: any input or end of input
 // means the connection cannot carry another request.
-class ServerPool::Idle final : public StreamHandler {
+class ServerPool::Idle final : public StreamHandler, public spares::Recycled<ServerPool::Idle> {
  public:
   Idle(ServerPool& pool, const Server* server, std::unique_ptr<PlainStream> stream, uint64_t now)
       : pool_(pool), server_(server), stream_(std::move(stream)), since_(now) {

@@ -131,7 +131,7 @@ std::string formatAccessJson(const AccessRecord& r) {
   std::string out = fmt::format(
       "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"pid\":{},\"type\":\"access\"",
       utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-      now.tv_usec / 1000, getpid());
+      now.tv_usec / 1000, common::log::processId());
   Line line(out);
   jsonString(line, "frontend", r.frontend);
   jsonString(line, "backend", r.backend);

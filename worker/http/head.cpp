@@ -1,5 +1,7 @@
 #include "worker/http/head.hpp"
 
+#include "worker/net/spares.hpp"
+
 namespace molt::worker {
 namespace {
 
@@ -65,9 +67,16 @@ std::string_view targetPath(std::string_view target) {
   return target.substr(0, target.find_first_of("?#"));
 }
 
+HttpHead::~HttpHead() {
+  spares::Buffers<std::string, HttpHead>::give(bytes_);
+  spares::Buffers<std::vector<HttpField>, HttpHead>::give(fields_);
+}
+
 void HttpHead::clear() {
   bytes_.clear();
   fields_.clear();
+  spares::Buffers<std::string, HttpHead>::take(bytes_);
+  spares::Buffers<std::vector<HttpField>, HttpHead>::take(fields_);
   method_ = {};
   targetAt_ = targetLength_ = reasonAt_ = reasonLength_ = 0;
   status_ = 0;

@@ -48,6 +48,13 @@ struct HttpField {
 // allocating once warm.
 class HttpHead {
  public:
+  HttpHead() = default;
+  // Its buffers go to the worker's spares (net/spares.hpp) for the next head.
+  ~HttpHead();
+  HttpHead(HttpHead&&) noexcept = default;
+  HttpHead& operator=(HttpHead&&) noexcept = default;
+
+  // Empties the head for the next message; a head without buffers yet takes spare ones.
   void clear();
 
   // Request line (requests only).

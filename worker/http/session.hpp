@@ -20,6 +20,7 @@
 #include "worker/net/client_stream.hpp"
 #include "worker/net/output_chain.hpp"
 #include "worker/net/plain_stream.hpp"
+#include "worker/net/spares.hpp"
 #include "worker/session.hpp"
 
 namespace molt::worker {
@@ -40,7 +41,10 @@ enum class HttpPhase {
 // responses go out in order. Bodies stream both ways with backpressure (reading one side stops
 // while the other side's write queue is above kHighWater). Owns its client stream and, during an
 // exchange, a server connection that goes back to the worker's ServerPool when reusable.
-class HttpSession final : public Session, private StreamHandler, private BodySink {
+class HttpSession final : public Session,
+                          public spares::Recycled<HttpSession>,
+                          private StreamHandler,
+                          private BodySink {
  public:
   static constexpr std::size_t kHighWater = 256 * 1024;
   static constexpr std::size_t kLowWater = 64 * 1024;

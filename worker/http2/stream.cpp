@@ -3,6 +3,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <vector>
 
@@ -48,6 +49,11 @@ void appendHex(std::string& out, std::size_t n) {
   while (length) out += digits[--length];
 }
 
+// Strings of the request and trailers; response bodies (larger) apart.
+using Spares = spares::Buffers<std::string, Http2Stream>;
+struct ResponseBody;
+using BodySpares = spares::Buffers<std::string, ResponseBody, 256 * 1024, 16 * 1024>;
+
 }  // namespace
 
 Http2Stream::Http2Stream(Http2Session& connection, std::int32_t id, bool secure,
@@ -58,10 +64,14 @@ Http2Stream::Http2Stream(Http2Session& connection, std::int32_t id, bool secure,
       peer_(peer),
       secure_(secure) {
   parser_.setBodySink(this);
+  for (std::string* buffer : {&path_, &fields_, &in_}) Spares::take(*buffer);
+  BodySpares::take(out_);
 }
 
 Http2Stream::~Http2Stream() {
   connection_.streamGone(*this);
+  for (std::string* buffer : {&path_, &fields_, &in_, &trailers_}) Spares::give(*buffer);
+  BodySpares::give(out_);
 }
 
 // ---- the request ----
@@ -238,13 +248,16 @@ bool Http2Stream::submitHead() {
   const HttpHead& head = parser_.head();
   int status = head.status();
   if (status < 100 || status > 999 || status == 101) return false;
-  std::string status_text = std::to_string(status);
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(head.fieldCount() + 1);
-  nv.push_back(field(":status", status_text));
-  std::string names;  // lower-case copies, stable while nv points into them
-  names.reserve(256);
-  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  char statusText[4];
+  auto statusEnd = std::to_chars(statusText, statusText + sizeof statusText, status).ptr;
+  // Scratch kept warm between heads: nghttp2 copies the fields it is given.
+  static std::vector<nghttp2_nv> nv;
+  static std::string names;  // lower-case copies, stable while nv points into them
+  static std::vector<std::pair<std::size_t, std::size_t>> spans;
+  nv.clear();
+  names.clear();
+  spans.clear();
+  nv.push_back(field(":status", std::string_view(statusText, statusEnd - statusText)));
   for (std::size_t i = 0; i < head.fieldCount(); ++i) {
     const HttpField& f = head.field(i);
     if (connectionSpecific(f.kind)) continue;

@@ -13,12 +13,15 @@
 
 #include "worker/http/parser.hpp"
 #include "worker/net/client_stream.hpp"
+#include "worker/net/spares.hpp"
 
 namespace molt::worker {
 
 class Http2Session;
 
-class Http2Stream final : public ClientStream, private BodySink {
+class Http2Stream final : public ClientStream,
+                          public spares::Recycled<Http2Stream>,
+                          private BodySink {
  public:
   Http2Stream(Http2Session& connection, std::int32_t id, bool secure,
               const common::SocketAddress& peer, std::uint32_t maxHeaderList);
