@@ -39,7 +39,8 @@ class ServerPool::Idle final : public StreamHandler, public spares::Recycled<Ser
   uint64_t since_;
 };
 
-ServerPool::ServerPool(uv_loop_t* loop, BufferPool& buffers) : loop_(loop), buffers_(buffers) {
+ServerPool::ServerPool(uv_loop_t* loop, BufferPool& buffers, size_t maxIdle)
+    : loop_(loop), buffers_(buffers), maxIdle_(maxIdle) {
   uv_timer_init(loop_, sweepTimer_.get());
   sweepTimer_->data = this;
 }
@@ -70,6 +71,8 @@ void ServerPool::give(const Server* server, std::unique_ptr<PlainStream> stream)
   if (list.size() >= kMaxIdlePerServer) {
     list.erase(list.begin());  // the oldest is the likeliest to be closed by the server soon
     --idleCount_;
+  } else if (idleCount_ >= maxIdle_) {
+    return;  // `stream` closes here
   }
   auto idle = std::make_unique<Idle>(*this, server, std::move(stream), uv_now(loop_));
   if (!idle->watch()) return;

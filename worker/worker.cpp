@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <csignal>
 #include <cstdlib>
@@ -29,7 +30,9 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
         drain("master gone");
       });
   if (const char* path = std::getenv("MOLT_TEST_KILL_ON_ADOPT")) killOnAdopt_ = path;
-  serverPool_ = std::make_unique<ServerPool>(loop_, buffers_);
+  // A quarter of the descriptors for idle server connections: the rest for clients and busy ones.
+  serverPool_ = std::make_unique<ServerPool>(loop_, buffers_,
+                                             std::max<std::size_t>(64, descriptorLimit_ / 4));
   accessLog_ = std::make_unique<AccessLog>(loop_);
   uv_check_init(loop_, reaper_.get());
   reaper_->data = this;
