@@ -52,7 +52,17 @@ void appendLinePrefix(std::string& out, Level level) {
   out.append(date, dateLength);
   out.append(digits, 3);
   const char* tag = level == Level::Info ? "" : level == Level::Warn ? "warning: " : "error: ";
-  fmt::format_to(std::back_inserter(out), "Z molt[{}] {}: {}", processId(), gRole, tag);
+  // "Z molt[PID] ROLE: ", made again only when the process or its role changed.
+  static std::string rest;
+  static int restPid = 0;
+  static std::string restRole;
+  if (restPid != processId() || restRole != gRole) {
+    restPid = processId();
+    restRole = gRole;
+    rest = fmt::format("Z molt[{}] {}: ", restPid, gRole);
+  }
+  out.append(rest);
+  out.append(tag);
 }
 
 void write(Level level, std::string_view message) {

@@ -31,6 +31,9 @@ TEST_CASE("IPv4 and IPv6 literals parse and print back", "[address]") {
   CHECK(v4.port() == 8080);
   CHECK(v4.length == sizeof(sockaddr_in));
   CHECK(v4.text() == "127.0.0.1:8080");
+  CHECK(address("0.0.0.0:1").text() == "0.0.0.0:1");
+  CHECK(address("255.255.255.255:65535").text() == "255.255.255.255:65535");
+  CHECK(address("10.200.3.40:80").text() == "10.200.3.40:80");
   SocketAddress v6 = address("[::1]:443");
   CHECK(v6.family() == AF_INET6);
   CHECK(v6.port() == 443);

@@ -443,13 +443,17 @@ void Http2Session::armTimer() {
     if (draining_ && !finalGoaway_) due = std::min(due, goawayAt_);
     if (draining_ && finalGoaway_ && streams_.empty()) due = now;
   }
+  if (due >= timerDue_) return;
+  timerDue_ = due;
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* h) {
-        if (auto* self = static_cast<Http2Session*>(h->data)) self->onTimer();
+        auto* self = static_cast<Http2Session*>(h->data);
+        if (!self) return;
+        self->timerDue_ = UINT64_MAX;
+        self->onTimer();
       },
       due > now ? due - now : 0, 0);
-  if (due == UINT64_MAX) uv_timer_stop(timer_.get());
 }
 
 void Http2Session::onTimer() {
@@ -485,6 +489,7 @@ void Http2Session::finish() noexcept {
   reportStreams();
   host_.http2Changed(-1, 0);
   uv_timer_stop(timer_.get());
+  timerDue_ = UINT64_MAX;
   uv_idle_stop(later_.get());
   client_->stopReading();
   if (!running_) host_.sessionEnded(this);

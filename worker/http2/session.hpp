@@ -118,6 +118,9 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   std::unordered_map<std::int32_t, Entry> streams_;
   common::UvHandle<uv_idle_t> later_;
   common::UvHandle<uv_timer_t> timer_;
+  // When timer_ fires (UINT64_MAX: stopped). A later deadline leaves it as it is: onTimer
+  // finds nothing due and arms it again, so a stream opening and closing costs no timer calls.
+  std::uint64_t timerDue_ = UINT64_MAX;
   std::uint64_t idleSince_ = 0;  // loop time the last stream closed (or the connection began)
   std::uint64_t goawayAt_ = 0;   // draining: when the final GOAWAY goes out
   double resetTokens_ = kResetBurst;
