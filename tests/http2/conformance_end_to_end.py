@@ -165,3 +165,35 @@ def e2e_host_without_authority(env):
     st = expect_ok(c.response(c.send_headers(fields)))
     if "host: via-host.test" not in bytes(st.data).decode("latin-1").lower():
         raise Failure("the origin saw %r" % bytes(st.data))
+
+
+@case
+def e2e_sequential_streams_carry_nothing_over(env):
+    """RFC 9113 §8.1: one stream is one exchange: streams one after another on a connection (molt serves them with one parked session) each reach the origin with only their own fields, method, authority and body."""
+    c = env.conn()
+    for i in range(12):
+        path = "/py/seq-%d" % i
+        extra = [("x-only-on", str(i))] if i % 3 == 0 else []
+        if i % 4 == 1:
+            body = b"body of %d " % i * (50 + i)
+            sid = c.request(request_fields(path, "POST", authority="seq%d.test" % i, extra=extra
+                                           + [("content-length", str(len(body)))]), body)
+        else:
+            body = b""
+            sid = c.request(request_fields(path, authority="seq%d.test" % i, extra=extra))
+        expect_ok(c.response(sid))
+        got = env.py.seen(lambda r, p=path: r["target"] == p)
+        if len(got) != 1:
+            raise Failure("%s reached the origin %d times" % (path, len(got)))
+        fields = dict(got[0]["fields"])
+        marks = [v for n, v in got[0]["fields"] if n == "x-only-on"]
+        if marks != ([str(i)] if i % 3 == 0 else []):
+            raise Failure("%s: x-only-on %s" % (path, marks))
+        if got[0]["method"] != ("POST" if i % 4 == 1 else "GET") or got[0]["body"] != body:
+            raise Failure("%s: %s with %d body bytes" % (path, got[0]["method"],
+                                                          len(got[0]["body"])))
+        if fields.get("host") != "seq%d.test" % i or "connection" in fields:
+            raise Failure("%s: host %s, connection %s" % (path, fields.get("host"),
+                                                           fields.get("connection")))
+    if c.violations:
+        raise Failure(c.violations[0])

@@ -56,6 +56,28 @@ void HttpSession::start() {
   updateClientReading();
 }
 
+bool HttpSession::parkable() const noexcept {
+  return phase_ == HttpPhase::Idle && !input_.buffer && !server_ && move_ == Move::No &&
+         !draining_ && !clientEof_ && outCount_ == 0 && client_ && client_->queuedBytes() == 0;
+}
+
+// The timer stays as it is: parked, nothing is due (deadline()), and a timer that fires finds
+// that and stops; the next stream's deadline is usually later than the one it is armed for.
+std::unique_ptr<ClientStream> HttpSession::parkClient() noexcept {
+  client_->stopReading();
+  client_->setHandler(nullptr);
+  return std::move(client_);
+}
+
+void HttpSession::adoptClient(std::unique_ptr<ClientStream> client) {
+  client_ = std::move(client);
+  client_->setHandler(this);
+  clientPaused_ = clientShut_ = false;
+  phaseSince_ = clientActive_ = uv_now(host_.loop());
+  armTimer();
+  updateClientReading();
+}
+
 void HttpSession::beginRequest() {
   request_ = RequestState::Head;
   response_ = ResponseState::None;
@@ -190,10 +212,13 @@ void HttpSession::startClosing() {
 std::uint64_t HttpSession::deadline() const {
   const auto& ft = frontend_->timeouts;
   // On its way to another worker, nothing times out but the wait for queued bytes.
-  if (move_ == Move::Offered) return kNever;
+  if (move_ == Move::Offered || !client_) return kNever;  // !client_: parked (HTTP/2)
   if (move_ == Move::Flushing) return moveSince_ + kMoveFlushMs;
   switch (phase_) {
     case HttpPhase::Idle: {
+      // The client is still reading the last response (an HTTP/2 stream's tail, or what the
+      // socket did not take yet): that is the client timeout's business, not keep-alive's.
+      if (client_ && client_->queuedBytes() > 0) return clientActive_ + ms(ft.client);
       std::uint64_t d = phaseSince_ + ms(ft.keepAlive);
       if (!draining_ || move_ != Move::No) return d;
       return std::min(d, std::max(drainCloseAt_, phaseSince_ + kDrainIdleGraceMs));

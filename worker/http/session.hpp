@@ -71,6 +71,14 @@ class HttpSession final : public Session,
   // A connection another worker let go (migration.cpp): served from here as if accepted, with
   // `input` (bytes of its next request(s), at most one pool buffer) already read.
   void startAdopted(std::string_view input);
+  // HTTP/2 (worker/http2/session.cpp): a session whose stream's exchange is over serves the
+  // connection's next stream as the next request of a keep-alive connection, instead of a new
+  // session per stream. parkable(): idle between requests with nothing buffered or owed.
+  // parkClient() gives the finished stream back and parks: no timer, no client, until
+  // adoptClient(next stream).
+  bool parkable() const noexcept;
+  std::unique_ptr<ClientStream> parkClient() noexcept;
+  void adoptClient(std::unique_ptr<ClientStream> client);
   HttpPhase phase() const { return phase_; }
 
   // How long a session waits for its queued bytes to be written before it moves; past it, the

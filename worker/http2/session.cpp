@@ -102,6 +102,7 @@ Http2Session::Http2Session(SessionHost& host,
 Http2Session::~Http2Session() {
   done_ = true;
   streams_.clear();  // exchanges first: their streams report to this session as they go
+  lanes_.clear();
   nghttp2_session_del(session_);
 }
 
@@ -128,6 +129,7 @@ void Http2Session::drain(common::Millis idleCloseDelay) noexcept {
   (void)idleCloseDelay;
   if (draining_ || done_) return;
   draining_ = true;
+  lanes_.clear();
   nghttp2_submit_shutdown_notice(session_);
   goawayAt_ = uv_now(host_.loop()) + kGoawayGraceMs;
   armTimer();
@@ -267,6 +269,12 @@ bool Http2Session::resetAllowed() {
 }
 
 void Http2Session::startExchange(Entry& entry) {
+  if (!lanes_.empty()) {
+    entry.exchange = std::move(lanes_.back());
+    lanes_.pop_back();
+    entry.exchange->adoptClient(std::move(entry.pending));
+    return;
+  }
   SessionHost& host = *this;  // a private base: named here, where it is accessible
   entry.exchange =
       std::make_unique<HttpSession>(host, frontend_, router_, std::move(entry.pending));
@@ -366,10 +374,25 @@ void Http2Session::reap() {
     if (entry.ended) {
       entry.ended = false;
       entry.exchange.reset();  // its Http2Stream reports streamGone (reset if still open)
+    } else if (entry.exchange && entry.stream && entry.stream->exchangeDone()) {
+      park(entry);
     }
     bool gone = !entry.exchange && !entry.pending && entry.closed;
     it = gone ? streams_.erase(it) : std::next(it);
   }
+}
+
+// The stream's exchange is over. Its session is kept for the next stream once nghttp2 took the
+// whole response (the stream object feeds it until then) and the request arrived whole.
+void Http2Session::park(Entry& entry) {
+  Http2Stream& stream = *entry.stream;
+  if (!stream.responseDone() || !stream.requestDone()) return;
+  if (draining_ || closing_ || !entry.exchange->parkable()) {
+    entry.exchange.reset();  // closes its "connection": the stream is over, nothing is reset
+    return;
+  }
+  entry.exchange->parkClient().reset();  // the stream goes (streamGone)
+  lanes_.push_back(std::move(entry.exchange));
 }
 
 void Http2Session::sendFrames() {
@@ -440,6 +463,7 @@ void Http2Session::armTimer() {
     due = closeBy_;
   } else {
     if (streams_.empty()) due = idleSince_ + ms(idleTimeout());
+    if (streams_.empty() && !lanes_.empty()) due = std::min(due, idleSince_ + kLaneKeepMs);
     if (draining_ && !finalGoaway_) due = std::min(due, goawayAt_);
     if (draining_ && finalGoaway_ && streams_.empty()) due = now;
   }
@@ -462,6 +486,7 @@ void Http2Session::onTimer() {
     if (now >= closeBy_) return finish();
     return armTimer();
   }
+  if (streams_.empty() && now >= idleSince_ + kLaneKeepMs) lanes_.clear();
   if (draining_ && !finalGoaway_ && now >= goawayAt_) {
     finalGoaway_ = true;
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
@@ -486,6 +511,7 @@ void Http2Session::finish() noexcept {
     if (entry.exchange && !entry.ended) entry.exchange->abort();
   done_ = true;
   streams_.clear();
+  lanes_.clear();
   reportStreams();
   host_.http2Changed(-1, 0);
   uv_timer_stop(timer_.get());

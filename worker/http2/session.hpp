@@ -35,6 +35,7 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   static constexpr std::uint64_t kGoawayGraceMs = 1000;
   // After our FIN, how long input is still read and dropped.
   static constexpr std::uint64_t kLingerMs = 1000;
+  static constexpr std::uint64_t kLaneKeepMs = 1000;
 
   Http2Session(SessionHost& host, std::shared_ptr<const common::FrontendConfig> frontend,
                std::shared_ptr<const Router> router, std::unique_ptr<ClientStream> client);
@@ -102,6 +103,7 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   void runPending() noexcept;
   void sendFrames();
   void reap();
+  void park(Entry& entry);
   void armTimer();
   void onTimer();
   void closeWhenFlushed();
@@ -116,6 +118,10 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   std::unique_ptr<ClientStream> client_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, Entry> streams_;
+  // Exchanges whose stream is over, parked for the next streams (HttpSession::parkClient): a
+  // stream then costs no new session, parsers or timer. Dropped once the connection has had no
+  // stream for kLaneKeepMs, and on drain.
+  std::vector<std::unique_ptr<HttpSession>> lanes_;
   common::UvHandle<uv_idle_t> later_;
   common::UvHandle<uv_timer_t> timer_;
   // When timer_ fires (UINT64_MAX: stopped). A later deadline leaves it as it is: onTimer

@@ -118,8 +118,9 @@ void Http2Stream::onHeadersEnd(bool endStream) {
   if (!cookie_.empty()) (head += "cookie: ") += cookie_ + "\r\n";
   chunked_ = !endStream && !hasLength_;
   if (chunked_) head += "transfer-encoding: chunked\r\n";
-  // One exchange per stream: the session closes its "connection" after the response.
-  head += "connection: close\r\n\r\n";
+  // Keep-alive: after the response the session waits for "the next request", which is the next
+  // stream's (Http2Session parks and reuses it).
+  head += "\r\n";
   in_ = std::move(head);
   fields_.clear();
   fields_.shrink_to_fit();
@@ -161,6 +162,11 @@ void Http2Stream::onClosed(std::uint32_t error) {
 }
 
 // ---- events for the handler ----
+
+void Http2Stream::idle() noexcept {
+  exchangeDone_ = true;
+  connection_.schedule();
+}
 
 int Http2Stream::startReading() noexcept {
   reading_ = true;

@@ -57,6 +57,8 @@ class Http2Stream final : public ClientStream,
   // The response went out whole (END_STREAM or trailers); the request arrived whole.
   bool responseDone() const { return outDone_ && !failed_; }
   bool requestDone() const { return inEnded_; }
+  // The session read the whole request, answered it and waits for another (idle()).
+  bool exchangeDone() const { return exchangeDone_; }
 
   // ---- ClientStream, for the HttpSession ----
   void setHandler(StreamHandler* handler) noexcept override { handler_ = handler; }
@@ -69,6 +71,7 @@ class Http2Stream final : public ClientStream,
   bool secure() const noexcept override { return secure_; }
   int descriptor() const noexcept override { return -1; }
   bool http2() const noexcept override { return true; }
+  void idle() noexcept override;
 
  private:
   void onBodyData(const char* data, std::size_t length) noexcept override;
@@ -115,6 +118,7 @@ class Http2Stream final : public ClientStream,
   bool endReported_ = false;
   bool writtenDue_ = false;  // report onStreamWritten (queued bytes dropped)
   bool failed_ = false;      // the response could not be turned into HTTP/2
+  bool exchangeDone_ = false;
 };
 
 }  // namespace molt::worker
