@@ -79,7 +79,7 @@ Http2Session::Http2Session(SessionHost& host,
   // proxy hold more of an upload than one window.
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_max_outbound_ack(option, 1000);
-  nghttp2_session_server_new2(&session_, callbacks, this, option);
+  nghttp2_session_server_new3(&session_, callbacks, this, option, memory_.mem());
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
 
@@ -424,6 +424,7 @@ void Http2Session::sendFrames() {
       break;
     }
     if (n == 0) break;
+    memory_.touched();
     auto left = static_cast<std::size_t>(n);
     while (ok && left > 0) {
       if (!buffer) buffer = pool.take(), used = 0;
@@ -463,7 +464,8 @@ void Http2Session::armTimer() {
     due = closeBy_;
   } else {
     if (streams_.empty()) due = idleSince_ + ms(idleTimeout());
-    if (streams_.empty() && !lanes_.empty()) due = std::min(due, idleSince_ + kLaneKeepMs);
+    if (streams_.empty() && (!lanes_.empty() || memory_.releasable()))
+      due = std::min(due, idleSince_ + kLaneKeepMs);
     if (draining_ && !finalGoaway_) due = std::min(due, goawayAt_);
     if (draining_ && finalGoaway_ && streams_.empty()) due = now;
   }
@@ -486,7 +488,10 @@ void Http2Session::onTimer() {
     if (now >= closeBy_) return finish();
     return armTimer();
   }
-  if (streams_.empty() && now >= idleSince_ + kLaneKeepMs) lanes_.clear();
+  if (streams_.empty() && now >= idleSince_ + kLaneKeepMs) {
+    lanes_.clear();
+    if (!nghttp2_session_want_write(session_)) memory_.release();
+  }
   if (draining_ && !finalGoaway_ && now >= goawayAt_) {
     finalGoaway_ = true;
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,

@@ -11,10 +11,12 @@
 #include <memory>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/config.hpp"
 #include "common/uv_handle.hpp"
 #include "worker/http/router.hpp"
+#include "worker/http2/memory.hpp"
 #include "worker/net/client_stream.hpp"
 #include "worker/session.hpp"
 
@@ -116,11 +118,12 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
   std::shared_ptr<const common::FrontendConfig> frontend_;
   std::shared_ptr<const Router> router_;
   std::unique_ptr<ClientStream> client_;
+  Http2Memory memory_;  // outlives session_ (deleted in the destructor's body)
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, Entry> streams_;
   // Exchanges whose stream is over, parked for the next streams (HttpSession::parkClient): a
   // stream then costs no new session, parsers or timer. Dropped once the connection has had no
-  // stream for kLaneKeepMs, and on drain.
+  // stream for kLaneKeepMs (when memory_ gives its frame buffer back too), and on drain.
   std::vector<std::unique_ptr<HttpSession>> lanes_;
   common::UvHandle<uv_idle_t> later_;
   common::UvHandle<uv_timer_t> timer_;
