@@ -116,6 +116,8 @@ struct FrontendConfig {
   FrontendTimeouts timeouts;
   std::uint64_t maxRequestBody = 0;  // http: larger request bodies get 413; 0: no limit
   Http2Config http2;
+  // access_log.format; unset: global.log_format.
+  std::optional<LogFormat> accessLogFormat;
 };
 
 struct CheckConfig {

@@ -20,10 +20,10 @@ void parseAlpn(const Fields& f, Mode mode, BindConfig& bind) {
   std::string path = f.pathOf("alpn");
   for (std::size_t i = 0; i < list->items.size(); ++i) {
     const JsonValue& item = list->items[i];
-    bool* flag = !item.isString()             ? nullptr
-                 : item.string == "h2"        ? &bind.h2
+    bool* flag = !item.isString()            ? nullptr
+                 : item.string == "h2"       ? &bind.h2
                  : item.string == "http/1.1" ? &bind.http11
-                                              : nullptr;
+                                             : nullptr;
     if (!flag) {
       ctx.error(item.pos, Where{path, i}.str(), "expected \"h2\" or \"http/1.1\"");
     } else if (*flag) {
@@ -273,6 +273,16 @@ void parseHttp2(const Fields& parent, Mode mode, Http2Config& out) {
   }
 }
 
+void parseAccessLog(const Fields& parent, Mode mode, std::optional<LogFormat>& out) {
+  const JsonValue* v = parent.object("access_log");
+  if (!v) return;
+  if (mode != Mode::Http) parent.ctx().error(v->pos, parent.at("access_log"), "needs mode http");
+  Fields f(parent.ctx(), *v, parent.pathOf("access_log"), {"format"});
+  if (auto e =
+          f.choice<LogFormat>("format", {{"text", LogFormat::Text}, {"json", LogFormat::Json}}))
+    out = *e;
+}
+
 void parseFrontendTimeouts(const Fields& parent, FrontendTimeouts& out) {
   const JsonValue* v = parent.object("timeouts");
   if (!v) return;
@@ -285,7 +295,7 @@ void parseFrontendTimeouts(const Fields& parent, FrontendTimeouts& out) {
 FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string path) {
   Fields f(ctx, v, std::move(path),
            {"name", "mode", "bind", "certificates", "routes", "default_backend", "timeouts",
-            "max_request_body", "http2"});
+            "max_request_body", "http2", "access_log"});
   FrontendConfig frontend;
   if (!f.ok()) return frontend;
   if (f.require("name")) {
@@ -304,6 +314,7 @@ FrontendConfig parseFrontend(ParseContext& ctx, const JsonValue& v, std::string 
   }
   parseFrontendTimeouts(f, frontend.timeouts);
   parseHttp2(f, frontend.mode, frontend.http2);
+  parseAccessLog(f, frontend.mode, frontend.accessLogFormat);
   if (auto n = f.size("max_request_body", std::uint64_t{1} << 50)) {
     if (frontend.mode == Mode::Tcp)
       ctx.error(f.get("max_request_body")->pos, f.at("max_request_body"), "needs mode http");

@@ -107,7 +107,7 @@ void Worker::onHello(control::Hello& hello) {
     common::log::error("handover journal: {}", error);
     return stop("bad journal");
   }
-  accessLog_->configure(config_->global.logFormat);
+  accessLog_->configure(config_->global.logFormat, generation_);
   closeSpread_ = config_->global.closeSpread;
 }
 

@@ -272,3 +272,18 @@ TEST_CASE("a FileSource that throws still yields ConfigErrors", "[config]") {
                               "molt.json", throwing),
                   ConfigErrors);
 }
+
+TEST_CASE("a frontend's access_log format is checked where it is written", "[config]") {
+  CHECK(
+      errors(text({
+          R"({"frontends": [{"name": "a", "bind": ["127.0.0.1:0"], "access_log": {"format": "xml"}},)",
+          R"(  {"name": "b", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "k",)",
+          R"(   "access_log": {"format": "json", "path": "/x"}}],)",
+          R"( "backends": [{"name": "k", "servers": [{"name": "s", "address": "127.0.0.1:1"}]}]})",
+      })) == Lines{
+                 "molt.json:1:80: frontends[0].access_log.format: expected one of \"text\", "
+                 "\"json\"",
+                 "molt.json:3:18: frontends[1].access_log: needs mode http",
+                 "molt.json:3:37: frontends[1].access_log.path: unknown key 'path'",
+             });
+}

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "shm/session_cache.hpp"
+#include "tests/integration/http_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
 #include "tests/support/tls_client.hpp"
@@ -112,6 +113,38 @@ TEST_CASE("an http frontend over TLS negotiates http/1.1 and tells the server it
   INFO(response);
   REQUIRE(response.rfind("HTTP/1.1 200", 0) == 0);
   REQUIRE(response.find("X-Forwarded-Proto: https") != std::string::npos);
+}
+
+TEST_CASE("a frontend's own access log format, with the TLS version and the generation",
+          "[tls][integration][log]") {
+  Origin origin;
+  std::string text = R"({"global": {"workers": 1},
+    "frontends": [{"name": "fe", "mode": "http", "bind": [{"address": "127.0.0.1:0", "tls": true}],
+                   "certificates": [")" +
+                     certificateDir() + R"("], "default_backend": "be",
+                   "access_log": {"format": "json"}},
+                  {"name": "plain", "mode": "http", "bind": ["127.0.0.1:0"],
+                   "default_backend": "be"}],
+    "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
+                     std::to_string(origin.httpPort()) + R"("}]}]})";
+  Molt molt(text);
+  TlsClient client(molt.port("fe"), {"www.example.com"});
+  INFO(client.error());
+  REQUIRE(client.connected());
+  REQUIRE(
+      client.send("GET /size/3 HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n"));
+  REQUIRE(client.receive(1 << 16).rfind("HTTP/1.1 200", 0) == 0);
+  REQUIRE_LINE(
+      molt.process(),
+      R"re(^\{"time":"[^"]+","pid":\d+,"type":"access","frontend":"fe",.*"target":"/size/3",)re"
+      R"re(.*"tls":"TLSv1\.3","resumed":false,"generation":1\}$)re",
+      5s);
+  REQUIRE(request(molt.port("plain"), "/size/4").bodyLength == 4);
+  REQUIRE_LINE(
+      molt.process(),
+      R"re(worker gen 1 slot 0: access fe=plain be=be srv=o .*"GET /size/4 HTTP/1\.1" 200 )re"
+      R"re(.*total=[\d.]+ms$)re",
+      5s);
 }
 
 TEST_CASE("SNI picks the exact certificate, then a wildcard, else the default",

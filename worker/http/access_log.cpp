@@ -120,6 +120,7 @@ void appendAccessText(const AccessRecord& r, std::string& out) {
   if (r.reused) line << "(pool)";
   duration(line, " response=", r.responseUs);
   duration(line, " total=", r.totalUs);
+  if (!r.tlsVersion.empty()) line << " tls=" << r.tlsVersion << (r.resumed ? "(resumed)" : "");
   if (!r.termination.empty()) line << " term=\"" << r.termination << '"';
 }
 
@@ -154,6 +155,9 @@ std::string formatAccessJson(const AccessRecord& r) {
   jsonDuration(line, "total_ms", r.totalUs);
   line << ",\"reused\":" << (r.reused ? "true" : "false");
   jsonString(line, "termination", r.termination);
+  jsonString(line, "tls", r.tlsVersion);
+  line << ",\"resumed\":" << (r.resumed ? "true" : "false") << ",\"generation\":";
+  line.number(r.generation);
   line << '}';
   return out;
 }
@@ -168,13 +172,16 @@ AccessLog::~AccessLog() {
   flush();
 }
 
-void AccessLog::configure(common::LogFormat format) {
+void AccessLog::configure(common::LogFormat format, unsigned generation) {
   format_ = format;
+  generation_ = generation;
 }
 
-void AccessLog::write(const AccessRecord& record) {
+void AccessLog::write(AccessRecord& record, std::optional<common::LogFormat> frontendFormat) {
+  record.generation = generation_;
+  common::LogFormat format = frontendFormat.value_or(format_);
   std::size_t before = pending_.size();
-  if (format_ == common::LogFormat::Text) {
+  if (format == common::LogFormat::Text) {
     common::log::appendLinePrefix(pending_);  // the same prefix as every other line
     appendAccessText(record, pending_);
   } else {

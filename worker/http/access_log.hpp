@@ -19,12 +19,15 @@ struct AccessRecord {
   std::string_view client;                     // "1.2.3.4:5678"
   std::string_view method, target;
   unsigned versionMinor = 1;
-  bool http2 = false;  // the request came on an HTTP/2 stream: "HTTP/2.0"
+  bool http2 = false;                       // the request came on an HTTP/2 stream: "HTTP/2.0"
   int status = 0;                           // what the client was sent; 0 when nothing was
   std::uint64_t bytesIn = 0, bytesOut = 0;  // request bytes read, response bytes written
   std::int64_t headUs = -1, connectUs = -1, responseUs = -1, totalUs = -1;
   bool reused = false;           // the server connection came from the pool
   std::string_view termination;  // why the exchange ended early; empty when it completed
+  std::string_view tlsVersion;   // "TLSv1.3"; empty in clear
+  bool resumed = false;          // the TLS handshake resumed a session
+  unsigned generation = 0;       // the worker's
 };
 
 // `access fe=www be=bk_1 srv=s1 client=1.2.3.4:5678 "GET /x HTTP/1.1" 200 in=78 out=1180
@@ -49,14 +52,17 @@ class AccessLog {
 
   // `role` as common::log prints it ("worker gen 3 slot 1"): text lines carry the same prefix
   // as every other log line.
-  void configure(common::LogFormat format);
-  void write(const AccessRecord& record);
+  // `format`: global.log_format; `generation`: the worker's, stamped on every record.
+  void configure(common::LogFormat format, unsigned generation);
+  // One line, in the frontend's access_log.format if it has one.
+  void write(AccessRecord& record, std::optional<common::LogFormat> frontendFormat);
   // Writes whatever is pending now (the worker calls it before it exits).
   void flush() noexcept;
 
  private:
   common::UvHandle<uv_prepare_t> prepare_;
   common::LogFormat format_ = common::LogFormat::Text;
+  unsigned generation_ = 0;
   std::string pending_;  // whole lines not written yet
   std::string carry_;    // the line that starts the next batch
 };

@@ -332,7 +332,9 @@ void HttpSession::logExchange(const char* termination) {
   r.totalUs = sinceStart(uv_hrtime());
   r.reused = reused_;
   if (termination) r.termination = termination;
-  host_.accessLog().write(r);
+  r.tlsVersion = client_->tlsVersion();
+  r.resumed = client_->tlsResumed();
+  host_.accessLog().write(r, frontend_->accessLogFormat);
 }
 
 void HttpSession::finish(const char* reason) noexcept {

@@ -53,6 +53,7 @@ class Http2Session final : public Session, private StreamHandler, private Sessio
 
   // For Http2Stream.
   nghttp2_session* nghttp2() const { return session_; }
+  const ClientStream& client() const { return *client_; }
   BufferPool& buffers() override { return host_.buffers(); }
   // Runs the connection's pending work (frames to send, events for streams) from the loop soon.
   void schedule() noexcept;

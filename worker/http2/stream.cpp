@@ -163,6 +163,14 @@ void Http2Stream::onClosed(std::uint32_t error) {
 
 // ---- events for the handler ----
 
+std::string_view Http2Stream::tlsVersion() const noexcept {
+  return connection_.client().tlsVersion();
+}
+
+bool Http2Stream::tlsResumed() const noexcept {
+  return connection_.client().tlsResumed();
+}
+
 void Http2Stream::idle() noexcept {
   exchangeDone_ = true;
   connection_.schedule();

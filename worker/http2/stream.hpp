@@ -71,6 +71,8 @@ class Http2Stream final : public ClientStream,
   bool secure() const noexcept override { return secure_; }
   int descriptor() const noexcept override { return -1; }
   bool http2() const noexcept override { return true; }
+  std::string_view tlsVersion() const noexcept override;
+  bool tlsResumed() const noexcept override;
   void idle() noexcept override;
 
  private:

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "common/address.hpp"
 
@@ -74,6 +75,10 @@ class ClientStream {
   // True for one stream of an HTTP/2 connection (worker/http2/): its requests are logged as
   // HTTP/2.0.
   virtual bool http2() const noexcept { return false; }
+  // TLS: the protocol version ("TLSv1.3"; empty in clear) and whether the handshake resumed a
+  // session, for the access log.
+  virtual std::string_view tlsVersion() const noexcept { return {}; }
+  virtual bool tlsResumed() const noexcept { return false; }
   // The session waits for the client's next request and has nothing in flight: the stream may
   // give back the memory it keeps only for bytes in flight (TLS buffers), now or once its queued
   // bytes are written. Until the next bytes arrive.

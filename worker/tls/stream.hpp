@@ -56,6 +56,10 @@ class TlsStream final : public ClientStream, private StreamHandler {
   const common::SocketAddress& peer() const noexcept override { return inner_.peer(); }
   bool secure() const noexcept override { return true; }
   int descriptor() const noexcept override { return inner_.descriptor(); }
+  std::string_view tlsVersion() const noexcept override {
+    return handshaking_ ? std::string_view() : engine_.version();
+  }
+  bool tlsResumed() const noexcept override { return !handshaking_ && engine_.resumed(); }
 
   void idle() noexcept override;
   // The sweep after idle(): the engine's buffers go if the connection is still idle.

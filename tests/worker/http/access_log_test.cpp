@@ -50,7 +50,22 @@ TEST_CASE("the JSON access line is one object with the same facts", "[http][log]
                     R"("client":"192.0.2.1:40000","method":"GET","target":"/a\"b",)"
                     R"("version":"HTTP/1.1","status":200,"bytes_in":78,"bytes_out":1180,)"
                     R"("head_ms":0.041,"connect_ms":1.200,"response_ms":3.310,"total_ms":3.402,)"
-                    R"("reused":true,"termination":""})") != std::string::npos);
+                    R"("reused":true,"termination":"","tls":"","resumed":false,"generation":0})") !=
+          std::string::npos);
   AccessRecord none;
   REQUIRE(molt::worker::formatAccessJson(none).find(R"("head_ms":null)") != std::string::npos);
+}
+
+TEST_CASE("both formats say the TLS version, a resumed session and the generation", "[http][log]") {
+  AccessRecord r = sample();
+  r.tlsVersion = "TLSv1.3";
+  r.resumed = true;
+  r.generation = 7;
+  REQUIRE(molt::worker::formatAccessText(r).ends_with(" total=3.402ms tls=TLSv1.3(resumed)"));
+  r.resumed = false;
+  r.termination = "client timeout";
+  REQUIRE(molt::worker::formatAccessText(r).ends_with(
+      " total=3.402ms tls=TLSv1.3 term=\"client timeout\""));
+  std::string json = molt::worker::formatAccessJson(r);
+  REQUIRE(json.ends_with(R"("tls":"TLSv1.3","resumed":false,"generation":7})"));
 }
