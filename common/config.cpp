@@ -147,9 +147,10 @@ FileSource FileSource::disk() {
 namespace config_detail {
 
 void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
-  Fields f(ctx, v, "global",
-           {"workers", "hard_stop_after", "max_old_generations", "close_spread", "api_socket",
-            "user", "group", "state_file", "log_format", "api_users", "reload_timeout", "migrate"});
+  Fields f(
+      ctx, v, "global",
+      {"workers", "hard_stop_after", "max_old_generations", "close_spread", "api_socket", "user",
+       "group", "state_file", "log_format", "api_users", "reload_timeout", "migrate", "metrics"});
   if (auto n = f.integer("workers", 1, 1024)) out.workers = static_cast<unsigned>(*n);
   if (auto d = f.duration("hard_stop_after", Millis(1))) out.hardStopAfter = *d;
   if (auto n = f.integer("max_old_generations", 0, 1000)) {
@@ -158,6 +159,13 @@ void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out) {
   if (auto d = f.duration("close_spread")) out.closeSpread = *d;
   if (auto b = f.boolean("migrate")) out.migrate = *b;
   if (auto s = f.absolutePath("api_socket")) out.apiSocket = *s;
+  if (const JsonValue* m = f.get("metrics")) {
+    SocketAddress address;
+    if (auto text = readAddressText(ctx, *m, f.at("metrics"), AddressUse::Bind, address)) {
+      out.metrics = address;
+      out.metricsText = *text;
+    }
+  }
   checkAccount(f, "user", out.user);
   checkAccount(f, "group", out.group);
   if (const JsonValue* users = f.array("api_users")) {

@@ -48,6 +48,9 @@ struct GlobalConfig {
   Millis reloadTimeout = std::chrono::seconds(60);  // a new generation not ready by then: abandoned
   std::string stateFile;
   LogFormat logFormat = LogFormat::Text;
+  // The master's metrics endpoint (/metrics, the status page /, /healthz); absent: none.
+  std::optional<SocketAddress> metrics;
+  std::string metricsText;  // as written
 };
 
 struct TlsConfig {
@@ -105,6 +108,7 @@ struct RuntimeCertificate {
 
 struct FrontendConfig {
   std::string name;
+  std::uint32_t index = 0;  // its place in the file's frontends (a worker's stats row)
   Mode mode = Mode::Http;
   std::vector<BindConfig> binds;
   std::vector<std::string> certificates;  // paths as written (files or directories)

@@ -137,6 +137,12 @@ std::optional<std::string> readName(ParseContext& ctx, const JsonValue& v, const
     ctx.error(v.pos, where, "bad name '" + *s + "': use letters, digits, '_', '.', '-'");
     return std::nullopt;
   }
+  if (s->size() > kMaxNameLength) {
+    ctx.error(v.pos, where,
+              "name of " + std::to_string(s->size()) + " characters: at most " +
+                  std::to_string(kMaxNameLength));
+    return std::nullopt;
+  }
   return *s;
 }
 

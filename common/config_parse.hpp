@@ -156,6 +156,9 @@ CheckConfig parseCheck(ParseContext& ctx, const JsonValue& v, const std::string&
 
 // Frontend and backend names: [A-Za-z0-9_.-]+.
 bool isValidName(std::string_view name);
+// Names of frontends, backends, servers and the like are at most this long (they are labels in
+// metrics and fit a worker's stats row: shm/worker_stats.hpp).
+inline constexpr std::size_t kMaxNameLength = 200;
 // An exact lower-case host name, or "*." followed by one.
 bool isValidHost(std::string_view host);
 // ASCII lower case, as hosts are compared.

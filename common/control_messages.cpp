@@ -13,10 +13,9 @@ using detail::make;
 using detail::withFd;
 
 constexpr std::pair<ZoneGrantKind, std::string_view> kZoneKinds[] = {
-    {ZoneGrantKind::SessionCache, "session-cache"},
-    {ZoneGrantKind::ServerState, "server-state"},
-    {ZoneGrantKind::ServerLoad, "server-load"},
-    {ZoneGrantKind::TicketKeys, "ticket-keys"},
+    {ZoneGrantKind::SessionCache, "session-cache"}, {ZoneGrantKind::ServerState, "server-state"},
+    {ZoneGrantKind::ServerLoad, "server-load"},     {ZoneGrantKind::TicketKeys, "ticket-keys"},
+    {ZoneGrantKind::WorkerStats, "worker-stats"},
 };
 
 // ---- change operations: each lists its fields once, for the writer and the reader ----

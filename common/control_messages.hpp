@@ -115,7 +115,8 @@ struct Hello {
   static Decoded<Hello> decode(ControlMessage& message);
 };
 
-enum class ZoneGrantKind { SessionCache, ServerState, ServerLoad, TicketKeys };
+// WorkerStats: the worker's own counters (shm/worker_stats.hpp), one zone per worker process.
+enum class ZoneGrantKind { SessionCache, ServerState, ServerLoad, TicketKeys, WorkerStats };
 
 struct ZoneGrant {
   static constexpr std::string_view kType = "zone";

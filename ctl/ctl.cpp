@@ -1,5 +1,6 @@
 #include "ctl/ctl.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 #include "common/config.hpp"
 #include "common/proc_memory.hpp"
 #include "common/unique_fd.hpp"
+#include "ctl/top.hpp"
 
 namespace molt::ctl {
 namespace {
@@ -24,7 +27,8 @@ namespace {
 constexpr const char* kDefaultSocket = "/run/molt/api.sock";
 constexpr const char* kUsage =
     "usage: molt ctl [-s SOCKET | -f CONFIG] [--json] COMMAND [ARG...] [key=value...]\n"
-    "commands: proc, reload, upgrade, errors, servers [BACKEND], server.add BACKEND NAME ADDRESS,\n"
+    "commands: proc, status, top [-n COUNT] [-d SECONDS], reload, upgrade, errors,\n"
+    "          servers [BACKEND], server.add BACKEND NAME ADDRESS,\n"
     "          server.del BACKEND NAME, server.set BACKEND NAME, backend.add, backend.del NAME,\n"
     "          cert.set FRONTEND PATH, cert.del FRONTEND NAME, map.set FRONTEND HOST VALUE,\n"
     "          map.del FRONTEND HOST, cache\n"
@@ -47,6 +51,8 @@ const std::map<std::string, std::vector<std::string>> kPositional = {
 struct Options {
   std::string socket = kDefaultSocket;
   bool json = false;
+  unsigned iterations = 0;  // top: frames to show (0: until interrupted)
+  double delay = 2;         // top: seconds between frames
   nlohmann::json request = nlohmann::json::object();
 };
 
@@ -78,6 +84,16 @@ std::string parseArgs(int argc, char** argv, Options& options) {
     std::string arg = argv[i];
     if (arg == "--json") {
       options.json = true;
+    } else if ((arg == "-n" || arg == "-d") && options.request.value("cmd", "") == "top") {
+      if (i + 1 == argc) return arg + " needs a value";
+      char* end = nullptr;
+      double value = std::strtod(argv[++i], &end);
+      if (end == argv[i] || *end != '\0' || value < (arg == "-n" ? 1 : 0.1) || value > 1e6)
+        return arg + (arg == "-n" ? ": a count of at least 1" : ": seconds, at least 0.1");
+      if (arg == "-n")
+        options.iterations = static_cast<unsigned>(value);
+      else
+        options.delay = value;
     } else if (arg == "-s" || arg == "-f") {
       if (i + 1 == argc) return arg + " needs a value";
       std::string value = argv[++i];
@@ -230,6 +246,10 @@ void printResponse(const std::string& cmd, const nlohmann::json& r) {
     return;
   }
   if (cmd == "proc") return printProc(r);
+  if (cmd == "status") {
+    std::printf("%s", renderStatus(r).c_str());
+    return;
+  }
   if (cmd == "servers") return printServers(r);
   if (cmd == "errors") {
     if (r["errors"].empty()) std::printf("no errors: the last reload succeeded\n");
@@ -252,11 +272,49 @@ void printResponse(const std::string& cmd, const nlohmann::json& r) {
   if (!rest.empty()) std::printf("%s\n", rest.dump(2).c_str());
 }
 
+// `molt ctl top`: the status, redrawn every `delay` seconds (cleared first on a terminal), until
+// interrupted or after `iterations` frames. A master out of reach (a binary upgrade under way)
+// is said so and asked again.
+int runTop(const Options& options) {
+  bool terminal = isatty(STDOUT_FILENO) == 1;
+  for (unsigned frame = 0; options.iterations == 0 || frame < options.iterations; ++frame) {
+    if (frame > 0) {
+      auto ns = static_cast<long long>(options.delay * 1e9);
+      timespec pause{static_cast<time_t>(ns / 1'000'000'000),
+                     static_cast<long>(ns % 1'000'000'000)};
+      while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+      }
+    }
+    std::string error;
+    std::string line = exchange(options.socket, R"({"cmd":"status"})", error);
+    auto response = nlohmann::json::parse(line, nullptr, false);
+    unsigned width = 0;
+    if (terminal) {
+      winsize size{};
+      if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0) width = size.ws_col;
+      std::printf("\x1b[H\x1b[2J");
+    }
+    if (!error.empty() || !response.is_object() || !response.value("ok", false)) {
+      std::printf("molt ctl top: %s; asking again in %.1f s\n",
+                  !error.empty() ? error.c_str() : "malformed answer", options.delay);
+    } else {
+      try {
+        std::printf("%s", renderStatus(response, width).c_str());
+      } catch (const nlohmann::json::exception& e) {
+        std::printf("molt ctl top: unexpected answer (%s)\n", e.what());
+      }
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int runCtl(int argc, char** argv) {
   Options options;
   if (std::string problem = parseArgs(argc, argv, options); !problem.empty()) return usage(problem);
+  if (options.request["cmd"] == "top") return runTop(options);
   std::string error;
   std::string line = exchange(options.socket, options.request.dump(), error);
   if (!error.empty()) {

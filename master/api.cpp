@@ -65,12 +65,17 @@ void ApiCommands::dispatch(const nlohmann::json& request, const ApiPeer& peer, A
   if (name == "errors") return reply({{"ok", true}, {"errors", reloader_.lastErrors()}});
   if (name == "cache") return reply(cacheReport());
   if (name == "servers") return reply(serversReport(request));
+  if (name == "status") return reply(metrics_.status());
   if (name == "reload") return reloader_.request("api", std::move(reply));
   // `molt ctl upgrade` re-execs even an unchanged binary.
   if (name == "upgrade")
     return reloader_.request("api upgrade", std::move(reply), UpgradeMode::Force);
-  if (findChangeKind(name)) return changes_.handle(request, peer, std::move(reply));
-  std::string known = "proc, reload, upgrade, errors, cache, servers";
+  if (findChangeKind(name))
+    return changes_.handle(request, peer,
+                           std::move(reply).observed([this, name](const nlohmann::json& r) {
+                             metrics_.changeAnswered(name, r.value("ok", false));
+                           }));
+  std::string known = "proc, status, reload, upgrade, errors, cache, servers";
   for (const ChangeKind& kind : changeKinds()) known += ", " + std::string(kind.cmd);
   reply(failure("cmd: unknown command '" + name + "' (known: " + known + ")"));
 }

@@ -6,6 +6,7 @@
 
 #include "master/api_server.hpp"
 #include "master/changes.hpp"
+#include "master/metrics.hpp"
 #include "master/reload.hpp"
 #include "master/supervisor.hpp"
 #include "master/tls_zones.hpp"
@@ -16,8 +17,12 @@ namespace molt::master {
 class ApiCommands {
  public:
   ApiCommands(Supervisor& supervisor, Reloader& reloader, ChangeCoordinator& changes,
-              const TlsZones& tlsZones)
-      : supervisor_(supervisor), reloader_(reloader), changes_(changes), tlsZones_(tlsZones) {}
+              const TlsZones& tlsZones, Metrics& metrics)
+      : supervisor_(supervisor),
+        reloader_(reloader),
+        changes_(changes),
+        tlsZones_(tlsZones),
+        metrics_(metrics) {}
 
   // The boundary of the API: answers every request exactly once; no exception from a command's
   // handling reaches the loop (a request that slipped past validation is answered, logged, and
@@ -34,6 +39,7 @@ class ApiCommands {
   Reloader& reloader_;
   ChangeCoordinator& changes_;
   const TlsZones& tlsZones_;
+  Metrics& metrics_;
 };
 
 // Listens on `config`'s global.api_socket (closes the socket when it has none), admitting root,

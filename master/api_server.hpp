@@ -38,6 +38,14 @@ class ApiReply {
     if (answer_) answer_(std::move(response));
   }
   explicit operator bool() const { return static_cast<bool>(answer_); }
+  // The same reply, with `seen` told the response first.
+  ApiReply observed(std::function<void(const nlohmann::json&)> seen) && {
+    Answer answer = [seen = std::move(seen), inner = std::move(answer_)](nlohmann::json r) {
+      seen(r);
+      if (inner) inner(std::move(r));
+    };
+    return ApiReply(std::move(answer), std::move(handOver_));
+  }
   nlohmann::json handOver(std::vector<int>& fds) const {
     return handOver_ ? handOver_(fds) : nlohmann::json();
   }

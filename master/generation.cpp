@@ -65,6 +65,11 @@ void Generation::sendHandover(WorkerProcess& worker) const {
                              static_cast<unsigned>(slots_.size()), dupFd(loaded_.bundle.get())}
                   .encode());
   using Kind = control::ZoneGrantKind;
+  // Its own counters: the only zone no other process writes.
+  if (const WorkerCounters* counters = worker.counters())
+    worker.send(
+        control::ZoneGrant{Kind::WorkerStats, counters->zone().layout().size, dupFd(counters->fd())}
+            .encode());
   if (sessionCache_)
     worker.send(control::ZoneGrant{Kind::SessionCache, sessionCache_->zone().size(),
                                    dupFd(sessionCache_->zone().fd())}

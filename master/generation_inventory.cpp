@@ -66,6 +66,8 @@ nlohmann::json Generation::inventory(std::vector<int>& fds) const {
     if (live) {
       fds.push_back(w->pidfd());
       fds.push_back(w->controlFd());
+      if (const WorkerCounters* counters = w->counters())
+        slots.back()["counters"] = counters->inventory(fds);
     }
   }
   int bundleFd = loaded_.bundle.get();
@@ -113,6 +115,19 @@ std::unique_ptr<Generation> Generation::restore(const nlohmann::json& g,
     slot.process->adopt(context.loop, s.at("pid").get<pid_t>(), std::move(pidfd),
                         std::move(control), workerPhaseFrom(s.at("phase").get<std::string>()),
                         s.at("connections").get<unsigned>(), s.at("started_ms").get<uint64_t>());
+    if (auto counters = s.find("counters"); counters != s.end()) {
+      std::string error;
+      std::unique_ptr<WorkerCounters> restored;
+      try {
+        restored = WorkerCounters::restore(*counters, error);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      if (restored)
+        slot.process->setCounters(std::move(restored));
+      else
+        common::log::error("upgrade: generation {} slot {} counters: {}", self.id_, index, error);
+    }
   }
   if (int fd = g.value("server_state_fd", -1); fd >= 0) {
     std::string error;

@@ -247,6 +247,7 @@ void HealthChecker::finish(const std::string& key, uint64_t epoch, bool ok, std:
   } else {
     s.successes = 0;
     ++s.failures;
+    if (onFailure_) onFailure_(s.target);
   }
   bool flip = s.up ? s.failures >= s.target.check.fall : s.successes >= s.target.check.rise;
   if (flip) {

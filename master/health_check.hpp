@@ -47,6 +47,8 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
+  // Called for every failed check (for the metrics).
+  void onFailure(std::function<void(const CheckTarget&)> hook) { onFailure_ = std::move(hook); }
   // Replaces the checked set. Targets no longer present are forgotten (their checks cancelled).
   void setTargets(std::vector<CheckTarget> targets);
   // Sets a target's state without a check (binary upgrade: the state the previous image found,
@@ -91,6 +93,7 @@ class HealthChecker {
   size_t inFlight_ = 0, peakInFlight_ = 0;
   uint64_t nextEpoch_ = 1;
   std::unordered_map<std::string, State> targets_;  // key: "backend/server"
+  std::function<void(const CheckTarget&)> onFailure_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
   std::vector<Due> waiting_;  // due, but over the in-flight bound
   common::UvHandle<uv_timer_t> timer_;

@@ -79,6 +79,14 @@ void checkSlots(Check& g, std::string& error) {
     s.string("phase");
     s.integer("connections");
     s.integer("started_ms");
+    if (const nlohmann::json* counters = s.get("counters", false)) {
+      Check c(*counters, s.at("counters"), error);
+      c.integer("fd");
+      c.integer("frontend_rows");
+      c.integer("backend_rows");
+      c.array("frontends");
+      c.array("backends");
+    }
     if (s.ok() && (*slots)[i]["pid"].get<long long>() > 0 &&
         ((*slots)[i]["pidfd"].get<int>() < 0 || (*slots)[i]["control_fd"].get<int>() < 0))
       s.fail("", "a live worker without its descriptors");
@@ -184,6 +192,11 @@ std::string validateInventory(const nlohmann::json& doc) {
       for (const char* key : {"ticket", "sender", "id", "receiver", "from", "to", "sent_ms"})
         m.integer(key);
     }
+  }
+  if (const nlohmann::json* metrics = top.get("metrics", false)) {
+    Check m(*metrics, "metrics", error);
+    m.integer("fd", 0, false);
+    m.string("address", false);
   }
   if (const nlohmann::json* generations = top.array("generations"))
     for (std::size_t i = 0; i < generations->size() && error.empty(); ++i)

@@ -48,15 +48,18 @@ Master::Master(MasterOptions options)
                  [this] { return supervisor_.summary(); },
                  [this](const std::string& status) { notifier_.reloading(status); },
                  [this](const std::string& status) { notifier_.ready(status); },
-                 [this] { changes_.applyQueued(); }}),
+                 [this] { changes_.applyQueued(); },
+                 [this](bool ok, double seconds) { metrics_.reloadEnded(ok, seconds); }}),
       changes_(&loop_.loop, supervisor_, checker_,
                [this] { return reloader_.phase() != ReloadPhase::Idle; }),
-      commands_(supervisor_, reloader_, changes_, tlsZones_),
+      metrics_(&loop_.loop, supervisor_, reloader_, tlsZones_, checker_),
+      commands_(supervisor_, reloader_, changes_, tlsZones_, metrics_),
       api_(&loop_.loop, [this](const nlohmann::json& r, const ApiPeer& peer,
                                ApiReply reply) { commands_.handle(r, peer, std::move(reply)); }),
       upgrader_(options_.binaryPath, options_.argv,
                 {&loop_.loop, supervisor_, listeners_, tlsZones_, api_, changes_, reloader_,
-                 builder_, checker_, notifier_}) {
+                 builder_, checker_, notifier_, metrics_}) {
+  checker_.onFailure([this](const CheckTarget& t) { metrics_.checkFailed(t.backend, t.server); });
   sigset_t handled;
   sigemptyset(&handled);
   for (int signal : kSignals) {
@@ -79,6 +82,7 @@ Master::Master(MasterOptions options)
 
 Master::~Master() {
   api_.close();
+  metrics_.close();
   supervisor_.clear();
 }
 
@@ -125,6 +129,7 @@ void Master::onServing(Generation& generation) {
   tlsZones_.commit(generation.config(), generation.sessionCache(), generation.ticketKeys());
   checker_.setTargets(HealthChecker::targetsOf(generation.config()));
   configureApiSocket(api_, generation.config());
+  metrics_.configure(generation.config());
   reloader_.generationServing(generation.id());
 }
 
@@ -160,6 +165,7 @@ void Master::exitIfDone() {
   if (supervisor_.phase() == SupervisorPhase::Supervising || supervisor_.liveWorkers() > 0) return;
   common::log::info("all workers gone; master exiting");
   api_.close();
+  metrics_.close();
   checker_.setTargets({});
   supervisor_.clear();
   uv_stop(&loop_.loop);

@@ -22,6 +22,7 @@
 #include "master/generation_builder.hpp"
 #include "master/health_check.hpp"
 #include "master/listener.hpp"
+#include "master/metrics.hpp"
 #include "master/notify.hpp"
 #include "master/reload.hpp"
 #include "master/supervisor.hpp"
@@ -76,6 +77,7 @@ class Master {
   GenerationBuilder builder_;
   Reloader reloader_;
   ChangeCoordinator changes_;
+  Metrics metrics_;
   ApiCommands commands_;
   ApiServer api_;
   Upgrader upgrader_;

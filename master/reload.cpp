@@ -78,6 +78,7 @@ void Reloader::request(const char* why, std::vector<ApiReply> waiters, UpgradeMo
 }
 
 void Reloader::begin(const char* why, UpgradeMode mode) {
+  beganNs_ = uv_hrtime();
   why_ = why;
   mode_ = mode;
   if (mode == UpgradeMode::Force || (mode == UpgradeMode::IfChanged && steps_.binaryChanged())) {
@@ -156,6 +157,8 @@ void Reloader::onTimeout() {
 void Reloader::finish(bool ok, const std::string& status) {
   uv_timer_stop(timer_.get());
   phase_ = ReloadPhase::Idle;
+  if (steps_.recorded)
+    steps_.recorded(ok && failure_.empty(), static_cast<double>(uv_hrtime() - beganNs_) / 1e9);
   if (ok) lastErrors_ = warnings_;
   warnings_.clear();
   common::log::info("{}", ok ? "reload done: " + status : status);  // status says "reload failed"

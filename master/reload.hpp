@@ -66,6 +66,9 @@ struct ReloadSteps {
   // A reload (or the first start) ended, successfully or not: runtime changes that waited for it
   // may go.
   std::function<void()> ended;
+  // A reload (not the first start) ended: whether it succeeded and how long it took, for the
+  // metrics. Optional.
+  std::function<void(bool ok, double seconds)> recorded;
 };
 
 // Drives every reload of the master, and its first start, through ReloadPhase. Requests carry an
@@ -136,6 +139,7 @@ class Reloader {
   UpgradeMode mode_ = UpgradeMode::IfChanged;
   std::string upgradeWarning_;  // a binary upgrade refused, the reload going on without it
   std::string failure_;         // see failWith
+  uint64_t beganNs_ = 0;        // uv_hrtime() when the reload under way began
   common::UvHandle<uv_timer_t> timer_;
 };
 

@@ -141,6 +141,7 @@ void Supervisor::spawnSlot(Generation& generation, unsigned slot) {
     return failedStart(generation, slot, std::string("spawn: ") + std::strerror(-rc));
   common::log::info("generation {}: worker slot {} started, pid {}", generation.id(), slot,
                     s.process->pid());
+  s.process->setCounters(countersFor(generation));
   generation.sendHandover(*s.process);
 }
 
@@ -260,8 +261,47 @@ void Supervisor::abandon(unsigned id, const std::string& why) {
   reapSoon();
 }
 
+// A stats zone for a worker of `generation`: a row per frontend, and per backend of the file with
+// as many again (at least kSpareBackendRows) for those the runtime API adds. Null (logged) when
+// the zone cannot be made: the worker then serves uncounted.
+std::unique_ptr<WorkerCounters> Supervisor::countersFor(const Generation& generation) const {
+  const common::Config& config = generation.config();
+  auto backends = static_cast<std::uint32_t>(config.backends.size());
+  auto layout = shm::StatsLayout::of(static_cast<std::uint32_t>(config.frontends.size()),
+                                     backends + std::max(backends, kSpareBackendRows));
+  std::string error;
+  auto zone = shm::WorkerStats::create(layout, error);
+  if (!zone) {
+    common::log::error("generation {}: stats zone: {}", generation.id(), error);
+    return nullptr;
+  }
+  std::vector<std::string> names;
+  for (const auto& f : config.frontends) names.push_back(f.name);
+  return std::make_unique<WorkerCounters>(std::move(zone), std::move(names));
+}
+
+// An exited worker's counters, read a last time, stay in the totals.
+void Supervisor::retireCounters(WorkerProcess& worker) {
+  std::unique_ptr<WorkerCounters> counters = worker.takeCounters();
+  if (!counters) return;
+  counters->fold();
+  counters->addTo(retired_);
+}
+
+CounterTotals Supervisor::counterTotals() const {
+  CounterTotals totals = retired_;
+  for (const auto& g : generations_)
+    for (const auto& slot : g->slots())
+      if (slot.process && slot.process->counters()) {
+        slot.process->counters()->fold();
+        slot.process->counters()->addTo(totals);
+      }
+  return totals;
+}
+
 void Supervisor::onWorkerExit(Generation& generation, WorkerProcess& worker, int status) {
   migrator_.workerExited(worker.pid());
+  retireCounters(worker);
   if (phase_ != SupervisorPhase::Supervising || generation.phase() == GenerationPhase::Draining) {
     common::log::info("generation {}: worker slot {} pid {} exited ({}), {} workers left",
                       generation.id(), worker.slot(), worker.pid(), describeWaitStatus(status),

@@ -11,6 +11,7 @@
 
 #include "common/control_messages.hpp"
 #include "common/uv_handle.hpp"
+#include "master/counters.hpp"
 #include "master/generation.hpp"
 #include "master/listener.hpp"
 #include "master/migrator.hpp"
@@ -76,9 +77,16 @@ class Supervisor {
   void stopZygote() { zygote_.stop(); }
   // Everything gone: the master is exiting.
   void clear();
+  // Every worker's counters, those that exited included: folded now (master/counters.hpp).
+  CounterTotals counterTotals() const;
+  // What exited workers counted, for the binary upgrade's inventory and back.
+  const CounterTotals& retiredCounters() const { return retired_; }
+  void setRetiredCounters(CounterTotals totals) { retired_ = std::move(totals); }
 
  private:
   void spawnSlot(Generation& generation, unsigned slot);
+  std::unique_ptr<WorkerCounters> countersFor(const Generation& generation) const;
+  void retireCounters(WorkerProcess& worker);
   void onWorkerMessage(Generation& generation, WorkerProcess& worker,
                        common::ControlMessage&& message);
   void onWorkerReady(Generation& generation, WorkerProcess& worker);
@@ -104,6 +112,8 @@ class Supervisor {
   common::UvHandle<uv_check_t> reaper_;
   Zygote zygote_;  // forks workers (started on first need, restarted when it fails)
   Migrator migrator_;
+  static constexpr std::uint32_t kSpareBackendRows = 256;
+  CounterTotals retired_;  // the last counts of workers that exited
   // With migration, max_old_generations is enforced once the drained generation's connections
   // had their chance to move.
   common::UvHandle<uv_timer_t> enforceTimer_;

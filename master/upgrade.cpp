@@ -232,6 +232,7 @@ nlohmann::json Upgrader::inventory(std::vector<int>& fds,
     fds.push_back(parts_.api.fd());
   }
   doc["generations"] = generations;
+  doc["metrics"] = parts_.metrics.inventory(fds);
   // Connection hand-overs under way: the next image relays their answers.
   if (nlohmann::json moving = parts_.supervisor.migrator().inventory(); !moving.empty())
     doc["migrations"] = std::move(moving);
@@ -304,6 +305,7 @@ void Upgrader::adopt(const nlohmann::json& doc) {
     if (std::string error = parts_.tlsZones.restore(*zones); !error.empty())
       common::log::error("upgrade: {}", error);
   restoreGenerations(doc, restoreListeners(doc));
+  if (auto metrics = doc.find("metrics"); metrics != doc.end()) parts_.metrics.restore(*metrics);
   parts_.supervisor.migrator().restore(doc.value("migrations", nlohmann::json::array()));
   parts_.supervisor.respawnMissing();
   restoreHealth(doc);

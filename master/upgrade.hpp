@@ -12,11 +12,13 @@
 //    "tls_zones":   {"session_cache": {"fd", "size"}, "ticket_keys": {"fd"}, "rotation_ms"},
 //    "api":         {"fd", "path", "uids"},
 //    "api_clients": [{"fd", "seq"}],   connections waiting for the reload's answer (request seq)
+//    "metrics":     {"fd", "address", "counters", "retired", "samples", "started"}
+//                   (Metrics::inventory; the endpoint's socket when it listens),
 //    "generations": [Generation::inventory(): {"id", "phase", "bundle_fd", "session_cache_fd",
 //                    "server_state_fd", "drain_started_ms", "hard_stop_at_ms", "terminating",
 //                    "listeners": [{"frontend", "bind", "key"}],
 //                    "slots": [{"slot", "pid", "pidfd", "control_fd", "phase", "connections",
-//                               "started_ms"}]}]}
+//                               "started_ms", "counters": WorkerCounters::inventory()}]}]}
 // Times are CLOCK_MONOTONIC milliseconds. A slot with pid 0 had no live process (respawn due).
 // The master's pid does not change across exec, so workers remain its children and notice
 // nothing; their control sockets and pidfds simply change owners.
@@ -40,6 +42,7 @@
 #include "master/generation_builder.hpp"
 #include "master/health_check.hpp"
 #include "master/listener.hpp"
+#include "master/metrics.hpp"
 #include "master/notify.hpp"
 #include "master/reload.hpp"
 #include "master/supervisor.hpp"
@@ -59,6 +62,7 @@ struct UpgradeParts {
   GenerationBuilder& builder;
   HealthChecker& checker;
   Notifier& notifier;
+  Metrics& metrics;
 };
 
 // Master process, master loop. A binary upgrade is never an outage: the new binary first checks

@@ -12,6 +12,7 @@
 #include "common/control_messages.hpp"
 #include "common/unique_fd.hpp"
 #include "common/uv_handle.hpp"
+#include "master/counters.hpp"
 
 namespace molt::master {
 
@@ -91,6 +92,10 @@ class WorkerProcess {
   std::uint64_t adopted() const { return adopted_; }    // connections moved in
   unsigned staying() const { return staying_; }         // draining: cannot move (TLS)
   uint64_t startedMs() const { return startedMs_; }     // CLOCK_MONOTONIC ms
+  // Its counters (stats zone), from the spawn until the supervisor retires them at its exit.
+  WorkerCounters* counters() const { return counters_.get(); }
+  void setCounters(std::unique_ptr<WorkerCounters> counters) { counters_ = std::move(counters); }
+  std::unique_ptr<WorkerCounters> takeCounters() { return std::move(counters_); }
 
  private:
   void onPidfdReadable();
@@ -105,6 +110,7 @@ class WorkerProcess {
   unsigned staying_ = 0;
   unsigned http2Connections_ = 0, http2Streams_ = 0;
   uint64_t startedMs_ = 0;
+  std::unique_ptr<WorkerCounters> counters_;
   common::UniqueFd pidfd_;
   common::UvHandle<uv_poll_t> pidPoll_;
   std::unique_ptr<common::ControlChannel> control_;

@@ -52,6 +52,8 @@ std::string_view zoneKindName(ZoneKind kind) {
       return "server-state";
     case ZoneKind::ServerLoad:
       return "server-load";
+    case ZoneKind::WorkerStats:
+      return "worker-stats";
   }
   return "unknown";
 }

@@ -54,6 +54,9 @@
 //   layouts): one pair per generation, the server table plus the state the master publishes
 //   (read-only to workers), and the connection counts workers write.
 //
+//   kind 5, worker stats (shm/worker_stats.hpp, which holds its layout): one per worker process,
+//   its counters, written by that worker alone and read by the master.
+//
 //   Who may write: the master alone writes the ticket keys and the server state; workers get
 //   those zones through a descriptor reopened read-only (readOnlyDescriptor), map them read-only
 //   and close the descriptor at once, so no worker can make a writable mapping of them. Workers
@@ -82,7 +85,8 @@ enum class ZoneKind : std::uint32_t {
   SessionCache = 1,
   TicketKeys = 2,
   ServerState = 3,
-  ServerLoad = 4
+  ServerLoad = 4,
+  WorkerStats = 5
 };
 
 // "session-cache", "ticket-keys", "server-state", "server-load": the memfd is named "molt-" +

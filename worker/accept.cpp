@@ -18,6 +18,7 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
   int rc;
   if (bind.tls) {
     auto tls = std::make_unique<TlsStream>(loop_, buffers_, tlsContexts_.at(&frontend), *this);
+    tls->countHandshakesIn(&frontendStats(frontend.config().index));
     rc = tls->accept(listener);
     if (rc == 0 && frontend.config().mode == common::Mode::Http)
       tls::setAlpn(tls->engine().ssl(), tls::alpnFor(bind));
@@ -33,6 +34,7 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
       common::log::warn("uv_accept({}): {}", frontend.config().name, uv_strerror(rc));
     return;
   }
+  shm::bump(frontendStats(frontend.config().index).connections);
   std::unique_ptr<Session> session = makeSession(frontend, std::move(client), bind.h2);
   Session* raw = session.get();
   sessions_.emplace(raw, std::move(session));

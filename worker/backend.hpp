@@ -10,6 +10,7 @@
 
 #include "common/config.hpp"
 #include "shm/server_state.hpp"
+#include "shm/worker_stats.hpp"
 
 namespace molt::worker {
 
@@ -51,6 +52,13 @@ class Backend : public std::enable_shared_from_this<Backend> {
 
   const std::string& name() const { return config_.name; }
   const common::BackendConfig& config() const { return config_; }
+  // Its counters in the worker's stats zone (a process-local row when the zone has none left).
+  shm::BackendRow& stats() const { return *stats_; }
+  void setStats(shm::BackendRow* row) {
+    stats_ = row ? row : &unsharedRow();
+    statsSet_ = true;
+  }
+  bool statsSet() const { return statsSet_; }
   Server& server(int index) { return servers_[static_cast<size_t>(index)]; }
   std::string_view serverName(int index) const;
   common::SocketAddress serverAddress(int index) const;
@@ -111,6 +119,12 @@ class Backend : public std::enable_shared_from_this<Backend> {
   int pickRandom(std::span<const int> exclude);
 
   common::BackendConfig config_;  // without its servers
+  static shm::BackendRow& unsharedRow() {
+    static shm::BackendRow row{};
+    return row;
+  }
+  shm::BackendRow* stats_ = &unsharedRow();
+  bool statsSet_ = false;
   // Only servers not configured disabled: the seed's spare templates (99 of 101) cost a worker
   // nothing. A disabled server made ready at runtime comes from the server-state zone's table.
   // A deque: a server's address is stable while the runtime API adds others (the server pool

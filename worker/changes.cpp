@@ -98,6 +98,7 @@ std::string Worker::applyChange(const control::ChangeOp& op) {
                                                      serverState_.get(), o.first);
             backendsByName_[backend->name()] = backend;
             backends_.push_back(std::move(backend));
+            claimStatsRows();
             return {};
           },
           [&](const control::BackendDel& o) -> std::string {

@@ -8,6 +8,7 @@
 
 #include "common/config.hpp"
 #include "common/control_messages.hpp"
+#include "shm/worker_stats.hpp"
 
 namespace molt::worker {
 
@@ -61,6 +62,13 @@ class SessionHost {
   // comes through Session::migrationAnswered, never from inside this call.
   virtual void offerMigration(Session* session,
                               common::control::MovingConnection connection) noexcept = 0;
+  // The counters of frontend `index` (FrontendConfig::index) in the worker's stats zone; a row
+  // of the host's own when there is none.
+  virtual shm::FrontendRow& frontendStats(std::uint32_t index) noexcept {
+    (void)index;
+    static shm::FrontendRow unshared{};
+    return unshared;
+  }
   // An Http2Session opened or closed connections or streams (for the worker's stats).
   virtual void http2Changed(int connections, int streams) noexcept {
     (void)connections, (void)streams;

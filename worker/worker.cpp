@@ -87,6 +87,11 @@ void Worker::onHello(control::Hello& hello) {
   slot_ = hello.slot;
   common::log::setRole(fmt::format("worker gen {} slot {}", generation_, slot_));
   updateTitle();
+  // Tests only: workers of this generation and later die before they could be ready, as those of
+  // a broken build would (MOLT_TEST_DIE_FROM_GENERATION).
+  if (const char* from = std::getenv("MOLT_TEST_DIE_FROM_GENERATION");
+      from && generation_ >= static_cast<unsigned>(std::atoi(from)) && std::atoi(from) > 0)
+    std::_Exit(3);
   std::string error;
   if (!(bundle_ = common::readBundle(hello.bundle.get(), error))) {
     common::log::error("hello: no usable handover bundle: {}", error);
@@ -137,6 +142,7 @@ void Worker::buildServing() {
     backendsByName_.emplace(backend->name(), backend);
     backends_.push_back(std::move(backend));
   }
+  claimStatsRows();
   config_->backends.clear();
   auto lookup = [this](std::string_view name) -> std::shared_ptr<Backend> {
     auto it = backendsByName_.find(std::string(name));
@@ -144,6 +150,7 @@ void Worker::buildServing() {
   };
   for (auto& f : config_->frontends) {
     auto config = std::make_shared<common::FrontendConfig>(std::move(f));
+    config->index = static_cast<std::uint32_t>(frontends_.size());
     std::shared_ptr<Router> router;
     // http: routing tables (host maps included) are built once here, never per request.
     if (config->mode == common::Mode::Http) {
@@ -186,6 +193,15 @@ void Worker::onZone(control::ZoneGrant& grant) {
                                               shm::Access::ReadOnly, error);
       if (serverState_) serverState_->dropDescriptors();
       break;
+    case control::ZoneGrantKind::WorkerStats: {
+      std::size_t frontends = config_ ? config_->frontends.size() : 0;
+      if (built_) frontends = frontends_.size();
+      stats_ = shm::WorkerStats::attach(std::move(grant.zone), grant.size,
+                                        static_cast<std::uint32_t>(frontends), error);
+      if (stats_) stats_->zone().dropDescriptor();
+      claimStatsRows();
+      break;
+    }
     case control::ZoneGrantKind::TicketKeys:
       ticketKeys_ = shm::TicketKeys::attach(std::move(grant.zone), shm::Access::ReadOnly, error);
       if (ticketKeys_) ticketKeys_->zone().dropDescriptor();
@@ -268,7 +284,22 @@ void Worker::reapEnded() {
   exitIfIdle();
 }
 
+void Worker::claimStatsRows() {
+  if (!stats_) return;
+  for (auto& backend : backends_) {
+    if (backend->statsSet()) continue;
+    shm::BackendRow* row = stats_->claimBackend(backend->name());
+    backend->setStats(row);
+    if (!row)
+      common::log::warn(
+          "backend {}: no row left in the stats zone; its counters start at the "
+          "next reload",
+          backend->name());
+  }
+}
+
 void Worker::connectionCountChanged() {
+  if (stats_) stats_->worker().connections.store(sessions_.size(), std::memory_order_relaxed);
   statsDirty_ = true;
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(statsTimer_.get()))) return;
   uv_timer_start(

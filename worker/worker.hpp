@@ -53,6 +53,9 @@ class Worker final : public SessionHost, public HandshakeObserver {
   ~Worker() override;
 
   uv_loop_t* loop() override { return loop_; }
+  shm::FrontendRow& frontendStats(std::uint32_t index) noexcept override {
+    return stats_ && index < stats_->layout().frontends ? stats_->frontend(index) : unsharedRow_;
+  }
   BufferPool& buffers() override { return buffers_; }
   ServerPool& serverPool() override { return *serverPool_; }
   AccessLog& accessLog() override { return *accessLog_; }
@@ -111,6 +114,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client,
                                        bool http2);
   void connectionCountChanged();
+  // Gives each backend without one its row in the stats zone (the file's, then runtime ones).
+  void claimStatsRows();
   void sendStats();
   void updateTitle();
   void reapEnded();
@@ -137,7 +142,11 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::unique_ptr<shm::SessionCache> sessionCache_;
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
   std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
-  common::UniqueFd serverTable_;                   // until the server-load zone arrives
+  // This worker's counters, read by the master for its metrics; a process-local row stands in
+  // for a frontend the zone has no row for.
+  std::unique_ptr<shm::WorkerStats> stats_;
+  shm::FrontendRow unsharedRow_{};
+  common::UniqueFd serverTable_;  // until the server-load zone arrives
   std::unordered_map<const Frontend*, std::shared_ptr<TlsContext>> tlsContexts_;
   std::unordered_map<const Frontend*, TlsOptions> tlsOptions_;  // to rebuild a context
   std::vector<std::weak_ptr<TlsContext>> tlsLeft_;  // draining: contexts connections may hold

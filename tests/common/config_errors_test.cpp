@@ -287,3 +287,16 @@ TEST_CASE("a frontend's access_log format is checked where it is written", "[con
                  "molt.json:3:37: frontends[1].access_log.path: unknown key 'path'",
              });
 }
+
+TEST_CASE("global.metrics is a bind address; names have a length limit", "[config]") {
+  CHECK(errors(text({
+            R"({"global": {"metrics": "127.0.0.1:70000"},)",
+            R"( "frontends": [{"name": "f", "bind": ["127.0.0.1:1"], "default_backend": "b"}],)",
+            R"( "backends": [{"name": ")" + std::string(201, 'b') + R"(", "servers": []}]})",
+        })) == Lines{"molt.json:1:24: global.metrics: port out of range",
+                     "molt.json:2:74: frontends[0].default_backend: unknown backend 'b'",
+                     "molt.json:3:24: backends[0].name: name of 201 characters: at most 200"});
+  CHECK(
+      errors(text({R"({"global": {"metrics": 9100},)", R"( "frontends": [], "backends": []})"})) ==
+      Lines{"molt.json:1:24: global.metrics: expected a string"});
+}

@@ -25,6 +25,7 @@ struct FakeMaster {
   std::function<void(const std::string&)> pendingCheck;
   std::deque<BuildOutcome> outcomes;  // the next builds' results (empty: success)
   std::vector<std::string> events;    // "build start", "upgrade SIGUSR2", "ready ...", ...
+  std::vector<std::pair<bool, double>> recorded;  // reloads that ended: ok, seconds
   std::vector<json> answers;
 
   FakeMaster() { uv_loop_init(&loop); }
@@ -66,7 +67,8 @@ struct FakeMaster {
             [this] { return "summary(" + std::to_string(serving) + ")"; },
             [this](const std::string& s) { events.push_back("reloading: " + s); },
             [this](const std::string& s) { events.push_back("ready: " + s); },
-            [this] { events.push_back("ended"); }};
+            [this] { events.push_back("ended"); },
+            [this](bool ok, double seconds) { recorded.emplace_back(ok, seconds); }};
   }
   molt::master::ApiReply waiter() {
     return [this](json answer) { answers.push_back(std::move(answer)); };
@@ -96,6 +98,7 @@ TEST_CASE("the first start awaits its generation without a timeout and says read
   REQUIRE(r.phase() == ReloadPhase::Idle);
   REQUIRE_FALSE(r.starting());
   REQUIRE(m.events == std::vector<std::string>{"start start", "ready: summary(1)", "ended"});
+  REQUIRE(m.recorded.empty());  // the first start is no reload (metrics)
 }
 
 TEST_CASE("a first start that cannot build fails with its errors", "[master][reload]") {
@@ -127,6 +130,9 @@ TEST_CASE("a reload goes Idle, Building, AwaitingReady and back, answering its w
   REQUIRE(m.answers[0]["generation"] == 2);
   REQUIRE(m.saw("ready: summary(2)"));
   REQUIRE(m.events.back() == "ended");
+  REQUIRE(m.recorded.size() == 1);
+  REQUIRE(m.recorded[0].first);
+  REQUIRE(m.recorded[0].second >= 0);
 }
 
 TEST_CASE("a reload whose build fails goes back to Idle and reports the errors",
@@ -144,6 +150,8 @@ TEST_CASE("a reload whose build fails goes back to Idle and reports the errors",
   REQUIRE(m.answers[0]["generation"] == 1);
   REQUIRE(m.saw("ready: reload failed: molt.json:3:4: backends[0].name: duplicate; summary(1)"));
   REQUIRE(r.lastErrors().size() == 1);
+  REQUIRE(m.recorded.size() == 1);
+  REQUIRE_FALSE(m.recorded[0].first);
 }
 
 TEST_CASE("requests during a reload coalesce into exactly one more, whose waiters it answers",

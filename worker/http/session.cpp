@@ -335,6 +335,19 @@ void HttpSession::logExchange(const char* termination) {
   r.tlsVersion = client_->tlsVersion();
   r.resumed = client_->tlsResumed();
   host_.accessLog().write(r, frontend_->accessLogFormat);
+  count(r);
+}
+
+void HttpSession::count(const AccessRecord& r) noexcept {
+  shm::FrontendRow& f = host_.frontendStats(frontend_->index);
+  shm::bump(f.requests);
+  if (r.status >= 100 && r.status <= 599) shm::bump(f.responses[r.status / 100 - 1]);
+  shm::bump(f.bytesIn, r.bytesIn);
+  shm::bump(f.bytesOut, r.bytesOut);
+  if (!backend_) return;
+  shm::BackendRow& b = backend_->stats();
+  shm::bump(b.requests);
+  if (r.responseUs >= 0) shm::recordResponse(b, static_cast<std::uint64_t>(r.responseUs));
 }
 
 void HttpSession::finish(const char* reason) noexcept {

@@ -175,6 +175,8 @@ class HttpSession final : public Session,
   bool waitingOnClient() const;
   void onTimer();
   void logExchange(const char* termination);
+  // Adds the exchange to the frontend's and backend's counters (shm/worker_stats.hpp).
+  void count(const AccessRecord& record) noexcept;
   void finish(const char* reason) noexcept;
   std::int64_t sinceStart(std::uint64_t at) const;
 

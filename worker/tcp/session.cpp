@@ -161,6 +161,8 @@ void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t le
   Side& target = other(side);
   lastActivity_ = uv_now(host_.loop());
   if (&side == &client_) clientSpoke_ = true;
+  shm::FrontendRow& row = host_.frontendStats(frontend_->index);
+  shm::bump(&side == &client_ ? row.bytesIn : row.bytesOut, length);
   BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
   if (int rc = target.stream->write({&slice, 1}); rc < 0) return finish(uv_strerror(rc));
   if (target.stream->queuedBytes() > kHighWater) {

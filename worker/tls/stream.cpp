@@ -162,6 +162,7 @@ bool TlsStream::advanceHandshake() noexcept {
 bool TlsStream::finishHandshake() noexcept {
   handshaking_ = false;
   observer_.handshakeEnded();
+  if (stats_) shm::bump(engine_.resumed() ? stats_->tlsResumed : stats_->tlsFull);
   std::deque<std::vector<BufferSlice>> early = std::move(early_);
   early_.clear();
   notifyWritten_ = !early.empty();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/uv_handle.hpp"
+#include "shm/worker_stats.hpp"
 #include "worker/net/buffer_pool.hpp"
 #include "worker/net/client_stream.hpp"
 #include "worker/net/plain_stream.hpp"
@@ -46,6 +47,8 @@ class TlsStream final : public ClientStream, private StreamHandler {
   // Accepts the next pending connection of `listener` and starts the handshake (reading).
   int accept(uv_stream_t* listener) noexcept;
   const TlsEngine& engine() const { return engine_; }
+  // Where a completed handshake is counted (full or resumed): the frontend's stats row.
+  void countHandshakesIn(shm::FrontendRow* row) noexcept { stats_ = row; }
 
   void setHandler(StreamHandler* handler) noexcept override { handler_ = handler; }
   int startReading() noexcept override;
@@ -87,6 +90,7 @@ class TlsStream final : public ClientStream, private StreamHandler {
   PlainStream inner_;
   TlsEngine engine_;
   HandshakeObserver& observer_;
+  shm::FrontendRow* stats_ = nullptr;
   StreamHandler* handler_ = nullptr;
   bool reading_ = false;     // the session wants plaintext
   bool handshaking_ = true;  // counted by the observer until it ends
