@@ -10,7 +10,11 @@ TEST_CASE("a reload whose workers never become ready is abandoned whole: its lis
           "[trust][integration]") {
   Origin origin;
   TempDir dir;
-  Molt molt(httpConfig(dir, origin.httpPort()));
+  // Every worker of generation 2 dies as soon as it starts, as those of a broken build would:
+  // the slots wait in their respawn backoff when the reload times out, with no worker alive.
+  // Before the fix that generation was never reaped and its new port stayed bound with nothing
+  // accepting.
+  Molt molt(httpConfig(dir, origin.httpPort()), {"MOLT_TEST_DIE_FROM_GENERATION=2"});
   std::uint16_t port = molt.port("fe"), extra = unusedPort();
   std::string text = httpConfig(dir, origin.httpPort());
   text.replace(text.find("\"workers\": 2"), 12, "\"workers\": 2, \"reload_timeout\": \"1s\"");
@@ -20,25 +24,8 @@ TEST_CASE("a reload whose workers never become ready is abandoned whole: its lis
   molt.rewriteConfig(text);
   size_t from = molt.process().lines().size();
   molt.process().signal(SIGUSR2);
-  // Every worker of generation 2 dies at once, as a broken build would: the slots wait in their
-  // respawn backoff when the reload times out, with no worker alive. Before the fix that
-  // generation was never reaped and its new port stayed bound with nothing accepting.
-  std::set<pid_t> killed;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  bool abandoned = false;
-  while (!abandoned && std::chrono::steady_clock::now() < deadline) {
-    auto lines = molt.process().lines();
-    for (size_t i = from; i < lines.size(); ++i) {
-      auto at = lines[i].find("generation 2: worker slot ");
-      auto pidAt = lines[i].find("started, pid ");
-      if (at != std::string::npos && pidAt != std::string::npos) {
-        pid_t pid = std::stoi(lines[i].substr(pidAt + 13));
-        if (killed.insert(pid).second) kill(pid, SIGKILL);
-      }
-      abandoned = abandoned || lines[i].find("reload abandoned") != std::string::npos;
-    }
-    usleep(1000);
-  }
+  bool abandoned = molt.process().waitForLine("reload abandoned", 20s, from).has_value();
+  REQUIRE_LINE(molt.process(), "generation 2: worker slot 0 .* died unexpectedly", 1s, from);
   REQUIRE(abandoned);
   REQUIRE_LINE(molt.process(), "generation 2 gone", 10s, from);
   REQUIRE_FALSE(connectTo(extra, 1s));  // nothing listens there any more
