@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
   molt::master::MasterOptions options;
   options.configPath = file;
   options.binaryPath = binaryPath();
+  // The program exec'd as zygote and workers: the running image, unless MOLT_WORKER_EXE names
+  // another (a wrapper that runs them under valgrind, as bench/metrics does).
+  if (const char* exe = std::getenv("MOLT_WORKER_EXE"); exe && *exe) options.workerExe = exe;
   options.argv = std::move(arguments);
   molt::master::Master master(std::move(options));
   return master.run();

@@ -19,36 +19,14 @@ import ssl
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import pss_kb  # noqa: E402
+
 PID, PORT, KIND, COUNT, PATH, SETTLE = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
                                         int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
 TIMEOUT = 5
 HOST = "bench.example.com"
 GIVE_UP = 20  # failures in a row after which the proxy is taken to hold no more
-
-
-def tree(pid):
-    pids = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    pids += tree(int(child))
-    except OSError:
-        pass
-    return pids
-
-
-def pss_kb(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 class Conn:

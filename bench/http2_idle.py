@@ -12,6 +12,9 @@ import ssl
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import pss_kb  # noqa: E402
+
 import h2.config
 import h2.connection
 import h2.events
@@ -21,31 +24,6 @@ PID, PORT, MODE, COUNT, PATH = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
                                 int(sys.argv[4]), sys.argv[5])
 TIMEOUT = 5
 IDLE_SETTLE = 2.5  # seconds between the last connection and the measurement
-
-
-def tree(pid):
-    pids = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    pids += tree(int(child))
-    except OSError:
-        pass
-    return pids
-
-
-def pss_kb(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 class Conn:
