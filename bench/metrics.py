@@ -226,6 +226,22 @@ def timed_get(url):
     return len(body), (time.monotonic() - t0) * 1000
 
 
+def measure_scrape(url, pid):
+    """One warm-up scrape, then 5: (series, bytes, median ms, exporter CPU ms per scrape)."""
+    timed_get(url)
+    sizes, times = [], []
+    cpu0 = cpu_seconds([pid])
+    for _ in range(5):
+        size, ms = timed_get(url)
+        sizes.append(size)
+        times.append(ms)
+    cpu = (cpu_seconds([pid]) - cpu0) / 5 * 1000
+    with urllib.request.urlopen(url, timeout=120) as r:
+        series = sum(1 for line in r.read().decode().splitlines()
+                     if line and not line.startswith("#"))
+    return series, sizes[-1], statistics.median(times), cpu
+
+
 def scrape_cost():
     origin_port = free_port()
     origin = start([ORIGIN, "--http", f"127.0.0.1:{origin_port}", "--quiet"])
@@ -238,19 +254,7 @@ def scrape_cost():
     rows = []
     for scope in ["", "global,worker,frontend,backend", "server", "global"]:
         url = f"http://127.0.0.1:{mport}/metrics" + (f"?scope={scope}" if scope else "")
-        timed_get(url)  # warm
-        sizes, times = [], []
-        cpu0 = cpu_seconds([p.pid])
-        for _ in range(5):
-            size, ms = timed_get(url)
-            sizes.append(size)
-            times.append(ms)
-        cpu = (cpu_seconds([p.pid]) - cpu0) / 5 * 1000
-        series = None
-        with urllib.request.urlopen(url) as r:
-            series = sum(1 for line in r.read().decode().splitlines()
-                         if line and not line.startswith("#"))
-        rows.append(("molt", scope or "(all)", series, sizes[-1], statistics.median(times), cpu))
+        rows.append(("molt", scope or "(all)", *measure_scrape(url, p.pid)))
     # Prometheus's own checker on the whole scrape.
     with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=120) as r:
         check = subprocess.run(["promtool", "check", "metrics"], input=r.read(),
@@ -285,20 +289,8 @@ backend be
 """)
         h = start([HAPROXY, "-f", cfg, "-db"])
         wait_http(port)
-        url = f"http://127.0.0.1:{sport}/metrics"
-        timed_get(url)
-        sizes, times = [], []
-        cpu0 = cpu_seconds([h.pid])
-        for _ in range(5):
-            size, ms = timed_get(url)
-            sizes.append(size)
-            times.append(ms)
-        cpu = (cpu_seconds([h.pid]) - cpu0) / 5 * 1000
-        with urllib.request.urlopen(url, timeout=120) as r:
-            series = sum(1 for line in r.read().decode().splitlines()
-                         if line and not line.startswith("#"))
-        rows.append(("HAProxy (prometheus-exporter)", "(all)", series, sizes[-1],
-                     statistics.median(times), cpu))
+        rows.append(("HAProxy (prometheus-exporter)", "(all)",
+                     *measure_scrape(f"http://127.0.0.1:{sport}/metrics", h.pid)))
         stop(h)
     stop(origin)
     print(f"### A scrape of the seed case: {SERVERS} checked, disabled template servers + 1\n")
