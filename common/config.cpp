@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/config_parse.hpp"
+#include "common/redis.hpp"
 #include "common/unique_fd.hpp"
 
 namespace molt::common {
@@ -126,9 +127,10 @@ void parseTopLevel(ParseContext& ctx, const JsonValue& root, Config& config) {
     ctx.error(root.pos, "", "the top level must be an object");
     return;
   }
-  Fields top(ctx, root, "", {"global", "tls", "frontends", "backends"});
+  Fields top(ctx, root, "", {"global", "tls", "fleet", "frontends", "backends"});
   if (const JsonValue* v = top.get("global")) config_detail::parseGlobal(ctx, *v, config.global);
   if (const JsonValue* v = top.get("tls")) config_detail::parseTls(ctx, *v, config.tls);
+  if (const JsonValue* v = top.get("fleet")) config_detail::parseFleet(ctx, *v, config.fleet);
   // Backends first: frontends check their references against the backend names.
   if (const JsonValue* v = top.array("backends")) {
     config_detail::parseBackends(ctx, *v, config.backends);
@@ -211,6 +213,55 @@ void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
   if (auto s = f.choice<std::string_view>("min_version",
                                           {{"TLSv1.2", "TLSv1.2"}, {"TLSv1.3", "TLSv1.3"}})) {
     out.minVersion = std::string(*s);
+  }
+}
+
+// Redis keys are binary-safe, but the prefix also names keys an operator types into redis-cli.
+void parseFleet(ParseContext& ctx, const JsonValue& v, FleetConfig& out) {
+  constexpr std::size_t kMaxPrefix = 100;
+  Fields f(ctx, v, "fleet", {"redis", "prefix", "password_file", "session_ttl", "lookup_timeout"});
+  if (!f.ok()) return;
+  out.enabled = true;
+  if (f.require("redis")) {
+    if (const std::string* text = f.string("redis")) {
+      std::string error;
+      if (!parseRedisTarget(*text, error))
+        ctx.error(f.get("redis")->pos, f.at("redis"), error);
+      else
+        out.redis = *text;
+    }
+  }
+  if (const std::string* prefix = f.string("prefix")) {
+    bool printable =
+        std::all_of(prefix->begin(), prefix->end(), [](char c) { return c > ' ' && c < 127; });
+    if (prefix->empty() || prefix->size() > kMaxPrefix || !printable)
+      ctx.error(f.get("prefix")->pos, f.at("prefix"),
+                "must be 1 to 100 printable characters without spaces");
+    else
+      out.prefix = *prefix;
+  }
+  if (auto path = f.absolutePath("password_file")) {
+    std::string error;
+    std::optional<std::string> text = ctx.read(*path, error);
+    if (!text) {
+      ctx.error(f.get("password_file")->pos, f.at("password_file"), *path + ": " + error);
+    } else {
+      std::string password = text->substr(0, text->find('\n'));
+      if (!password.empty() && password.back() == '\r') password.pop_back();
+      if (password.empty())
+        ctx.error(f.get("password_file")->pos, f.at("password_file"),
+                  *path + ": empty (the password is the file's first line)");
+      out.passwordFile = *path;
+      out.password = std::move(password);
+    }
+  }
+  if (auto d = f.duration("session_ttl", std::chrono::seconds(1))) out.sessionTtl = *d;
+  if (auto d = f.duration("lookup_timeout", Millis(1))) {
+    if (*d > std::chrono::seconds(1))
+      ctx.error(f.get("lookup_timeout")->pos, f.at("lookup_timeout"),
+                "at most \"1s\": every resuming handshake may wait this long");
+    else
+      out.lookupTimeout = *d;
   }
 }
 

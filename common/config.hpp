@@ -63,6 +63,17 @@ struct TlsConfig {
   bool tickets = true;                 // false: no session tickets (TLS 1.2 resumes by session id)
 };
 
+// The fleet tier ("fleet"): TLS resumption shared with other instances through Redis.
+struct FleetConfig {
+  bool enabled = false;                       // "fleet" present
+  std::string redis;                          // as written: "HOST:PORT" or "unix:/PATH"
+  std::string prefix = "molt:";               // of every key and channel molt uses
+  std::string passwordFile;                   // empty: no AUTH
+  std::string password;                       // the file's first line, read through the FileSource
+  Millis sessionTtl = std::chrono::hours(1);  // of the sessions written to Redis
+  Millis lookupTimeout = std::chrono::milliseconds(50);  // a handshake waits this long at most
+};
+
 struct BindConfig {
   std::string text;  // as written, after normalisation: the key listeners are reused by
   SocketAddress address;
@@ -179,6 +190,7 @@ struct Config {
   std::string fileName;
   GlobalConfig global;
   TlsConfig tls;
+  FleetConfig fleet;
   std::vector<FrontendConfig> frontends;
   std::vector<BackendConfig> backends;
   // Every side file read or directory listed through the FileSource (host maps, certificate

@@ -140,6 +140,7 @@ class Fields {
 // The parse steps, one per section; each appends what it could read and reports the rest.
 void parseGlobal(ParseContext& ctx, const JsonValue& v, GlobalConfig& out);
 void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out);
+void parseFleet(ParseContext& ctx, const JsonValue& v, FleetConfig& out);
 void parseBackends(ParseContext& ctx, const JsonValue& v, std::vector<BackendConfig>& out);
 void parseFrontends(ParseContext& ctx, const JsonValue& v, std::vector<FrontendConfig>& out);
 // One element of "backends" at `path` (its servers' names checked against each other).

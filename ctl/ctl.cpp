@@ -31,7 +31,7 @@ constexpr const char* kUsage =
     "          servers [BACKEND], server.add BACKEND NAME ADDRESS,\n"
     "          server.del BACKEND NAME, server.set BACKEND NAME, backend.add, backend.del NAME,\n"
     "          cert.set FRONTEND PATH, cert.del FRONTEND NAME, map.set FRONTEND HOST VALUE,\n"
-    "          map.del FRONTEND HOST, cache\n"
+    "          map.del FRONTEND HOST, cache, rotate-tickets\n"
     "key=value adds a field to the request (value parsed as JSON when it is JSON, else a string);\n"
     "a dotted key sets a nested field: server.weight=2\n";
 

@@ -64,6 +64,7 @@ void ApiCommands::dispatch(const nlohmann::json& request, const ApiPeer& peer, A
   if (name == "proc") return reply(procReport());
   if (name == "errors") return reply({{"ok", true}, {"errors", reloader_.lastErrors()}});
   if (name == "cache") return reply(cacheReport());
+  if (name == "rotate-tickets") return tlsZones_.rotateNow(std::move(reply));
   if (name == "servers") return reply(serversReport(request));
   if (name == "status") return reply(metrics_.status());
   if (name == "reload") return reloader_.request("api", std::move(reply));
@@ -75,7 +76,7 @@ void ApiCommands::dispatch(const nlohmann::json& request, const ApiPeer& peer, A
                            std::move(reply).observed([this, name](const nlohmann::json& r) {
                              metrics_.changeAnswered(name, r.value("ok", false));
                            }));
-  std::string known = "proc, status, reload, upgrade, errors, cache, servers";
+  std::string known = "proc, status, reload, upgrade, errors, cache, rotate-tickets, servers";
   for (const ChangeKind& kind : changeKinds()) known += ", " + std::string(kind.cmd);
   reply(failure("cmd: unknown command '" + name + "' (known: " + known + ")"));
 }
@@ -143,7 +144,36 @@ nlohmann::json ApiCommands::cacheReport() const {
   } else {
     report["ticket_keys"] = nullptr;
   }
+  report["fleet"] = tlsZones_.fleetReport();
+  if (report["fleet"].is_object()) report["fleet"]["workers"] = fleetWorkersReport();
   return report;
+}
+
+// The workers' side of the fleet tier, summed over the live workers' stats zones. Numbers a
+// worker wrote: only added up and shown, each bounded so that a scribbling worker cannot make the
+// sum wrap.
+nlohmann::json ApiCommands::fleetWorkersReport() const {
+  constexpr std::uint64_t kBound = std::uint64_t{1} << 48;
+  auto read = [&](const shm::Counter& c) {
+    return std::min(c.load(std::memory_order_relaxed), kBound);
+  };
+  std::uint64_t lookups = 0, hits = 0, timeouts = 0, refused = 0, stores = 0, up = 0, workers = 0;
+  for (const auto& g : supervisor_.generations())
+    for (const auto& slot : g->slots()) {
+      if (!slot.process || !slot.process->counters()) continue;
+      const shm::WorkerRow& row = slot.process->counters()->zone().worker();
+      lookups += read(row.fleetLookups);
+      hits += read(row.fleetHits);
+      timeouts += read(row.fleetTimeouts);
+      refused += read(row.fleetRefused);
+      stores += read(row.fleetStores);
+      if (g.get() == supervisor_.current()) {
+        ++workers;
+        up += read(row.fleetUp) == 1 ? 1 : 0;
+      }
+    }
+  return {{"serving", workers},   {"connected", up},    {"lookups", lookups}, {"hits", hits},
+          {"timeouts", timeouts}, {"refused", refused}, {"stores", stores}};
 }
 
 nlohmann::json ApiCommands::procReport() const {

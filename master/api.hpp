@@ -17,7 +17,7 @@ namespace molt::master {
 class ApiCommands {
  public:
   ApiCommands(Supervisor& supervisor, Reloader& reloader, ChangeCoordinator& changes,
-              const TlsZones& tlsZones, Metrics& metrics)
+              TlsZones& tlsZones, Metrics& metrics)
       : supervisor_(supervisor),
         reloader_(reloader),
         changes_(changes),
@@ -33,12 +33,13 @@ class ApiCommands {
   void dispatch(const nlohmann::json& request, const ApiPeer& peer, ApiReply& reply);
   nlohmann::json procReport() const;
   nlohmann::json cacheReport() const;
+  nlohmann::json fleetWorkersReport() const;
   nlohmann::json serversReport(const nlohmann::json& request) const;
 
   Supervisor& supervisor_;
   Reloader& reloader_;
   ChangeCoordinator& changes_;
-  const TlsZones& tlsZones_;
+  TlsZones& tlsZones_;
   Metrics& metrics_;
 };
 

@@ -1,7 +1,9 @@
 #include "master/tls_zones.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "common/log.hpp"
@@ -59,14 +61,50 @@ void TlsZones::commit(const common::Config& config, std::shared_ptr<shm::Session
     scheduleRotation();
   else
     uv_timer_stop(timer_.get());
+  configureFleet(config);
 }
 
-void TlsZones::scheduleRotation() {
+void TlsZones::configureFleet(const common::Config& config) {
+  if (!config.fleet.enabled || !keys_) {
+    if (fleet_) common::log::info("fleet: leaving the fleet; ticket keys are this instance's own");
+    fleet_.reset();
+    return;
+  }
+  if (!fleet_ || !fleet_->sameAs(config.fleet)) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    fleet_ = std::make_unique<FleetRing>(loop_, config.fleet,
+                                         std::string(host) + ":" + std::to_string(getpid()));
+    common::log::info("fleet: sharing TLS resumption through redis {} (prefix {})",
+                      config.fleet.redis, config.fleet.prefix);
+  }
+  fleet_->use(keys_, rotation_);
+}
+
+void TlsZones::rotateNow(std::function<void(nlohmann::json)> done) {
+  if (!keys_) return done({{"ok", false}, {"error", "no TLS bind: no ticket keys to rotate"}});
+  auto answer = [this, done](bool rotated, const std::string& note) {
+    scheduleRotation(rotated ? 0 : kFleetRetryMs);
+    done({{"ok", rotated}, {rotated ? "status" : "error", note}});
+  };
+  if (fleet_ && fleet_->rotate(true, answer)) return;
+  bool rotated = rotateLocally();
+  answer(rotated, rotated ? (fleet_ ? "redis out of reach: rotated this instance's keys"
+                                    : "rotated this instance's keys")
+                          : "rotation failed (no randomness?)");
+}
+
+nlohmann::json TlsZones::fleetReport() const {
+  return fleet_ ? fleet_->report() : nlohmann::json(nullptr);
+}
+
+void TlsZones::scheduleRotation(std::uint64_t floorMs) {
   if (!keys_ || rotation_.count() <= 0) return;
   // From the zone's own record, so neither a reload nor an upgrade restarts the period.
   std::int64_t due = keys_->snapshot().rotatedAt + rotation_.count() / 1000;
   std::int64_t now = std::time(nullptr);
   std::uint64_t delayMs = due > now ? static_cast<std::uint64_t>(due - now) * 1000 : 0;
+  delayMs = std::max(delayMs, floorMs);
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {
@@ -75,14 +113,26 @@ void TlsZones::scheduleRotation() {
       delayMs, 0);
 }
 
+// With a fleet in reach, the fleet's lease decides who rotates; without, this master rotates its
+// own ring, and rejoins the fleet's when Redis answers again.
 void TlsZones::rotate() {
   if (!keys_) return;
+  if (fleet_ && fleet_->rotate(false, [this](bool rotated, const std::string&) {
+        scheduleRotation(rotated ? 0 : kFleetRetryMs);
+      })) {
+    return;
+  }
+  rotateLocally();
+  scheduleRotation();
+}
+
+bool TlsZones::rotateLocally() {
   if (keys_->rotate()) {
     common::log::info("tls: ticket keys rotated ({} rotations)", keys_->snapshot().rotations);
-  } else {
-    common::log::error("tls: ticket key rotation failed (no randomness?); keeping the keys");
+    return true;
   }
-  scheduleRotation();
+  common::log::error("tls: ticket key rotation failed (no randomness?); keeping the keys");
+  return false;
 }
 
 nlohmann::json TlsZones::inventory(std::vector<int>& fds) const {

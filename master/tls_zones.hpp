@@ -10,6 +10,7 @@
 
 #include "common/config.hpp"
 #include "common/uv_handle.hpp"
+#include "master/fleet.hpp"
 #include "shm/session_cache.hpp"
 #include "shm/ticket_keys.hpp"
 
@@ -39,6 +40,14 @@ class TlsZones {
   // period, become the instance's.
   void commit(const common::Config& config, std::shared_ptr<shm::SessionCache> cache,
               std::shared_ptr<shm::TicketKeys> keys);
+  // The fleet tier (config.fleet): starts, keeps (same Redis, password and prefix) or stops the
+  // fleet's ticket ring. Called by commit, and after a binary upgrade's restore.
+  void configureFleet(const common::Config& config);
+  // Rotates now (the runtime API): the fleet's ring when Redis is in reach, else the local one.
+  // `done` gets the answer to send.
+  void rotateNow(std::function<void(nlohmann::json)> done);
+  // The fleet's state for `molt ctl cache`, or null without a fleet.
+  nlohmann::json fleetReport() const;
   std::shared_ptr<shm::SessionCache> sessionCache() const { return cache_; }
   std::shared_ptr<shm::TicketKeys> ticketKeys() const { return keys_; }
 
@@ -50,14 +59,20 @@ class TlsZones {
   std::shared_ptr<shm::SessionCache> cacheByFd(int fd) const;
 
  private:
-  void scheduleRotation();
+  // Next rotation at the zone's due time, or `floorMs` from now if that is later.
+  void scheduleRotation(std::uint64_t floorMs = 0);
   void rotate();
+  bool rotateLocally();
 
   uv_loop_t* loop_;
   std::shared_ptr<shm::SessionCache> cache_;
   std::shared_ptr<shm::TicketKeys> keys_;
   common::Millis rotation_{0};
   common::UvHandle<uv_timer_t> timer_;
+  std::unique_ptr<FleetRing> fleet_;
+  // A fleet rotation that changed nothing here (another master holds the lease) is looked at
+  // again this much later, when that master's ring has been read.
+  static constexpr std::uint64_t kFleetRetryMs = 5000;
 };
 
 }  // namespace molt::master

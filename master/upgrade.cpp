@@ -305,6 +305,8 @@ void Upgrader::adopt(const nlohmann::json& doc) {
     if (std::string error = parts_.tlsZones.restore(*zones); !error.empty())
       common::log::error("upgrade: {}", error);
   restoreGenerations(doc, restoreListeners(doc));
+  if (Generation* serving = parts_.supervisor.current())
+    parts_.tlsZones.configureFleet(serving->config());
   if (auto metrics = doc.find("metrics"); metrics != doc.end()) parts_.metrics.restore(*metrics);
   parts_.supervisor.migrator().restore(doc.value("migrations", nlohmann::json::array()));
   parts_.supervisor.respawnMissing();

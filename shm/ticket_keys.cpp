@@ -96,6 +96,18 @@ void TicketKeys::publish(const TicketKeySet& keys) noexcept {
 bool TicketKeys::rotate(std::int64_t now) noexcept {
   if (!writable_) return false;
   TicketKeySet keys = snapshot();
+  if (!rotateTicketKeys(keys, now)) return false;
+  publish(keys);
+  return true;
+}
+
+bool TicketKeys::replace(const TicketKeySet& keys) noexcept {
+  if (!writable_) return false;
+  publish(keys);
+  return true;
+}
+
+bool rotateTicketKeys(TicketKeySet& keys, std::int64_t now) noexcept {
   TicketKey fresh;
   if (!makeTicketKey(fresh, now)) return false;
   keys.previous = keys.current;
@@ -103,8 +115,90 @@ bool TicketKeys::rotate(std::int64_t now) noexcept {
   keys.next = fresh;
   keys.rotatedAt = now;
   keys.rotations += 1;
-  publish(keys);
   return true;
+}
+
+namespace {
+
+constexpr std::string_view kRingMagic = "MOLTRNG1";
+
+void put64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get64(std::string_view& in) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<unsigned char>(in[i])) << (8 * i);
+  in.remove_prefix(8);
+  return v;
+}
+
+template <std::size_t N>
+void getBytes(std::string_view& in, std::array<std::uint8_t, N>& out) {
+  std::memcpy(out.data(), in.data(), N);
+  in.remove_prefix(N);
+}
+
+}  // namespace
+
+std::string encodeTicketRing(const TicketKeySet& keys) {
+  std::string out(kRingMagic);
+  put64(out, static_cast<std::uint64_t>(keys.rotatedAt));
+  put64(out, keys.rotations);
+  for (const TicketKey* key : {&keys.previous, &keys.current, &keys.next}) {
+    out.append(reinterpret_cast<const char*>(key->name.data()), key->name.size());
+    out.append(reinterpret_cast<const char*>(key->aesKey.data()), key->aesKey.size());
+    out.append(reinterpret_cast<const char*>(key->hmacKey.data()), key->hmacKey.size());
+    put64(out, static_cast<std::uint64_t>(key->created));
+  }
+  return out;
+}
+
+// Times must be positive and not ahead of the reader's clock by more than a day (clocks of a
+// fleet differ; a ring from far in the future would stop rotation for as long).
+std::optional<TicketKeySet> decodeTicketRing(std::string_view in, std::int64_t now,
+                                             std::string& error) {
+  constexpr std::int64_t kSkew = 24 * 3600;
+  if (in.size() != kTicketRingBytes) {
+    error = "ticket ring: " + std::to_string(in.size()) + " bytes, expected " +
+            std::to_string(kTicketRingBytes);
+    return std::nullopt;
+  }
+  if (in.substr(0, kRingMagic.size()) != kRingMagic) {
+    error = "ticket ring: not a molt ticket ring (magic)";
+    return std::nullopt;
+  }
+  in.remove_prefix(kRingMagic.size());
+  TicketKeySet keys{};
+  keys.rotatedAt = static_cast<std::int64_t>(get64(in));
+  keys.rotations = get64(in);
+  for (TicketKey* key : {&keys.previous, &keys.current, &keys.next}) {
+    getBytes(in, key->name);
+    getBytes(in, key->aesKey);
+    getBytes(in, key->hmacKey);
+    key->created = static_cast<std::int64_t>(get64(in));
+    if (key->created <= 0 || key->created > now + kSkew) {
+      error = "ticket ring: a key's creation time is out of range";
+      return std::nullopt;
+    }
+  }
+  if (keys.rotatedAt <= 0 || keys.rotatedAt > now + kSkew) {
+    error = "ticket ring: rotation time out of range";
+    return std::nullopt;
+  }
+  if (keys.previous.name == keys.current.name || keys.current.name == keys.next.name ||
+      keys.previous.name == keys.next.name) {
+    error = "ticket ring: two keys share a name";
+    return std::nullopt;
+  }
+  return keys;
+}
+
+bool sameTicketKeys(const TicketKeySet& a, const TicketKeySet& b) noexcept {
+  auto same = [](const TicketKey& x, const TicketKey& y) {
+    return x.name == y.name && x.aesKey == y.aesKey && x.hmacKey == y.hmacKey;
+  };
+  return same(a.previous, b.previous) && same(a.current, b.current) && same(a.next, b.next);
 }
 
 }  // namespace molt::shm

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/unique_fd.hpp"
 #include "shm/zone.hpp"
@@ -54,6 +56,8 @@ class TicketKeys {
   // Master only, on its rotation timer: previous <- current, current <- next, next <- fresh
   // (RAND_bytes). False, with nothing changed, when randomness failed or the zone is read-only.
   bool rotate(std::int64_t now = std::time(nullptr)) noexcept;
+  // Master only: publishes `keys` (the fleet's ring) as they are. False when read-only.
+  bool replace(const TicketKeySet& keys) noexcept;
   // Any process: a consistent copy of the keys, without locking.
   TicketKeySet snapshot() const noexcept;
 
@@ -70,5 +74,21 @@ class TicketKeys {
 
 // A fresh random key created at `now`; false when RAND_bytes failed.
 bool makeTicketKey(TicketKey& key, std::int64_t now) noexcept;
+// `keys` rotated once at `now`: previous <- current, current <- next, next <- fresh. False when
+// RAND_bytes failed.
+bool rotateTicketKeys(TicketKeySet& keys, std::int64_t now) noexcept;
+
+// The ring's form outside the zone (the fleet's copy in Redis): "MOLTRNG1", rotatedAt and
+// rotations (little-endian 64-bit), then previous, current and next, each name, AES key, HMAC key
+// and created time; kTicketRingBytes in all.
+inline constexpr std::size_t kTicketRingBytes = 8 + 8 + 8 + 3 * (16 + 32 + 32 + 8);
+std::string encodeTicketRing(const TicketKeySet& keys);
+// Reads what encodeTicketRing wrote, from a source that is not trusted: nullopt + `error` when
+// the length, the magic, the times (`now` is the reader's clock) or the key names do not check
+// out.
+std::optional<TicketKeySet> decodeTicketRing(std::string_view bytes, std::int64_t now,
+                                             std::string& error);
+// The same keys in the same slots (what a ring's copies are compared by).
+bool sameTicketKeys(const TicketKeySet& a, const TicketKeySet& b) noexcept;
 
 }  // namespace molt::shm

@@ -57,7 +57,11 @@ static_assert(sizeof(StatsHeader) == 64);
 
 struct WorkerRow {
   Counter connections;  // a gauge: open client connections
-  std::uint64_t reserved[7];
+  // The fleet tier's session lookups (worker/tls/fleet_sessions.hpp): asked, answered with a
+  // session that checked out, given up after fleet.lookup_timeout, answered with bytes that did
+  // not check out; sessions written; and a gauge, 1 while this worker's Redis link is up.
+  Counter fleetLookups, fleetHits, fleetTimeouts, fleetRefused, fleetStores, fleetUp;
+  std::uint64_t reserved[1];
 };
 static_assert(sizeof(WorkerRow) == 64);
 

@@ -30,6 +30,8 @@ void Worker::releaseZonesIfQuiet() {
   }
   tlsContexts_.clear();
   tlsOptions_.clear();
+  if (fleet_) common::log::info("draining: closed the fleet tier's redis link");
+  fleet_.reset();
   if (!sessionCache_ && !ticketKeys_) return;
   sessionCache_.reset();
   ticketKeys_.reset();

@@ -216,6 +216,10 @@ bool Worker::buildTlsContexts() {
     TlsOptions options = tlsOptions(config_->tls, frontend->config());
     options.sessionCache = sessionCache_.get();
     options.ticketKeys = ticketKeys_.get();
+    if (config_->fleet.enabled && !fleet_)
+      fleet_ = std::make_unique<FleetSessions>(loop_, config_->fleet,
+                                               stats_ ? &stats_->worker() : nullptr);
+    options.fleet = fleet_.get();
     std::string error;
     // The file's certificates, then those set through the runtime API (which win for the names
     // they share).
@@ -345,6 +349,7 @@ void Worker::stop(const char* why) {
   phase_ = ServingPhase::Stopped;
   for (auto& frontend : frontends_) frontend->closeListeners();
   serverPool_->closeAll();
+  fleet_.reset();
   for (auto& [raw, session] : sessions_) ended_.push_back(std::move(session));
   sessions_.clear();
   ended_.clear();

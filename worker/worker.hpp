@@ -28,6 +28,7 @@
 #include "worker/server_pool.hpp"
 #include "worker/session.hpp"
 #include "worker/tls/context.hpp"
+#include "worker/tls/fleet_sessions.hpp"
 #include "worker/tls/stream.hpp"
 
 namespace molt::worker {
@@ -141,6 +142,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   // TLS: the zones from the master, and a context per frontend with a tls bind.
   std::unique_ptr<shm::SessionCache> sessionCache_;
   std::unique_ptr<shm::TicketKeys> ticketKeys_;
+  std::unique_ptr<FleetSessions> fleet_;           // the fleet tier's Redis link, while serving
   std::unique_ptr<shm::ServerState> serverState_;  // health from the master's checks
   // This worker's counters, read by the master for its metrics; a process-local row stands in
   // for a frontend the zone has no row for.

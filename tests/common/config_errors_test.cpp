@@ -300,3 +300,22 @@ TEST_CASE("global.metrics is a bind address; names have a length limit", "[confi
       errors(text({R"({"global": {"metrics": 9100},)", R"( "frontends": [], "backends": []})"})) ==
       Lines{"molt.json:1:24: global.metrics: expected a string"});
 }
+
+TEST_CASE("fleet settings are checked: the redis address, the prefix, the password file",
+          "[config][fleet]") {
+  CHECK(errors(text({
+            R"({"fleet": {"redis": "127.0.0.1:99999", "prefix": "has space",)",
+            R"(  "password_file": "/nonexistent/redis.pass", "lookup_timeout": "5s"}})",
+        })) == Lines{"molt.json:1:21: fleet.redis: port out of range",
+                     "molt.json:1:50: fleet.prefix: must be 1 to 100 printable characters "
+                     "without spaces",
+                     "molt.json:2:20: fleet.password_file: /nonexistent/redis.pass: No such file "
+                     "or directory",
+                     "molt.json:2:65: fleet.lookup_timeout: at most \"1s\": every resuming "
+                     "handshake may wait this long"});
+  CHECK(errors(text({R"({"fleet": {"prefix": "m:"}})"})) ==
+        Lines{"molt.json:1:11: fleet: missing required key 'redis'"});
+  CHECK(errors(text({R"({"fleet": {"redis": "unix:relative"}})"})) ==
+        Lines{"molt.json:1:21: fleet.redis: a unix socket must be an absolute path "
+              "(\"unix:/run/redis/redis.sock\")"});
+}

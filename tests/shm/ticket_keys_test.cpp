@@ -136,3 +136,37 @@ TEST_CASE("workers get the ticket keys through a descriptor that cannot be mappe
   REQUIRE(view->snapshot().current.name == keys->snapshot().current.name);
   REQUIRE_FALSE(view->rotate());
 }
+
+TEST_CASE("a fleet's ticket ring round-trips, and a ring that does not check out is refused",
+          "[shm][tickets][fleet][trust]") {
+  std::string error;
+  auto keys = molt::shm::TicketKeys::create(error, 1'700'000'000);
+  REQUIRE(keys);
+  molt::shm::TicketKeySet set = keys->snapshot();
+  REQUIRE(molt::shm::rotateTicketKeys(set, 1'700'000'100));
+  std::string bytes = molt::shm::encodeTicketRing(set);
+  REQUIRE(bytes.size() == molt::shm::kTicketRingBytes);
+  auto back = molt::shm::decodeTicketRing(bytes, 1'700'000'200, error);
+  REQUIRE(back);
+  CHECK(molt::shm::sameTicketKeys(*back, set));
+  CHECK(back->rotations == 1);
+  CHECK(back->rotatedAt == 1'700'000'100);
+  REQUIRE(keys->replace(*back));
+  CHECK(molt::shm::sameTicketKeys(keys->snapshot(), set));
+
+  // What Redis might hold instead: other bytes, a truncated ring, a ring from the far future,
+  // two slots with one key.
+  CHECK_FALSE(molt::shm::decodeTicketRing("hello", 1'700'000'200, error));
+  CHECK_THAT(error, Catch::Contains("5 bytes"));
+  std::string magic = bytes;
+  magic[0] = 'X';
+  CHECK_FALSE(molt::shm::decodeTicketRing(magic, 1'700'000'200, error));
+  CHECK_FALSE(molt::shm::decodeTicketRing(bytes.substr(1), 1'700'000'200, error));
+  CHECK_FALSE(molt::shm::decodeTicketRing(bytes, 1'600'000'000, error));
+  CHECK_THAT(error, Catch::Contains("out of range"));
+  molt::shm::TicketKeySet twice = set;
+  twice.next.name = twice.current.name;
+  CHECK_FALSE(
+      molt::shm::decodeTicketRing(molt::shm::encodeTicketRing(twice), 1'700'000'200, error));
+  CHECK_THAT(error, Catch::Contains("share a name"));
+}

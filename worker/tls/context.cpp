@@ -23,7 +23,8 @@ std::shared_ptr<TlsContext> TlsContext::create(tls::TlsCertificateSet set,
     return nullptr;
   }
   std::shared_ptr<TlsContext> self(new TlsContext());
-  self->store_ = std::make_unique<TlsSessionStore>(options.sessionCache, options.ticketKeys);
+  self->store_ =
+      std::make_unique<TlsSessionStore>(options.sessionCache, options.ticketKeys, options.fleet);
   for (std::size_t i = 0; i < set.certificates.size(); ++i) {
     const tls::TlsCertificate& cert = set.certificates[i];
     tls::SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));

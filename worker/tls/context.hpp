@@ -22,6 +22,7 @@ namespace molt::worker {
 struct TlsOptions : tls::TlsSettings {
   shm::SessionCache* sessionCache = nullptr;    // not owned; nullptr: no session-id resumption
   const shm::TicketKeys* ticketKeys = nullptr;  // not owned; nullptr: per-context ticket keys
+  FleetSessions* fleet = nullptr;               // not owned; nullptr: no fleet tier
 };
 
 // The options a frontend's config asks for (zones left to the caller).

@@ -37,6 +37,10 @@ void TlsEngine::attachBuffers() {
   SSL_set_bio(ssl_.get(), in_, out_);
 }
 
+void TlsEngine::setWaker(HandshakeWaker* waker) noexcept {
+  if (ssl_) SSL_set_app_data(ssl_.get(), waker);
+}
+
 bool TlsEngine::feed(std::span<const char> ciphertext) noexcept {
   if (ciphertext.empty()) return true;
   return BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size())) ==
@@ -95,6 +99,8 @@ TlsStatus TlsEngine::fail(int result) noexcept {
   switch (SSL_get_error(ssl_.get(), result)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
+    // Suspended at the ClientHello for a fleet lookup: the waker drives it again.
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
       return TlsStatus::WantInput;
     case SSL_ERROR_ZERO_RETURN:
       phase_ = TlsPhase::Closed;

@@ -47,6 +47,9 @@ class TlsEngine {
   TlsEngine& operator=(const TlsEngine&) = delete;
 
   bool valid() const { return ssl_ != nullptr; }
+  // Who continues the handshake when it was suspended for a fleet lookup (see TlsSessionStore);
+  // must outlive the engine or be reset.
+  void setWaker(HandshakeWaker* waker) noexcept;
   // Appends ciphertext received from the peer. False only when out of memory.
   bool feed(std::span<const char> ciphertext) noexcept;
   // Advances the handshake as far as the fed bytes allow.

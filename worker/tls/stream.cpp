@@ -15,6 +15,7 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
                      std::shared_ptr<const TlsContext> context, HandshakeObserver& observer)
     : buffers_(buffers), inner_(loop, buffers), engine_(std::move(context)), observer_(observer) {
   inner_.setHandler(this);
+  engine_.setWaker(this);
   uv_idle_init(loop, deferred_.get());
   deferred_->data = this;
   observer_.handshakeStarted();

@@ -36,7 +36,7 @@ class HandshakeObserver {
 // travels in pooled buffers like plain reads; the engine's own buffers are released whenever the
 // connection is idle. Writes made before the handshake completes wait for it. Read backpressure
 // follows the session: while it does not read, records stay undecrypted and the socket unread.
-class TlsStream final : public ClientStream, private StreamHandler {
+class TlsStream final : public ClientStream, private StreamHandler, private HandshakeWaker {
  public:
   TlsStream(uv_loop_t* loop, BufferPool& buffers, std::shared_ptr<const TlsContext> context,
             HandshakeObserver& observer);
@@ -85,6 +85,7 @@ class TlsStream final : public ClientStream, private StreamHandler {
   void scheduleDeferred() noexcept;
   void releaseIfIdle() noexcept;
   void quiet() noexcept override;
+  void wakeHandshake() noexcept override { scheduleDeferred(); }
 
   BufferPool& buffers_;
   PlainStream inner_;
