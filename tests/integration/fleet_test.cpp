@@ -239,3 +239,56 @@ TEST_CASE("what redis answers is checked: a forged session and a forged ring are
   CHECK(askApi(a.socket(), R"({"cmd": "cache"})")["ticket_keys"] == before);
   REQUIRE_LINE(a.molt.process(), "tls:ticket-ring in Redis refused", 5s);
 }
+
+TEST_CASE("a reload and a binary upgrade keep the fleet ring and the redis configuration",
+          "[fleet][integration][upgrade]") {
+  Origin origin;
+  Redis redis(unusedPort());
+  Instance a(origin.echoPort(), redis.port(), true), b(origin.echoPort(), redis.port(), true);
+  REQUIRE(waitFor([&] { return connected(a) && connected(b); }));
+  TlsClientOptions options{"www.example.com", "TLSv1.3", true, nullptr};
+  bool resumed = true;
+  auto ticketFrom = [&](std::uint16_t port) {
+    options.resume = nullptr;
+    return handshake(port, options, &resumed);
+  };
+  auto resumesOn = [&](std::uint16_t port, const TlsSession& ticket) {
+    options.resume = ticket.get();
+    handshake(port, options, &resumed);
+    return resumed;
+  };
+  auto cache = [&] { return askApi(a.socket(), R"({"cmd": "cache"})"); };
+  const nlohmann::json keysBefore = cache()["ticket_keys"];
+  const auto linkSince = a.fleet()["since"];
+  TlsSession beforeReload = ticketFrom(a.port()), beforeUpgrade = ticketFrom(a.port());
+
+  // A reload: the master keeps its redis link (same "since") and the fleet's ring.
+  REQUIRE(askApi(a.socket(), R"({"cmd": "reload"})")["ok"] == true);
+  std::uint16_t port2 = a.molt.port("fe", 2);
+  CHECK(connected(a));
+  CHECK(a.fleet()["since"] == linkSince);
+  CHECK(cache()["ticket_keys"] == keysBefore);
+  CHECK(resumesOn(port2, beforeReload));
+  CHECK(resumesOn(b.port(), ticketFrom(port2)));
+  CHECK(resumesOn(port2, ticketFrom(b.port())));
+
+  // A binary upgrade (re-exec of the same file): the new master reads the fleet configuration
+  // from the inventory, keeps the ring it had and joins the fleet's again.
+  size_t from = a.molt.process().lines().size();
+  REQUIRE(askApi(a.socket(), R"({"cmd": "upgrade"})")["ok"] == true);
+  REQUIRE_LINE(a.molt.process(), "generation 3 serving", 20s, from);
+  std::uint16_t port3 = a.molt.port("fe", 3);
+  REQUIRE(waitFor([&] { return connected(a); }));
+  CHECK(cache()["ticket_keys"] == keysBefore);
+  CHECK(resumesOn(port3, beforeUpgrade));
+  CHECK(resumesOn(b.port(), ticketFrom(port3)));
+  CHECK(resumesOn(port3, ticketFrom(b.port())));
+  // The new workers' session tier works too: a TLS 1.2 session from B resumes on A.
+  TlsClientOptions twelve{"www.example.com", "TLSv1.2", false, nullptr};
+  TlsSession fromB = handshake(b.port(), twelve, &resumed);
+  twelve.resume = fromB.get();
+  CHECK(waitFor([&] {
+    handshake(port3, twelve, &resumed);
+    return resumed;
+  }));
+}
