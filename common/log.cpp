@@ -1,10 +1,13 @@
 #include "common/log.hpp"
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iterator>
 
@@ -16,6 +19,22 @@ pid_t gPid = 0;  // 0: not read yet in this process
 // glibc has not cached getpid() since 2.25; the access log prints it on every line.
 [[maybe_unused]] const int gForgetPidInChildren =
     pthread_atfork(nullptr, nullptr, [] { gPid = 0; });
+// Under systemd, stderr may be the journal's stream: JOURNAL_STREAM names its device and inode
+// (a child whose stderr went elsewhere inherits the variable, hence the comparison). The journal
+// stamps every line itself and reads a "<N>" syslog priority in front of it.
+bool stderrIsJournal() {
+  static int answer = -1;  // inherited across fork with stderr itself
+  if (answer < 0) {
+    answer = 0;
+    unsigned long long device = 0, inode = 0;
+    struct stat st {};
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    if (stream != nullptr && std::sscanf(stream, "%llu:%llu", &device, &inode) == 2 &&
+        fstat(STDERR_FILENO, &st) == 0 && st.st_dev == device && st.st_ino == inode)
+      answer = 1;
+  }
+  return answer == 1;
+}
 }  // namespace
 
 void processChanged() noexcept {
@@ -31,7 +50,27 @@ void setRole(std::string role) {
   gRole = std::move(role);
 }
 
+// "molt[PID] ROLE: ", made again only when the process or its role changed.
+const std::string& processTag() {
+  static std::string tag;
+  static int tagPid = 0;
+  static std::string tagRole;
+  if (tagPid != processId() || tagRole != gRole) {
+    tagPid = processId();
+    tagRole = gRole;
+    tag = fmt::format("molt[{}] {}: ", tagPid, gRole);
+  }
+  return tag;
+}
+
 void appendLinePrefix(std::string& out, Level level) {
+  const char* tag = level == Level::Info ? "" : level == Level::Warn ? "warning: " : "error: ";
+  if (stderrIsJournal()) {
+    out.append(level == Level::Info ? "<6>" : level == Level::Warn ? "<4>" : "<3>");
+    out.append(processTag());
+    out.append(tag);
+    return;
+  }
   static long second = -1;  // molt processes are single-threaded
   static char date[24];
   static std::size_t dateLength = 0;
@@ -51,17 +90,8 @@ void appendLinePrefix(std::string& out, Level level) {
                     static_cast<char>('0' + ms % 10)};
   out.append(date, dateLength);
   out.append(digits, 3);
-  const char* tag = level == Level::Info ? "" : level == Level::Warn ? "warning: " : "error: ";
-  // "Z molt[PID] ROLE: ", made again only when the process or its role changed.
-  static std::string rest;
-  static int restPid = 0;
-  static std::string restRole;
-  if (restPid != processId() || restRole != gRole) {
-    restPid = processId();
-    restRole = gRole;
-    rest = fmt::format("Z molt[{}] {}: ", restPid, gRole);
-  }
-  out.append(rest);
+  out += "Z ";
+  out.append(processTag());
   out.append(tag);
 }
 

@@ -22,7 +22,8 @@ int processId() noexcept;
 
 // Appends the start of a log line, "TIME molt[PID] ROLE: " (plus "warning: " / "error: "), to
 // `out`: for writers that batch their own lines (the access log). The date and time to the
-// second are formatted once per second.
+// second are formatted once per second. When stderr is systemd's journal (JOURNAL_STREAM), the
+// time is left to the journal and the line starts with its syslog priority: "<6>molt[PID] ROLE: ".
 void appendLinePrefix(std::string& out, Level level = Level::Info);
 
 // Writes one line with a single write(2) so lines from several processes sharing stderr never
