@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ namespace {
 constexpr const char* kDefaultSocket = "/run/molt/api.sock";
 constexpr const char* kUsage =
     "usage: molt ctl [-s SOCKET | -f CONFIG] [--json] COMMAND [ARG...] [key=value...]\n"
+    "       molt ctl --help | --commands\n"
     "commands: proc, status, top [-n COUNT] [-d SECONDS], reload, upgrade, errors,\n"
     "          servers [BACKEND], server.add BACKEND NAME ADDRESS,\n"
     "          server.del BACKEND NAME, server.set BACKEND NAME, backend.add, backend.del NAME,\n"
@@ -34,6 +36,12 @@ constexpr const char* kUsage =
     "          map.del FRONTEND HOST, cache, rotate-tickets\n"
     "key=value adds a field to the request (value parsed as JSON when it is JSON, else a string);\n"
     "a dotted key sets a nested field: server.weight=2\n";
+
+// Every command, in the order `molt ctl --commands` lists them (the bash completion reads it).
+constexpr const char* kCommands[] = {
+    "proc",     "status",     "top",        "reload",     "upgrade",     "errors",
+    "servers",  "server.add", "server.del", "server.set", "backend.add", "backend.del",
+    "cert.set", "cert.del",   "map.set",    "map.del",    "cache",       "rotate-tickets"};
 
 // The fields positional arguments fill, per command (dotted: nested).
 const std::map<std::string, std::vector<std::string>> kPositional = {
@@ -46,6 +54,7 @@ const std::map<std::string, std::vector<std::string>> kPositional = {
     {"cert.del", {"frontend", "name"}},
     {"map.set", {"frontend", "host", "value"}},
     {"map.del", {"frontend", "host"}},
+    {"--complete", {"field", "backend"}},
 };
 
 struct Options {
@@ -309,12 +318,54 @@ int runTop(const Options& options) {
   return 0;
 }
 
+// `molt ctl [-s SOCKET | -f CONFIG] --complete FIELD [BACKEND]`: the names a running instance
+// knows for FIELD (backend, server of BACKEND, frontend), one per line, for the bash completion.
+// Prints nothing when the master does not answer: a completion never shows an error.
+int complete(const Options& options) {
+  const std::string field = options.request.value("field", "");
+  const bool frontends = field == "frontend";
+  if (!frontends && field != "backend" && field != "server") return 2;
+  std::string error;
+  std::string line =
+      exchange(options.socket, frontends ? R"({"cmd":"status"})" : R"({"cmd":"servers"})", error);
+  auto response = nlohmann::json::parse(line, nullptr, false);
+  if (!error.empty() || !response.is_object()) return 1;
+  std::set<std::string> names;
+  const nlohmann::json& rows = response[frontends ? "frontends" : "servers"];
+  if (!rows.is_array()) return 1;
+  const std::string backend = options.request.value("backend", "");
+  for (const auto& row : rows) {
+    if (!row.is_object()) continue;
+    const char* key = field == "backend" ? "backend" : "name";
+    if (field == "server" && row.value("backend", "") != backend) continue;
+    if (row.contains(key) && row[key].is_string()) names.insert(row[key].get<std::string>());
+  }
+  for (const auto& name : names) std::printf("%s\n", name.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int runCtl(int argc, char** argv) {
+  if (argc >= 1 && (std::strcmp(argv[0], "--help") == 0 || std::strcmp(argv[0], "-h") == 0 ||
+                    std::strcmp(argv[0], "help") == 0)) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (argc >= 1 && std::strcmp(argv[0], "--commands") == 0) {
+    // One line per command: its name, then the field each positional argument fills.
+    for (const char* command : kCommands) {
+      std::string line = command;
+      if (auto fields = kPositional.find(command); fields != kPositional.end())
+        for (const auto& field : fields->second) line += " " + field;
+      std::printf("%s\n", line.c_str());
+    }
+    return 0;
+  }
   Options options;
   if (std::string problem = parseArgs(argc, argv, options); !problem.empty()) return usage(problem);
   if (options.request["cmd"] == "top") return runTop(options);
+  if (options.request["cmd"] == "--complete") return complete(options);
   std::string error;
   std::string line = exchange(options.socket, options.request.dump(), error);
   if (!error.empty()) {
