@@ -243,7 +243,8 @@ ControlMessage Stats::encode() const {
                       {"adopted", adopted},
                       {"staying", staying},
                       {"http2_connections", http2Connections},
-                      {"http2_streams", http2Streams}});
+                      {"http2_streams", http2Streams},
+                      {"parked", parked}});
 }
 
 Decoded<Stats> Stats::decode(ControlMessage& message) {
@@ -256,6 +257,7 @@ Decoded<Stats> Stats::decode(ControlMessage& message) {
   if (f.has("http2_connections"))
     s.http2Connections = f.integer<std::uint32_t>("http2_connections");
   if (f.has("http2_streams")) s.http2Streams = f.integer<std::uint32_t>("http2_streams");
+  if (f.has("parked")) s.parked = f.integer<std::uint32_t>("parked");
   return f.finish(std::move(s));
 }
 

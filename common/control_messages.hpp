@@ -263,6 +263,7 @@ struct Stats {
   std::uint64_t migrated = 0, adopted = 0;  // connections moved out, and in, so far
   std::uint32_t staying = 0;                // draining: connections that cannot move (TLS)
   std::uint32_t http2Connections = 0, http2Streams = 0;  // of `connections`: HTTP/2 ones
+  std::uint32_t parked = 0;  // of `connections`: idle keep-alive ones kept as a descriptor
   ControlMessage encode() const;
   static Decoded<Stats> decode(ControlMessage& message);
 };

@@ -198,17 +198,17 @@ std::string duration(std::uint64_t ms) {
 }
 
 void printProc(const nlohmann::json& r) {
-  std::vector<std::vector<std::string>> rows = {{"GEN", "PHASE", "SLOT", "PID", "CONNS", "H2", "IN",
-                                                 "OUT", "TLS", "RSS", "PSS", "PRIVATE", "UPTIME",
-                                                 "STOP IN"}};
+  std::vector<std::vector<std::string>> rows = {{"GEN", "PHASE", "SLOT", "PID", "CONNS", "PARKED",
+                                                 "H2", "IN", "OUT", "TLS", "RSS", "PSS", "PRIVATE",
+                                                 "UPTIME", "STOP IN"}};
   const auto& master = r["master"];
   rows.push_back({"-", "master", "-", std::to_string(master["pid"].get<int>()), "-", "-", "-", "-",
-                  "-", bytes(master["memory"], "rss"), bytes(master["memory"], "pss"),
+                  "-", "-", bytes(master["memory"], "rss"), bytes(master["memory"], "pss"),
                   bytes(master["memory"], "private"), "-", "-"});
   if (r.contains("zygote")) {
     const auto& zygote = r["zygote"];
     rows.push_back({"-", "zygote", "-", std::to_string(zygote["pid"].get<int>()), "-", "-", "-",
-                    "-", "-", bytes(zygote["memory"], "rss"), bytes(zygote["memory"], "pss"),
+                    "-", "-", "-", bytes(zygote["memory"], "rss"), bytes(zygote["memory"], "pss"),
                     bytes(zygote["memory"], "private"), "-", "-"});
   }
   // Migrated connections in and out, and those of a draining worker that cannot move (TLS).
@@ -227,9 +227,9 @@ void printProc(const nlohmann::json& r) {
       rows.push_back(
           {std::to_string(g["id"].get<unsigned>()), w["phase"].get<std::string>(),
            std::to_string(w["slot"].get<unsigned>()), std::to_string(w["pid"].get<int>()),
-           std::to_string(w["connections"].get<unsigned>()), http2(w), count(w, "migrated_in"),
-           count(w, "migrated_out"), count(w, "staying_tls"), bytes(w["memory"], "rss"),
-           bytes(w["memory"], "pss"), bytes(w["memory"], "private"),
+           std::to_string(w["connections"].get<unsigned>()), count(w, "parked"), http2(w),
+           count(w, "migrated_in"), count(w, "migrated_out"), count(w, "staying_tls"),
+           bytes(w["memory"], "rss"), bytes(w["memory"], "pss"), bytes(w["memory"], "private"),
            duration(w["uptime_ms"].get<std::uint64_t>()), stop});
   }
   printTable(rows);

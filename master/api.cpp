@@ -188,6 +188,7 @@ nlohmann::json ApiCommands::procReport() const {
                          {"pid", w->pid()},
                          {"phase", phaseName(w->phase())},
                          {"connections", w->connections()},
+                         {"parked", w->parked()},
                          {"migrated_out", w->migrated()},
                          {"migrated_in", w->adopted()},
                          {"staying_tls", w->staying()},

@@ -85,7 +85,9 @@ class WorkerProcess {
     staying_ = stats.staying;
     http2Connections_ = stats.http2Connections;
     http2Streams_ = stats.http2Streams;
+    parked_ = stats.parked;
   }
+  unsigned parked() const { return parked_; }  // of connections(): parked idle keep-alive
   unsigned http2Connections() const { return http2Connections_; }
   unsigned http2Streams() const { return http2Streams_; }
   std::uint64_t migrated() const { return migrated_; }  // connections moved out
@@ -109,6 +111,7 @@ class WorkerProcess {
   std::uint64_t migrated_ = 0, adopted_ = 0;
   unsigned staying_ = 0;
   unsigned http2Connections_ = 0, http2Streams_ = 0;
+  unsigned parked_ = 0;
   uint64_t startedMs_ = 0;
   std::unique_ptr<WorkerCounters> counters_;
   common::UniqueFd pidfd_;

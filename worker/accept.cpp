@@ -1,5 +1,7 @@
 // Accepting connections: a session per accepted client, and the pause that keeps a worker near its
 // descriptor limit from losing the connections the kernel queued for it.
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "common/log.hpp"
@@ -49,7 +51,8 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
 // two descriptors and each pooled connection one, so descriptors are counted only when those
 // could come near the limit.
 void Worker::keepDescriptorsInReserve() {
-  std::size_t estimate = sessions_.size() * 2 + serverPool_->idleCount() + kDescriptorReserve;
+  std::size_t estimate =
+      sessions_.size() * 2 + parking_.size() + serverPool_->idleCount() + kDescriptorReserve;
   if (estimate < descriptorLimit_ || descriptorsInUse() + kDescriptorReserve < descriptorLimit_)
     return;
   pauseAccepting("few descriptors left");
@@ -80,7 +83,7 @@ void Worker::pauseAccepting(const std::string& why) {
     common::log::warn(
         "{}: accepting paused ({} of {} descriptors in use, {} connections); new "
         "connections wait in the kernel's queue",
-        why, descriptorsInUse(), descriptorLimit_, sessions_.size());
+        why, descriptorsInUse(), descriptorLimit_, connections());
     nextPauseLogMs_ = now + kPauseLogMs;
   }
   if (!acceptTimer_.initialized()) {
@@ -108,7 +111,7 @@ void Worker::resumeAcceptingIfRoom() {
   }
   if (resumed)
     common::log::info("accepting again ({} of {} descriptors in use, {} connections)",
-                      descriptorsInUse(), descriptorLimit_, sessions_.size());
+                      descriptorsInUse(), descriptorLimit_, connections());
 }
 
 void Worker::startHttp2(std::unique_ptr<ClientStream> client,
@@ -120,6 +123,39 @@ void Worker::startHttp2(std::unique_ptr<ClientStream> client,
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
   raw->startWith(input);
+}
+
+bool Worker::park(const common::FrontendConfig& config, int fd, std::uint64_t deadline) noexcept {
+  if (phase_ != ServingPhase::Serving) return false;
+  Frontend* frontend = frontendNamed(config.name);
+  if (!frontend || frontend->config().mode != common::Mode::Http) return false;
+  if (!parking_.park(fd, frontend, deadline)) return false;
+  // The sessions parked connections no longer need are freed memory glibc keeps: give it back
+  // to the kernel after a burst of parks, at most once a second.
+  if (++parkedSinceTrim_ >= 64) {
+    parkedSinceTrim_ = 0;
+    trimSoon(1000);
+  }
+  connectionCountChanged();
+  return true;
+}
+
+// The client spoke again (or closed): served as a connection that just finished a response, with
+// the worker's current routes. Nothing was read from it yet.
+void Worker::unpark(int fd, Frontend& frontend) noexcept {
+  auto client = std::make_unique<PlainStream>(loop_, buffers_);
+  if (int rc = client->adopt(fd); rc < 0) {
+    common::log::warn("serving a parked connection of frontend {} again: {}",
+                      frontend.config().name, uv_strerror(rc));
+    close(fd);
+    return connectionCountChanged();
+  }
+  auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(),
+                                               routers_.at(&frontend), std::move(client));
+  HttpSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  connectionCountChanged();
+  raw->startAdopted({});
 }
 
 // One timer for every TLS connection that went idle, not one per connection.

@@ -86,8 +86,10 @@ void Worker::releaseTables() {
 }
 
 // Session ends free what only they held: give it back to the kernel shortly after, once per
-// burst of ends rather than once per connection.
-void Worker::trimSoon() {
+// burst of ends rather than once per connection. When most connections are parked, the blocks
+// and buffers kept for busy sessions (spares, the buffer pool's free buffers) go too: scattered
+// through the heap, they would keep the pages the parked connections' sessions freed.
+void Worker::trimSoon(std::uint64_t delayMs) {
   if (!trimTimer_.initialized()) {
     uv_timer_init(loop_, trimTimer_.get());
     trimTimer_->data = this;
@@ -96,9 +98,15 @@ void Worker::trimSoon() {
   uv_timer_start(
       trimTimer_.get(),
       [](uv_timer_t* h) {
-        if (h->data) malloc_trim(0);
+        auto* self = static_cast<Worker*>(h->data);
+        if (!self) return;
+        if (self->parking_.size() > self->sessions_.size()) {
+          self->buffers_.releaseFree();
+          releaseSpares();
+        }
+        malloc_trim(0);
       },
-      100, 0);
+      delayMs, 0);
 }
 
 // Gives back what a draining worker no longer needs: idle buffers, and free heap pages (glibc
@@ -117,7 +125,7 @@ void Worker::releaseMemory(const std::optional<common::ProcessMemory>& before) {
       "draining: released {} (trim {:.2f} ms); now RSS {} PSS {} private {}, {} connections",
       common::formatBytes(was > after->privateBytes ? was - after->privateBytes : 0), trimMs,
       common::formatBytes(after->rss), common::formatBytes(after->pss),
-      common::formatBytes(after->privateBytes), sessions_.size());
+      common::formatBytes(after->privateBytes), connections());
 }
 
 void Worker::drain(const char* why, bool migrate) {
@@ -130,8 +138,11 @@ void Worker::drain(const char* why, bool migrate) {
     }
     return;
   }
-  common::log::info("draining ({}): {} connections left", why, sessions_.size());
+  common::log::info("draining ({}): {} connections left", why, connections());
   phase_ = ServingPhase::Draining;
+  // Parked connections are served by sessions again, which drain (or move) like the others.
+  parking_.wakeAll();
+  parking_.closeAll();
   migrating_ = migrate && control_ && control_->open();
   auto before = common::readProcessMemory(getpid());
   for (auto& frontend : frontends_) frontend->closeListeners();
@@ -172,7 +183,7 @@ void Worker::drainSessions() {
 }
 
 void Worker::exitIfIdle() {
-  if (phase_ == ServingPhase::Draining && sessions_.empty()) stop("drained");
+  if (phase_ == ServingPhase::Draining && connections() == 0) stop("drained");
 }
 
 }  // namespace molt::worker

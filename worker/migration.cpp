@@ -88,7 +88,7 @@ void Worker::logMigrationRound() {
   if (round_.offered == 0) return;
   if (round_.refused == 0)
     common::log::info("migration: {} connections moved to the newest generation, {} left here",
-                      round_.moved, sessions_.size());
+                      round_.moved, connections());
   else
     common::log::warn(
         "migration: {} connections moved to the newest generation, {} stay here (last reason: "

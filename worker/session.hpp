@@ -69,6 +69,15 @@ class SessionHost {
     static shm::FrontendRow unshared{};
     return unshared;
   }
+  // An idle HTTP/1.1 keep-alive connection (worker/net/parking.hpp): the host keeps `fd`, a
+  // duplicate of the session's descriptor, until the client sends again (then a new session
+  // serves it), or closes it at `deadline` (loop time, ms). True: taken, and the session ends
+  // without a word to the client; false: `fd` is still the caller's.
+  virtual bool park(const common::FrontendConfig& frontend, int fd,
+                    std::uint64_t deadline) noexcept {
+    (void)frontend, (void)fd, (void)deadline;
+    return false;
+  }
   // An Http2Session opened or closed connections or streams (for the worker's stats).
   virtual void http2Changed(int connections, int streams) noexcept {
     (void)connections, (void)streams;

@@ -18,7 +18,15 @@
 
 namespace molt::worker {
 
-Worker::Worker(uv_loop_t* loop, common::UniqueFd control) : loop_(loop) {
+Worker::Worker(uv_loop_t* loop, common::UniqueFd control)
+    : loop_(loop),
+      parking_(
+          loop,
+          [](void* self, int fd, const void* frontend) {
+            static_cast<Worker*>(self)->unpark(
+                fd, *static_cast<Frontend*>(const_cast<void*>(frontend)));
+          },
+          [](void* self) { static_cast<Worker*>(self)->connectionCountChanged(); }, this) {
   rlimit limit{};
   descriptorLimit_ = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
                          ? static_cast<std::size_t>(limit.rlim_cur)
@@ -303,7 +311,7 @@ void Worker::claimStatsRows() {
 }
 
 void Worker::connectionCountChanged() {
-  if (stats_) stats_->worker().connections.store(sessions_.size(), std::memory_order_relaxed);
+  if (stats_) stats_->worker().connections.store(connections(), std::memory_order_relaxed);
   statsDirty_ = true;
   if (uv_is_active(reinterpret_cast<uv_handle_t*>(statsTimer_.get()))) return;
   uv_timer_start(
@@ -319,7 +327,7 @@ void Worker::updateTitle() {
     common::setProcessTitle(fmt::format("worker gen {} slot {}", generation_, slot_));
     return;
   }
-  std::string title = fmt::format("worker gen {} draining conns={}", generation_, sessions_.size());
+  std::string title = fmt::format("worker gen {} draining conns={}", generation_, connections());
   if (hardStopAtMs_) {
     uint64_t now = uv_now(loop_);
     uint64_t left = hardStopAtMs_ > now ? hardStopAtMs_ - now : 0;
@@ -334,19 +342,21 @@ void Worker::sendStats() {
   if (!statsDirty_ || !control_ || !control_->open()) return;
   statsDirty_ = false;
   control::Stats stats;
-  stats.connections = static_cast<std::uint32_t>(sessions_.size());
+  stats.connections = static_cast<std::uint32_t>(connections());
   stats.migrated = migrated_;
   stats.adopted = adopted_;
   stats.staying = phase_ == ServingPhase::Draining ? stayingCount() : 0;
   stats.http2Connections = static_cast<std::uint32_t>(http2Connections_);
   stats.http2Streams = static_cast<std::uint32_t>(http2Streams_);
+  stats.parked = static_cast<std::uint32_t>(parking_.size());
   control_->send(stats.encode());
 }
 
 void Worker::stop(const char* why) {
   if (phase_ == ServingPhase::Stopped) return;
-  common::log::info("stopping ({}), {} connections closed", why, sessions_.size());
+  common::log::info("stopping ({}), {} connections closed", why, connections());
   phase_ = ServingPhase::Stopped;
+  parking_.closeAll();
   for (auto& frontend : frontends_) frontend->closeListeners();
   serverPool_->closeAll();
   fleet_.reset();

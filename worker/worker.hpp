@@ -25,6 +25,7 @@
 #include "worker/http/access_log.hpp"
 #include "worker/http/router.hpp"
 #include "worker/net/buffer_pool.hpp"
+#include "worker/net/parking.hpp"
 #include "worker/server_pool.hpp"
 #include "worker/session.hpp"
 #include "worker/tls/context.hpp"
@@ -66,6 +67,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void startHttp2(std::unique_ptr<ClientStream> client,
                   std::shared_ptr<const common::FrontendConfig> frontend,
                   std::shared_ptr<const Router> router, std::string_view input) noexcept override;
+  bool park(const common::FrontendConfig& frontend, int fd,
+            std::uint64_t deadline) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
   void handshakeEnded() noexcept override;
   void releaseSoon(TlsStream& stream) noexcept override;
@@ -89,7 +92,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void detachServerState();
   void dropBuildInputs();
   void releaseTables();
-  void trimSoon();
+  void trimSoon(std::uint64_t delayMs = 100);
   void releaseMemory(const std::optional<common::ProcessMemory>& before);
   void releaseZonesIfQuiet();
   void releaseOpensslIfUnused();
@@ -114,6 +117,10 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void resumeAcceptingIfRoom();
   std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client,
                                        bool http2);
+  // A parked connection's client sent bytes or closed: a new session serves it (parking.cpp).
+  void unpark(int fd, Frontend& frontend) noexcept;
+  // Live client connections: sessions and parked ones.
+  std::size_t connections() const noexcept { return sessions_.size() + parking_.size(); }
   void connectionCountChanged();
   // Gives each backend without one its row in the stats zone (the file's, then runtime ones).
   void claimStatsRows();
@@ -158,6 +165,9 @@ class Worker final : public SessionHost, public HandshakeObserver {
   common::UvHandle<uv_timer_t> sweepTimer_;  // releases idleTls_'s buffers
   std::unordered_set<TlsStream*> idleTls_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  // Idle keep-alive connections kept as their descriptor alone (worker/net/parking.hpp).
+  ParkingLot parking_;
+  std::size_t parkedSinceTrim_ = 0;
   // Migration: sessions offered to the master, by offer id; totals for the master's table; the
   // current round's counts for its log line.
   std::unordered_map<std::uint64_t, Session*> offers_;

@@ -2,6 +2,9 @@
 // in request.cpp, the server side in response.cpp, upgrades in tunnel.cpp.
 #include "worker/http/session.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -85,7 +88,7 @@ void HttpSession::beginRequest() {
   backend_ = nullptr;
   lastServer_ = -1;
   tried_.clear();
-  reused_ = retriedFresh_ = serverReusable_ = headRequest_ = logged_ = false;
+  reused_ = retriedFresh_ = serverReusable_ = headRequest_ = logged_ = parkRefused_ = false;
   closeAfter_ = draining_ && move_ == Move::No;
   status_ = 0;
   bytesIn_ = bytesOut_ = bodySent_ = 0;
@@ -107,6 +110,26 @@ void HttpSession::beginRequest() {
   client_->idle();
   armTimer();
   updateClientReading();
+}
+
+// Idle between requests, on a plaintext HTTP/1.1 connection with nothing read, queued or owed,
+// while the worker serves: all the connection needs is its descriptor.
+bool HttpSession::mayPark() const noexcept {
+  return phase_ == HttpPhase::Idle && !parkRefused_ && !draining_ && move_ == Move::No && client_ &&
+         !client_->secure() && !input_.buffer && !server_ && outCount_ == 0 && !clientEof_ &&
+         client_->queuedBytes() == 0 && ms(frontend_->timeouts.keepAlive) > kParkAfterMs &&
+         client_->descriptor() >= 0;
+}
+
+// A duplicate of the descriptor goes to the host's parking lot; the session ends, and closing its
+// own descriptor sends nothing (the duplicate keeps the connection open), as for a migration.
+void HttpSession::park() {
+  int fd = fcntl(client_->descriptor(), F_DUPFD_CLOEXEC, 0);
+  std::uint64_t keepAliveEnds = phaseSince_ + ms(frontend_->timeouts.keepAlive);
+  if (fd >= 0 && host_.park(*frontend_, fd, keepAliveEnds)) return finish(nullptr);
+  if (fd >= 0) close(fd);
+  parkRefused_ = true;  // served here until its keep-alive time ends or it sends again
+  armTimer();
 }
 
 void HttpSession::drain(common::Millis idleCloseDelay) noexcept {
@@ -220,6 +243,7 @@ std::uint64_t HttpSession::deadline() const {
       // socket did not take yet): that is the client timeout's business, not keep-alive's.
       if (client_ && client_->queuedBytes() > 0) return clientActive_ + ms(ft.client);
       std::uint64_t d = phaseSince_ + ms(ft.keepAlive);
+      if (mayPark()) return std::min(d, phaseSince_ + kParkAfterMs);
       if (!draining_ || move_ != Move::No) return d;
       return std::min(d, std::max(drainCloseAt_, phaseSince_ + kDrainIdleGraceMs));
     }
@@ -283,6 +307,7 @@ void HttpSession::onTimer() {
   if (move_ == Move::Flushing) return stayAfterAll();  // the peer is not reading
   switch (phase_) {
     case HttpPhase::Idle:
+      if (mayPark() && now < phaseSince_ + ms(frontend_->timeouts.keepAlive)) return park();
       return finish(draining_ ? "drain" : nullptr);
     case HttpPhase::Head:
       // Nothing received at all: close quietly, as after a keep-alive timeout.

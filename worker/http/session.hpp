@@ -84,6 +84,9 @@ class HttpSession final : public Session,
   // How long a session waits for its queued bytes to be written before it moves; past it, the
   // peer is not reading and the connection stays.
   static constexpr std::uint64_t kMoveFlushMs = 1000;
+  // An idle keep-alive connection is parked (SessionHost::park) after this long: a client that
+  // sends its next request at once keeps its session; one that waits gives it back.
+  static constexpr std::uint64_t kParkAfterMs = 1000;
 
  private:
   // The client-to-server half of the current exchange.
@@ -168,6 +171,8 @@ class HttpSession final : public Session,
 
   // Lifecycle, timers, log (http_session.cpp).
   void beginRequest();
+  bool mayPark() const noexcept;
+  void park();
   void startClosing();
   void armTimer();
   std::uint64_t deadline() const;
@@ -216,7 +221,8 @@ class HttpSession final : public Session,
   bool closeAfter_ = false;      // close the client connection after this response
   bool headRequest_ = false;
   bool logged_ = false;
-  bool http2_ = false;  // the bind accepts HTTP/2 (prior knowledge, or ALPN h2)
+  bool http2_ = false;        // the bind accepts HTTP/2 (prior knowledge, or ALPN h2)
+  bool parkRefused_ = false;  // the host would not park it: not asked again until the next request
   int status_ = 0;
   std::uint64_t bytesIn_ = 0, bytesOut_ = 0, bodySent_ = 0;
   std::uint64_t tStart_ = 0, tHead_ = 0, tConnect_ = 0, tResponse_ = 0;  // uv_hrtime()
