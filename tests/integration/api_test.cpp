@@ -95,8 +95,10 @@ TEST_CASE("molt ctl prints tables, --json prints the response, and exit status f
   Api api;
   Child proc({moltBinary(), "ctl", "-s", api.socket, "proc"});
   REQUIRE(proc.waitExit() == std::optional<int>(0));
-  REQUIRE_LINE(proc, R"(^GEN\s+PHASE\s+SLOT\s+PID\s+CONNS\s+PARKED\s+H2\s+IN\s+OUT\s+TLS\s+RSS\s+PSS\s+PRIVATE)",
-               5s);
+  REQUIRE_LINE(
+      proc,
+      R"(^GEN\s+PHASE\s+SLOT\s+PID\s+CONNS\s+PARKED\s+H2\s+IN\s+OUT\s+TLS\s+RSS\s+PSS\s+PRIVATE)",
+      5s);
   REQUIRE_LINE(proc, R"(^1\s+ready\s+0\s+\d+\s+0\s+0\s+0/0\s+0\s+0\s+0\s+[\d.]+ [KM]iB)", 5s);
 
   Child raw({moltBinary(), "ctl", "-s", api.socket, "--json", "errors"});
