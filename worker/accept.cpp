@@ -143,15 +143,17 @@ bool Worker::park(const common::FrontendConfig& config, int fd, std::uint64_t de
 // The client spoke again (or closed): served as a connection that just finished a response, with
 // the worker's current routes. Nothing was read from it yet.
 void Worker::unpark(int fd, Frontend& frontend) noexcept {
+  auto router = routers_.find(&frontend);
   auto client = std::make_unique<PlainStream>(loop_, buffers_);
-  if (int rc = client->adopt(fd); rc < 0) {
+  int rc = router == routers_.end() ? UV_ENOENT : client->adopt(fd);
+  if (rc < 0) {
     common::log::warn("serving a parked connection of frontend {} again: {}",
                       frontend.config().name, uv_strerror(rc));
     close(fd);
     return connectionCountChanged();
   }
-  auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(),
-                                               routers_.at(&frontend), std::move(client));
+  auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(), router->second,
+                                               std::move(client));
   HttpSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
