@@ -3,11 +3,13 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/api_client.hpp"
@@ -18,11 +20,15 @@ using namespace molt::test;
 
 namespace {
 
-// Runs a shell command; returns its stdout and sets `status` to its exit code.
+// Runs a shell command; returns its stdout ("" if it could not be started) and sets `status` to
+// its exit code. No Catch assertion: client threads call it.
 std::string run(const std::string& command, int* status = nullptr) {
   std::string out;
   FILE* pipe = popen((command + " 2>/dev/null").c_str(), "r");
-  REQUIRE(pipe);
+  if (!pipe) {
+    if (status) *status = -1;
+    return out;
+  }
   char buffer[4096];
   std::size_t n;
   while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
@@ -159,29 +165,52 @@ TEST_CASE("molt ctl proc counts HTTP/2 connections and their open streams", "[ht
   CHECK_THAT(table, Catch::Contains(" H2 "));
 }
 
-TEST_CASE("h2load through 20 reloads: every stream answered, the old workers gone", "[http2]") {
+TEST_CASE("HTTP/2 streams through 20 reloads: every one answered, the old workers gone",
+          "[http2]") {
   Origin origin;
   // This case is about GOAWAY draining, not the max_old_generations valve: on a loaded machine
   // drains overlap more than the default 4 generations, and the valve's stop would fail streams.
   Molt molt(config(origin.httpPort(), R"("127.0.0.1:0")", R"(, "max_old_generations": 25)"));
-  std::string command = "h2load -D 11 -c 4 -m 10 -t 1 " + url(molt, "plain", "/");
-  std::string out;
-  std::thread load([&] { out = run(command); });
+  // curl over TLS (ALPN h2), 10 streams at a time on a connection, 50 requests per run, four
+  // runs at a time, run after run: after a GOAWAY it opens its next streams on a new connection.
+  // (h2load stops a client for good at its first GOAWAY, and Debian 12's curl cannot reuse an
+  // h2c prior-knowledge connection, so neither serves here.)
+  std::string command =
+      "curl -sSk --no-progress-meter --http2 -Z --parallel-max 10 "
+      "-w '%{http_code} %{http_version}\\n'";
+  for (int i = 0; i < 50; ++i) command += " -o /dev/null " + url(molt, "secure", "/size/10");
+  std::atomic<bool> stop{false};
+  std::vector<std::string> outputs(4);
+  std::vector<std::thread> clients;
+  for (auto& out : outputs)
+    clients.emplace_back([&] {
+      while (!stop) out += run(command);
+    });
   for (int i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(400ms);
     molt.process().signal(SIGHUP);
   }
-  load.join();
-  INFO(out);
-  std::smatch m;
-  REQUIRE(
-      std::regex_search(out, m,
-                        std::regex(R"(requests: (\d+) total, \d+ started, (\d+) done, (\d+) )"
-                                   R"(succeeded, (\d+) failed, (\d+) errored, (\d+) timeout)")));
-  CHECK(std::stoul(m[3]) > 100);
-  CHECK(m[3] == m[2]);
-  CHECK(m[4] == "0");
-  CHECK(m[5] == "0");
-  CHECK(m[6] == "0");
+  stop = true;
+  for (auto& client : clients) client.join();
+  std::size_t answered = 0;
+  std::string other;
+  for (const std::string& out : outputs) {
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (line == "200 2")
+        ++answered;
+      else
+        other += line + "\n";
+  }
+  INFO("not answered with 200 over HTTP/2:\n" << other);
+  CHECK(answered > 1000);
+  CHECK(other.empty());
+  // The streams crossed the drains: generations were replaced while connections were open.
+  int drainedBusy = 0;
+  std::regex busy(R"(generation \d+ draining \(replaced\): \d+ workers, [1-9]\d* connections)");
+  for (const std::string& line : molt.process().lines())
+    if (std::regex_search(line, busy)) ++drainedBusy;
+  CHECK(drainedBusy >= 5);
   REQUIRE_LINE(molt.process(), R"(generation 21 serving)", 20s);
+  REQUIRE_LINE(molt.process(), R"(generation 20 gone)", 20s);
 }
