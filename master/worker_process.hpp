@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -85,7 +86,7 @@ class WorkerProcess {
     staying_ = stats.staying;
     http2Connections_ = stats.http2Connections;
     http2Streams_ = stats.http2Streams;
-    parked_ = stats.parked;
+    parked_ = std::min(stats.parked, stats.connections);  // a worker's word: kept in bounds
   }
   unsigned parked() const { return parked_; }  // of connections(): parked idle keep-alive
   unsigned http2Connections() const { return http2Connections_; }

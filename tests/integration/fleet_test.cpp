@@ -86,6 +86,22 @@ TlsSession handshake(std::uint16_t port, const TlsClientOptions& options, bool* 
   return client.session();
 }
 
+// A TLS 1.3 ticket issued by the instance on `port` (a full handshake).
+TlsSession ticketFrom(std::uint16_t port) {
+  TlsClientOptions options{"www.example.com", "TLSv1.3", true, nullptr};
+  bool resumed = true;
+  return handshake(port, options, &resumed);
+}
+
+// Whether the instance on `port` accepts `ticket`. TLS 1.3 clients use a ticket once: each check
+// offers a ticket of its own.
+bool resumesOn(std::uint16_t port, const TlsSession& ticket) {
+  TlsClientOptions options{"www.example.com", "TLSv1.3", true, ticket.get()};
+  bool resumed = false;
+  handshake(port, options, &resumed);
+  return resumed;
+}
+
 // Bounded wait for a fleet state the master reaches asynchronously.
 bool waitFor(const std::function<bool()>& condition) {
   for (int i = 0; i < 100; ++i) {
@@ -147,21 +163,9 @@ TEST_CASE("tickets from one instance are accepted by another, across a fleet rot
   Redis redis(unusedPort());
   Instance a(origin.echoPort(), redis.port(), true), b(origin.echoPort(), redis.port(), true);
   REQUIRE(waitFor([&] { return connected(a) && connected(b); }));
-  // TLS 1.3 clients use a ticket once: each check below offers a ticket of its own.
-  TlsClientOptions options{"www.example.com", "TLSv1.3", true, nullptr};
-  bool resumed = true;
-  auto ticketFrom = [&](Instance& instance) {
-    options.resume = nullptr;
-    return handshake(instance.port(), options, &resumed);
-  };
-  auto resumesOn = [&](Instance& instance, const TlsSession& ticket) {
-    options.resume = ticket.get();
-    handshake(instance.port(), options, &resumed);
-    return resumed;
-  };
-  CHECK(resumesOn(b, ticketFrom(a)));
-  CHECK(resumesOn(a, ticketFrom(b)));
-  TlsSession beforeForA = ticketFrom(a), beforeForB = ticketFrom(a);
+  CHECK(resumesOn(b.port(), ticketFrom(a.port())));
+  CHECK(resumesOn(a.port(), ticketFrom(b.port())));
+  TlsSession beforeForA = ticketFrom(a.port()), beforeForB = ticketFrom(a.port());
 
   nlohmann::json r = askApi(a.socket(), R"({"cmd": "rotate-tickets"})");
   INFO(r.dump());
@@ -169,11 +173,11 @@ TEST_CASE("tickets from one instance are accepted by another, across a fleet rot
   REQUIRE(waitFor(
       [&] { return askApi(b.socket(), R"({"cmd": "cache"})")["ticket_keys"]["rotations"] == 1; }));
   // Issued before the rotation (sealed with what is now the previous key): accepted by both.
-  CHECK(resumesOn(a, beforeForA));
-  CHECK(resumesOn(b, beforeForB));
+  CHECK(resumesOn(a.port(), beforeForA));
+  CHECK(resumesOn(b.port(), beforeForB));
   // Issued after it, with the new current key, by either: accepted by the other.
-  CHECK(resumesOn(a, ticketFrom(b)));
-  CHECK(resumesOn(b, ticketFrom(a)));
+  CHECK(resumesOn(a.port(), ticketFrom(b.port())));
+  CHECK(resumesOn(b.port(), ticketFrom(a.port())));
 }
 
 TEST_CASE("with redis stopped both instances serve and resume locally, and share again after",
@@ -246,17 +250,6 @@ TEST_CASE("a reload and a binary upgrade keep the fleet ring and the redis confi
   Redis redis(unusedPort());
   Instance a(origin.echoPort(), redis.port(), true), b(origin.echoPort(), redis.port(), true);
   REQUIRE(waitFor([&] { return connected(a) && connected(b); }));
-  TlsClientOptions options{"www.example.com", "TLSv1.3", true, nullptr};
-  bool resumed = true;
-  auto ticketFrom = [&](std::uint16_t port) {
-    options.resume = nullptr;
-    return handshake(port, options, &resumed);
-  };
-  auto resumesOn = [&](std::uint16_t port, const TlsSession& ticket) {
-    options.resume = ticket.get();
-    handshake(port, options, &resumed);
-    return resumed;
-  };
   auto cache = [&] { return askApi(a.socket(), R"({"cmd": "cache"})"); };
   const nlohmann::json keysBefore = cache()["ticket_keys"];
   const auto linkSince = a.fleet()["since"];
@@ -285,6 +278,7 @@ TEST_CASE("a reload and a binary upgrade keep the fleet ring and the redis confi
   CHECK(resumesOn(port3, ticketFrom(b.port())));
   // The new workers' session tier works too: a TLS 1.2 session from B resumes on A.
   TlsClientOptions twelve{"www.example.com", "TLSv1.2", false, nullptr};
+  bool resumed = true;
   TlsSession fromB = handshake(b.port(), twelve, &resumed);
   twelve.resume = fromB.get();
   CHECK(waitFor([&] {

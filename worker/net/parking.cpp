@@ -144,29 +144,25 @@ void ParkingLot::onReadable() noexcept {
   epoll_event events[kEventsPerRound];
   int n = epoll_wait(epoll_, events, kEventsPerRound, 0);
   for (int i = 0; i < n; ++i) {
-    auto* slot = static_cast<Slot*>(events[i].data.ptr);
-    int fd = slot->fd;
-    const void* owner = slot->owner;
-    epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
-    unlink(slot);
-    release(slot);
-    wake_(context_, fd, owner);
+    handBack(static_cast<Slot*>(events[i].data.ptr));
   }
   if (n > 0) armTimer();
 }
 
 void ParkingLot::wakeAll() noexcept {
-  for (Line& line : lines_) {
-    while (Slot* slot = line.head) {
-      int fd = slot->fd;
-      const void* owner = slot->owner;
-      epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
-      unlink(slot);
-      release(slot);
-      wake_(context_, fd, owner);
-    }
-  }
+  for (Line& line : lines_)
+    while (line.head) handBack(line.head);
   armTimer();
+}
+
+// The slot goes, then the descriptor goes back to the worker (which may park again at once).
+void ParkingLot::handBack(Slot* slot) noexcept {
+  int fd = slot->fd;
+  const void* owner = slot->owner;
+  epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+  unlink(slot);
+  release(slot);
+  wake_(context_, fd, owner);
 }
 
 void ParkingLot::closeAll() noexcept {

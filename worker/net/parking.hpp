@@ -69,6 +69,7 @@ class ParkingLot {
   void release(Slot* slot) noexcept;
   Line& lineOf(const void* owner);
   void unlink(Slot* slot) noexcept;
+  void handBack(Slot* slot) noexcept;
   void armTimer() noexcept;
   void onReadable() noexcept;
   void onTimer() noexcept;

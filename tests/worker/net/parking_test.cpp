@@ -44,19 +44,36 @@ void runFor(uv_loop_t* loop, std::uint64_t ms) {
   }
 }
 
-}  // namespace
-
-TEST_CASE("parked descriptors wake on input or close, expire in deadline order", "[parking]") {
+// A lot on a loop of its own, recording what it hands back and how often it closed expired ones.
+struct LotOnLoop {
   uv_loop_t loop;
-  uv_loop_init(&loop);
   Woken woken;
-  {
-    ParkingLot lot(
+  std::unique_ptr<ParkingLot> lot;
+  LotOnLoop() {
+    uv_loop_init(&loop);
+    lot = std::make_unique<ParkingLot>(
         &loop,
         [](void* context, int fd, const void* owner) {
           static_cast<Woken*>(context)->fds.emplace_back(fd, owner);
         },
         [](void* context) { ++static_cast<Woken*>(context)->expired; }, &woken);
+  }
+  // Destroys the lot and lets its handles close; true when the loop had nothing else left.
+  bool finish() {
+    lot.reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("parked descriptors wake on input or close, expire in deadline order", "[parking]") {
+  LotOnLoop t;
+  uv_loop_t& loop = t.loop;
+  Woken& woken = t.woken;
+  ParkingLot& lot = *t.lot;
+  {
     int ownerA = 0, ownerB = 0;
     std::vector<Pair> pairs(5);
     std::uint64_t now = uv_now(&loop);
@@ -106,21 +123,15 @@ TEST_CASE("parked descriptors wake on input or close, expire in deadline order",
     close(pairs[2].parked);
     close(pairs[3].parked);
   }
-  uv_run(&loop, UV_RUN_DEFAULT);  // the lot's handles close
-  CHECK(uv_loop_close(&loop) == 0);
+  CHECK(t.finish());
 }
 
 TEST_CASE("a lot emptied and used again, and thousands of descriptors in it", "[parking]") {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  Woken woken;
+  LotOnLoop t;
+  uv_loop_t& loop = t.loop;
+  Woken& woken = t.woken;
+  ParkingLot& lot = *t.lot;
   {
-    ParkingLot lot(
-        &loop,
-        [](void* context, int fd, const void* owner) {
-          static_cast<Woken*>(context)->fds.emplace_back(fd, owner);
-        },
-        [](void* context) { ++static_cast<Woken*>(context)->expired; }, &woken);
     int owner = 0;
     for (int round = 0; round < 2; ++round) {
       std::vector<Pair> pairs(2000);  // more than one block of slots
@@ -136,6 +147,5 @@ TEST_CASE("a lot emptied and used again, and thousands of descriptors in it", "[
       for (auto& p : pairs) close(p.peer);
     }
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  CHECK(t.finish());
 }
