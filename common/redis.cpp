@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/config.hpp"
 #include "common/log.hpp"
 
 namespace molt::common {
@@ -47,6 +48,14 @@ std::optional<RedisTarget> parseRedisTarget(std::string_view text, std::string& 
   if (!address) return std::nullopt;
   target.address = *address;
   return target;
+}
+
+RedisTarget fleetTarget(const FleetConfig& config) {
+  std::string error;
+  std::optional<RedisTarget> target = parseRedisTarget(config.redis, error);
+  RedisTarget out = target ? *target : RedisTarget{config.redis, {}, {}, {}};
+  out.password = config.password;
+  return out;
 }
 
 // What a command carries through hiredis: its callback, and whether the link still exists when

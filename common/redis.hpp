@@ -36,6 +36,12 @@ struct RedisTarget {
 // required) or "unix:/PATH". nullopt + `error` when it is neither.
 std::optional<RedisTarget> parseRedisTarget(std::string_view text, std::string& error);
 
+struct FleetConfig;
+// The target a fleet config names, with its password. The config check parsed the same text; a
+// name that no longer resolves leaves an address nothing answers on, which the link reports like
+// any unreachable server.
+RedisTarget fleetTarget(const FleetConfig& config);
+
 enum class RedisPhase {
   Connecting,  // connect(2) and AUTH (or PING) under way
   Ready,       // commands are sent

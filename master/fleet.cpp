@@ -10,16 +10,6 @@
 namespace molt::master {
 namespace {
 
-common::RedisTarget targetOf(const common::FleetConfig& config) {
-  std::string error;
-  std::optional<common::RedisTarget> target = common::parseRedisTarget(config.redis, error);
-  // The config check parsed the same text; a name that no longer resolves leaves an address
-  // nothing answers on, which the link reports like any unreachable server.
-  common::RedisTarget out = target ? *target : common::RedisTarget{config.redis, {}, {}, {}};
-  out.password = config.password;
-  return out;
-}
-
 std::string_view textOf(const redisReply* reply) {
   return {reply->str, reply->len};
 }
@@ -32,7 +22,7 @@ FleetRing::FleetRing(uv_loop_t* loop, const common::FleetConfig& config, std::st
       instance_(std::move(instance)),
       ringKey_(config.prefix + "tls:ticket-ring"),
       leaseKey_(config.prefix + "tls:ticket-ring:lease"),
-      link_(loop, targetOf(config), "fleet") {
+      link_(loop, common::fleetTarget(config), "fleet") {
   uv_timer_init(loop_, poll_.get());
   poll_->data = this;
   link_.onReady = [this] { sync(); };

@@ -7,18 +7,6 @@
 #include "common/log.hpp"
 
 namespace molt::worker {
-namespace {
-
-common::RedisTarget targetOf(const common::FleetConfig& config) {
-  std::string error;
-  std::optional<common::RedisTarget> target = common::parseRedisTarget(config.redis, error);
-  common::RedisTarget out = target ? *target : common::RedisTarget{config.redis, {}, {}, {}};
-  out.password = config.password;
-  return out;
-}
-
-}  // namespace
-
 FleetSessions::FleetSessions(uv_loop_t* loop, const common::FleetConfig& config,
                              shm::WorkerRow* stats)
     : loop_(loop),
@@ -26,7 +14,7 @@ FleetSessions::FleetSessions(uv_loop_t* loop, const common::FleetConfig& config,
       ttl_(config.sessionTtl),
       timeout_(config.lookupTimeout),
       stats_(stats != nullptr ? stats : &local_),
-      link_(loop, targetOf(config), "fleet sessions") {
+      link_(loop, common::fleetTarget(config), "fleet sessions") {
   uv_timer_init(loop_, timer_.get());
   timer_->data = this;
   link_.onReady = [this] { stats_->fleetUp.store(1, std::memory_order_relaxed); };
