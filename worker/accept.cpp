@@ -52,7 +52,7 @@ void Worker::accept(Frontend& frontend, uv_stream_t* listener) {
 // could come near the limit.
 void Worker::keepDescriptorsInReserve() {
   std::size_t estimate =
-      sessions_.size() * 2 + parking_.size() + serverPool_->idleCount() + kDescriptorReserve;
+      sessions_.size() * 2 + parking_.descriptors() + serverPool_->idleCount() + kDescriptorReserve;
   if (estimate < descriptorLimit_ || descriptorsInUse() + kDescriptorReserve < descriptorLimit_)
     return;
   pauseAccepting("few descriptors left");
@@ -130,26 +130,43 @@ bool Worker::park(const common::FrontendConfig& config, int fd, std::uint64_t de
   Frontend* frontend = frontendNamed(config.name);
   if (!frontend || frontend->config().mode != common::Mode::Http) return false;
   if (!parking_.park(fd, frontend, deadline)) return false;
-  // The sessions parked connections no longer need are freed memory glibc keeps: give it back
-  // to the kernel after a burst of parks, at most once a second.
-  if (++parkedSinceTrim_ >= 64) {
-    parkedSinceTrim_ = 0;
-    trimSoon(1000);
-  }
-  connectionCountChanged();
+  parked();
   return true;
+}
+
+// A tunnel's line in the lot is its backend's: one tunnel timeout, so deadlines come in order.
+bool Worker::parkTunnel(int clientFd, int serverFd, std::unique_ptr<ParkedTunnel>& tunnel,
+                        std::uint64_t deadline) noexcept {
+  if (phase_ != ServingPhase::Serving) return false;
+  std::unique_ptr<ParkingLot::Cargo> cargo = std::move(tunnel);
+  const void* owner = static_cast<ParkedTunnel*>(cargo.get())->backend.get();
+  if (!parking_.park(clientFd, serverFd, owner, deadline, cargo)) {
+    tunnel.reset(static_cast<ParkedTunnel*>(cargo.release()));
+    return false;
+  }
+  parked();
+  return true;
+}
+
+// The sessions parked connections no longer need are freed memory glibc keeps: give it back to
+// the kernel a second after a burst of parks, and a few seconds after a few (the end of a burst).
+void Worker::parked() noexcept {
+  trimSoon(++parkedSinceTrim_ >= 64 ? 1000 : 5000);
+  connectionCountChanged();
 }
 
 // The client spoke again (or closed): served as a connection that just finished a response, with
 // the worker's current routes. Nothing was read from it yet.
-void Worker::unpark(int fd, Frontend& frontend) noexcept {
+void Worker::unpark(ParkingLot::Parked parked) noexcept {
+  if (parked.cargo) return unparkTunnel(std::move(parked));
+  auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
   auto router = routers_.find(&frontend);
   auto client = std::make_unique<PlainStream>(loop_, buffers_);
-  int rc = router == routers_.end() ? UV_ENOENT : client->adopt(fd);
+  int rc = router == routers_.end() ? UV_ENOENT : client->adopt(parked.fd);
   if (rc < 0) {
     common::log::warn("serving a parked connection of frontend {} again: {}",
                       frontend.config().name, uv_strerror(rc));
-    close(fd);
+    close(parked.fd);
     return connectionCountChanged();
   }
   auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(), router->second,
@@ -158,6 +175,36 @@ void Worker::unpark(int fd, Frontend& frontend) noexcept {
   sessions_.emplace(raw, std::move(session));
   connectionCountChanged();
   raw->startAdopted({});
+}
+
+// A parked tunnel: a session of the kind that parked it takes it on, with what it kept.
+void Worker::unparkTunnel(ParkingLot::Parked parked) noexcept {
+  std::unique_ptr<ParkedTunnel> tunnel(static_cast<ParkedTunnel*>(parked.cargo.release()));
+  auto client = std::make_unique<PlainStream>(loop_, buffers_);
+  auto server = std::make_unique<PlainStream>(loop_, buffers_);
+  int rc = client->adopt(parked.fd);
+  if (rc < 0) close(parked.fd);
+  int serverRc = server->adopt(parked.peer);
+  if (serverRc < 0) close(parked.peer);
+  if (rc < 0 || serverRc < 0) {
+    common::log::warn("serving a parked tunnel of frontend {} again: {}", tunnel->frontend->name,
+                      uv_strerror(rc < 0 ? rc : serverRc));
+    return connectionCountChanged();  // both close with their streams
+  }
+  std::shared_ptr<const common::FrontendConfig> frontend = tunnel->frontend;
+  if (tunnel->http) {
+    auto session = std::make_unique<HttpSession>(*this, frontend, nullptr, std::move(client));
+    HttpSession* raw = session.get();
+    sessions_.emplace(raw, std::move(session));
+    connectionCountChanged();
+    return raw->resumeTunnel(std::move(server), std::move(tunnel));
+  }
+  std::shared_ptr<Backend> backend = tunnel->backend;
+  auto session = std::make_unique<TcpSession>(*this, frontend, backend, std::move(client));
+  TcpSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  connectionCountChanged();
+  raw->resume(std::move(server), std::move(tunnel));
 }
 
 // One timer for every TLS connection that went idle, not one per connection.

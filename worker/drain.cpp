@@ -86,20 +86,22 @@ void Worker::releaseTables() {
 }
 
 // Session ends free what only they held: give it back to the kernel shortly after, once per
-// burst of ends rather than once per connection. When most connections are parked, the blocks
-// and buffers kept for busy sessions (spares, the buffer pool's free buffers) go too: scattered
-// through the heap, they would keep the pages the parked connections' sessions freed.
+// burst of ends rather than once per connection (an earlier due time wins over a later one). When
+// most connections are parked, the blocks and buffers kept for busy sessions (spares, the buffer
+// pool's free buffers) go too: scattered through the heap, they would keep the pages the parked
+// connections' sessions freed.
 void Worker::trimSoon(std::uint64_t delayMs) {
   if (!trimTimer_.initialized()) {
     uv_timer_init(loop_, trimTimer_.get());
     trimTimer_->data = this;
   }
-  if (uv_is_active(trimTimer_.base())) return;
+  if (uv_is_active(trimTimer_.base()) && uv_timer_get_due_in(trimTimer_.get()) <= delayMs) return;
   uv_timer_start(
       trimTimer_.get(),
       [](uv_timer_t* h) {
         auto* self = static_cast<Worker*>(h->data);
         if (!self) return;
+        self->parkedSinceTrim_ = 0;
         if (self->parking_.size() > self->sessions_.size()) {
           self->buffers_.releaseFree();
           releaseSpares();

@@ -15,6 +15,7 @@ namespace molt::worker {
 class AccessLog;
 class BufferPool;
 class ClientStream;
+struct ParkedTunnel;
 class Router;
 class ServerPool;
 
@@ -76,6 +77,15 @@ class SessionHost {
   virtual bool park(const common::FrontendConfig& frontend, int fd,
                     std::uint64_t deadline) noexcept {
     (void)frontend, (void)fd, (void)deadline;
+    return false;
+  }
+  // An idle tunnel (worker/parked_tunnel.hpp): the host keeps `clientFd` and `serverFd`,
+  // duplicates of the session's descriptors, and `tunnel`, until either side sends or closes or
+  // `deadline` (loop time, ms) comes; then a new session serves the tunnel on. True: all three
+  // taken (`tunnel` is empty), and the session ends without a word to either side.
+  virtual bool parkTunnel(int clientFd, int serverFd, std::unique_ptr<ParkedTunnel>& tunnel,
+                          std::uint64_t deadline) noexcept {
+    (void)clientFd, (void)serverFd, (void)tunnel, (void)deadline;
     return false;
   }
   // An Http2Session opened or closed connections or streams (for the worker's stats).

@@ -22,9 +22,8 @@ Worker::Worker(uv_loop_t* loop, common::UniqueFd control)
     : loop_(loop),
       parking_(
           loop,
-          [](void* self, int fd, const void* frontend) {
-            static_cast<Worker*>(self)->unpark(
-                fd, *static_cast<Frontend*>(const_cast<void*>(frontend)));
+          [](void* self, ParkingLot::Parked parked) {
+            static_cast<Worker*>(self)->unpark(std::move(parked));
           },
           [](void* self) { static_cast<Worker*>(self)->connectionCountChanged(); }, this) {
   rlimit limit{};

@@ -69,6 +69,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
                   std::shared_ptr<const Router> router, std::string_view input) noexcept override;
   bool park(const common::FrontendConfig& frontend, int fd,
             std::uint64_t deadline) noexcept override;
+  bool parkTunnel(int clientFd, int serverFd, std::unique_ptr<ParkedTunnel>& tunnel,
+                  std::uint64_t deadline) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
   void handshakeEnded() noexcept override;
   void releaseSoon(TlsStream& stream) noexcept override;
@@ -117,8 +119,12 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void resumeAcceptingIfRoom();
   std::unique_ptr<Session> makeSession(Frontend& frontend, std::unique_ptr<ClientStream> client,
                                        bool http2);
-  // A parked connection's client sent bytes or closed: a new session serves it (parking.cpp).
-  void unpark(int fd, Frontend& frontend) noexcept;
+  // A parked connection's client sent bytes or closed (a tunnel's either side, or its deadline
+  // came): a new session serves it (accept.cpp).
+  void unpark(ParkingLot::Parked parked) noexcept;
+  void unparkTunnel(ParkingLot::Parked parked) noexcept;
+  // Counts a park; trims soon after (trimSoon): a second after a burst, a few after a few.
+  void parked() noexcept;
   // Live client connections: sessions and parked ones.
   std::size_t connections() const noexcept { return sessions_.size() + parking_.size(); }
   void connectionCountChanged();

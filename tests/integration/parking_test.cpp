@@ -1,10 +1,14 @@
 // End-to-end: idle keep-alive connections parked as a bare descriptor (worker/net/parking.hpp),
 // served again when their client speaks, closed at their keep-alive time, and carried through
-// reloads (issue 20).
+// reloads; idle websockets and tcp tunnels parked as their two descriptors, woken by either side,
+// ended at their tunnel timeout and logged once (issue 20).
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -65,6 +69,101 @@ struct Client {
   molt::common::UniqueFd fd;
   Reader reader;
 };
+
+// An http frontend "fe" whose upgrades go to `wsPort`, a tcp frontend "raw" to `tcpPort`: both
+// servers are the test's own listeners, so that either side of a tunnel can speak first.
+std::string tunnelConfig(const std::string& socket, std::uint16_t wsPort, std::uint16_t tcpPort,
+                         const std::string& tunnelTimeout, const std::string& global = "") {
+  auto backend = [&](const char* name, const char* server, std::uint16_t port) {
+    return std::string(R"({"name": ")") + name + R"(", "timeouts": {"tunnel": ")" + tunnelTimeout +
+           R"("}, "servers": [{"name": ")" + server + R"(", "address": "127.0.0.1:)" +
+           std::to_string(port) + R"("}]})";
+  };
+  return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
+         R"(")" + global + R"(},
+    "frontends": [
+      {"name": "fe", "mode": "http", "bind": ["127.0.0.1:0"], "default_backend": "ws"},
+      {"name": "raw", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "tcp"}],
+    "backends": [)" +
+         backend("ws", "w", wsPort) + ", " + backend("tcp", "t", tcpPort) + "]}";
+}
+
+// The connections the serving generation counts on each server ("w", "t").
+std::map<std::string, unsigned> serverConnections(const std::string& socket) {
+  json r = askApi(socket, R"({"cmd": "servers"})");
+  std::map<std::string, unsigned> out;
+  if (r.is_object() && r["servers"].is_array())
+    for (const auto& s : r["servers"])
+      out[s["name"].get<std::string>()] = s["connections"].get<unsigned>();
+  return out;
+}
+
+// A connection the test's listener accepted, with the same 10 s timeouts as connectTo's.
+molt::common::UniqueFd acceptFrom(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  if (poll(&p, 1, 10'000) != 1) return {};
+  molt::common::UniqueFd fd(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  timeval tv{10, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// One proxied tunnel: the test holds both ends, and counts the bytes each way after the heads.
+struct Tunnel {
+  molt::common::UniqueFd client, server;
+  std::string path;  // the websocket's request target; empty for a tcp tunnel
+  std::size_t requestHead = 0, responseHead = 0, up = 0, down = 0;
+
+  bool send(bool fromServer, const std::string& bytes) {
+    int from = fromServer ? server.get() : client.get();
+    int to = fromServer ? client.get() : server.get();
+    (fromServer ? down : up) += bytes.size();
+    return sendAll(from, bytes) && recvExactly(to, bytes.size()) == bytes;
+  }
+};
+
+// A websocket upgrade through "fe", answered 101 by the test's server.
+Tunnel openWebSocketTo(std::uint16_t port, int listener, const std::string& path) {
+  Tunnel t;
+  t.path = path;
+  t.client = connectTo(port);
+  std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  REQUIRE(sendAll(t.client.get(), request));
+  t.requestHead = request.size();
+  t.server = acceptFrom(listener);
+  REQUIRE(t.server);
+  REQUIRE(recvUntil(t.server.get(), "\r\n\r\n").find("GET " + path + " ") == 0);
+  REQUIRE(sendAll(t.server.get(),
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                  "Upgrade\r\n\r\n"));
+  std::string head = recvUntil(t.client.get(), "\r\n\r\n");
+  REQUIRE(head.find("HTTP/1.1 101 ") == 0);
+  t.responseHead = head.size();
+  return t;
+}
+
+Tunnel openTcpTunnel(std::uint16_t port, int listener) {
+  Tunnel t;
+  t.client = connectTo(port);
+  REQUIRE(sendAll(t.client.get(), "hello"));
+  t.server = acceptFrom(listener);
+  REQUIRE(t.server);
+  REQUIRE(recvExactly(t.server.get(), 5) == "hello");
+  t.up = 5;
+  return t;
+}
+
+// The access-log lines of the websocket at `path`.
+std::vector<std::string> accessLines(Molt& molt, const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& line : molt.process().lines())
+    if (line.find("access ") != std::string::npos &&
+        line.find("\"GET " + path + " HTTP/1.1\"") != std::string::npos)
+      out.push_back(line);
+  return out;
+}
 
 }  // namespace
 
@@ -159,6 +258,154 @@ TEST_CASE("a reload moves parked connections to the new generation; without migr
   } else {
     // Closed by the drain's rule for idle keep-alive connections (within close_spread).
     for (auto& c : clients) CHECK(c->reader.closed());
+    REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
+  }
+}
+
+TEST_CASE("idle websockets and tcp tunnels are parked, and woken by either side",
+          "[http][tcp][integration][park][websocket]") {
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  std::uint16_t wsPort = 0, tcpPort = 0;
+  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
+  REQUIRE((wsListener && tcpListener));
+  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "30s"));
+  constexpr int kEach = 3;
+  std::vector<Tunnel> tunnels;
+  for (int i = 0; i < kEach; ++i)
+    tunnels.push_back(
+        openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/" + std::to_string(i)));
+  for (int i = 0; i < kEach; ++i)
+    tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  for (auto& t : tunnels) REQUIRE(t.send(true, "first"));
+
+  // Parked about a second after their last byte, and still counted: as connections, and as
+  // connections of their servers (least-connection balancing and max_connections see them).
+  for (int round = 0; round < 2; ++round) {
+    INFO("round " << round);
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 2 * kEach; }));
+    CHECK(countsOf(socket).connections == 2 * kEach);
+    auto perServer = serverConnections(socket);
+    CHECK(perServer["w"] == kEach);
+    CHECK(perServer["t"] == kEach);
+    // Woken by the server's bytes or the client's, then both ways.
+    for (std::size_t i = 0; i < tunnels.size(); ++i) {
+      INFO("tunnel " << i);
+      bool serverFirst = (i + round) % 2 == 0;
+      REQUIRE(tunnels[i].send(serverFirst, "wake " + std::to_string(i)));
+      REQUIRE(tunnels[i].send(!serverFirst, "answer"));
+    }
+    // Served again, all of them (the worker reports its counts within 100 ms of a change).
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 0; }));
+    CHECK(countsOf(socket).connections == 2 * kEach);
+  }
+
+  // A parked websocket whose client closes: the server sees the end, and its close ends the
+  // tunnel, logged once with every byte both ways. A parked tcp tunnel whose server closes.
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 2 * kEach; }));
+  Tunnel& ws = tunnels[0];
+  shutdown(ws.client.get(), SHUT_WR);
+  bool eof = false;
+  CHECK(recvUntilEof(ws.server.get(), &eof).empty());
+  CHECK(eof);
+  ws.server.reset();
+  CHECK(recvUntilEof(ws.client.get(), &eof).empty());
+  CHECK(eof);
+  Tunnel& tcp = tunnels[kEach];
+  tcp.server.reset();
+  CHECK(recvUntilEof(tcp.client.get(), &eof).empty());
+  CHECK(eof);
+  tcp.client.reset();  // the other half
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == 2 * kEach - 2; }));
+  auto perServer = serverConnections(socket);
+  CHECK(perServer["w"] == kEach - 1);
+  CHECK(perServer["t"] == kEach - 1);
+  REQUIRE(waitFor([&] { return accessLines(molt, ws.path).size() == 1; }));
+  std::string line = accessLines(molt, ws.path)[0];
+  INFO(line);
+  CHECK(line.find("\" 101 in=" + std::to_string(ws.requestHead + ws.up) +
+                  " out=" + std::to_string(ws.responseHead + ws.down) + " ") != std::string::npos);
+  CHECK(line.find("term=") == std::string::npos);
+  std::smatch total;
+  REQUIRE(std::regex_search(line, total, std::regex(R"(total=([0-9.]+)ms)")));
+  CHECK(std::stod(total[1]) > 2000);  // from the upgrade's request to the tunnel's end
+  // The others were not logged: their tunnels go on.
+  CHECK(accessLines(molt, tunnels[1].path).empty());
+}
+
+TEST_CASE("a parked tunnel ends at its tunnel timeout, counted from its last byte, logged once",
+          "[http][tcp][integration][park][websocket]") {
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  std::uint16_t wsPort = 0, tcpPort = 0;
+  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
+  REQUIRE((wsListener && tcpListener));
+  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "3s"));
+  std::vector<Tunnel> tunnels;
+  tunnels.push_back(openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/t"));
+  tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  for (auto& t : tunnels) REQUIRE(t.send(false, "last"));
+  auto last = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 2; }));
+  for (auto& t : tunnels) {
+    bool eof = false;
+    CHECK(recvUntilEof(t.client.get(), &eof).empty());  // up to the socket's 10 s timeout
+    CHECK(eof);
+    CHECK(recvUntilEof(t.server.get(), &eof).empty());
+    CHECK(eof);
+  }
+  auto after = std::chrono::steady_clock::now() - last;
+  CHECK(after >= 2900ms);
+  CHECK(after < 8s);
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == 0; }));
+  auto perServer = serverConnections(socket);
+  CHECK(perServer["w"] == 0);
+  CHECK(perServer["t"] == 0);
+  REQUIRE(waitFor([&] { return accessLines(molt, "/ws/t").size() == 1; }));
+  CHECK(accessLines(molt, "/ws/t")[0].find(R"( 101 )") != std::string::npos);
+  CHECK(accessLines(molt, "/ws/t")[0].find(R"(term="tunnel timeout")") != std::string::npos);
+}
+
+TEST_CASE("a reload moves parked tunnels to the new generation; without migration they stay",
+          "[http][tcp][integration][park][reload][websocket]") {
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  std::uint16_t wsPort = 0, tcpPort = 0;
+  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
+  REQUIRE((wsListener && tcpListener));
+  bool migrate = GENERATE(true, false);
+  INFO("migrate: " << migrate);
+  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "30s", migrate ? "" : R"(, "migrate": false)"));
+  std::vector<Tunnel> tunnels;
+  tunnels.push_back(openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/r"));
+  tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 2; }));
+  REQUIRE(askApi(socket, R"({"cmd": "reload"})")["ok"] == true);
+  REQUIRE_LINE(molt.process(), "generation 2 serving", 10s);
+  if (migrate) REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
+  for (auto& t : tunnels) {
+    REQUIRE(t.send(true, "after the reload"));
+    REQUIRE(t.send(false, "both ways"));
+  }
+  if (migrate) {
+    // Moved, they park again in the new generation (the websocket as the tcp-style tunnel its
+    // new worker adopted), and wake as they did; ended there, neither is logged as a request.
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 2; }));
+    for (auto& t : tunnels) {
+      REQUIRE(t.send(false, "parked again"));
+      REQUIRE(t.send(true, "and woken"));
+    }
+    for (auto& t : tunnels) t.client.reset(), t.server.reset();
+    REQUIRE(waitFor([&] { return countsOf(socket).connections == 0; }));
+    for (const auto& line : molt.process().lines()) {
+      if (line.find(" access ") == std::string::npos) continue;
+      INFO(line);
+      CHECK(std::regex_search(line, std::regex(R"("GET /ws/r HTTP/1\.1")")));
+    }
+  }
+  if (!migrate) {
+    // The draining generation serves them until they end.
+    for (auto& t : tunnels) t.client.reset(), t.server.reset();
     REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
   }
 }

@@ -260,8 +260,10 @@ std::uint64_t HttpSession::deadline() const {
       if (waitingOnClient()) d = std::min(d, clientActive_ + ms(ft.client));
       return d;
     }
-    case HttpPhase::Tunnel:
-      return std::max(clientActive_, serverActive_) + ms(backend_->config().timeouts.tunnel);
+    case HttpPhase::Tunnel: {
+      std::uint64_t d = tunnelActive() + ms(backend_->config().timeouts.tunnel);
+      return mayParkTunnel() ? std::min(d, tunnelParksAt()) : d;
+    }
     case HttpPhase::Closing:
       return clientShut_ ? phaseSince_ + kLingerMs : clientActive_ + ms(ft.client);
     case HttpPhase::Done:
@@ -323,6 +325,7 @@ void HttpSession::onTimer() {
       if (response_ == ResponseState::Waiting) return respondLocal(408, "client timeout", true);
       return finish("client timeout");
     case HttpPhase::Tunnel:
+      if (now < tunnelActive() + ms(backend_->config().timeouts.tunnel)) return parkTunnel();
       return finish("tunnel timeout");
     case HttpPhase::Closing:
     case HttpPhase::Done:
@@ -344,9 +347,10 @@ void HttpSession::logExchange(const char* termination) {
   if (backend_) r.backend = backend_->name();
   if (backend_ && lastServer_ >= 0) r.server = backend_->serverName(lastServer_);
   r.client = clientAddress_;
-  r.method = head.method();
-  r.target = head.target();
-  r.versionMinor = head.versionMinor();
+  // A tunnel that was parked: its upgrade's head is in parked_ (a new session's parser has none).
+  r.method = parked_ ? parked_->method() : head.method();
+  r.target = parked_ ? parked_->target() : head.target();
+  r.versionMinor = parked_ ? parked_->versionMinor : head.versionMinor();
   r.http2 = client_->http2();
   r.status = status_;
   r.bytesIn = bytesIn_;

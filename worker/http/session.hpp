@@ -21,6 +21,7 @@
 #include "worker/net/output_chain.hpp"
 #include "worker/net/plain_stream.hpp"
 #include "worker/net/spares.hpp"
+#include "worker/parked_tunnel.hpp"
 #include "worker/session.hpp"
 
 namespace molt::worker {
@@ -71,6 +72,9 @@ class HttpSession final : public Session,
   // A connection another worker let go (migration.cpp): served from here as if accepted, with
   // `input` (bytes of its next request(s), at most one pool buffer) already read.
   void startAdopted(std::string_view input);
+  // A tunnel this worker parked (tunnel.cpp) woke: served on from here, `server` its server
+  // connection, as if it had never stopped.
+  void resumeTunnel(std::unique_ptr<PlainStream> server, std::unique_ptr<ParkedTunnel> tunnel);
   // HTTP/2 (worker/http2/session.cpp): a session whose stream's exchange is over serves the
   // connection's next stream as the next request of a keep-alive connection, instead of a new
   // session per stream. parkable(): idle between requests with nothing buffered or owed.
@@ -156,6 +160,14 @@ class HttpSession final : public Session,
   void onTunnelEnd(ClientStream& from, int status);
   void onTunnelWritten(ClientStream& to);
   void onTunnelShutdown(ClientStream& to);
+  std::uint64_t tunnelActive() const { return std::max(clientActive_, serverActive_); }
+  // Idle both ways for kParkAfterMs, and served as long since the tunnel began or woke (a woken
+  // tunnel reads what woke it before it may park again).
+  std::uint64_t tunnelParksAt() const {
+    return std::max(tunnelActive(), phaseSince_) + kParkAfterMs;
+  }
+  bool mayParkTunnel() const noexcept;
+  void parkTunnel();
 
   // Migration (migration.cpp).
   enum class Move {
@@ -223,6 +235,8 @@ class HttpSession final : public Session,
   bool logged_ = false;
   bool http2_ = false;        // the bind accepts HTTP/2 (prior knowledge, or ALPN h2)
   bool parkRefused_ = false;  // the host would not park it: not asked again until the next request
+  // A tunnel that was parked: its upgrade's facts, for its log line and its next park.
+  std::unique_ptr<ParkedTunnel> parked_;
   int status_ = 0;
   std::uint64_t bytesIn_ = 0, bytesOut_ = 0, bodySent_ = 0;
   std::uint64_t tStart_ = 0, tHead_ = 0, tConnect_ = 0, tResponse_ = 0;  // uv_hrtime()

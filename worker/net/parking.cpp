@@ -41,6 +41,7 @@ ParkingLot::Slot* ParkingLot::allocate() noexcept {
     std::unique_ptr<Slot[]> block(new (std::nothrow) Slot[kSlotsPerBlock]);
     if (!block) return nullptr;
     for (std::size_t i = kSlotsPerBlock; i-- > 0;) {
+      block[i].fd = -1;
       block[i].next = free_;
       free_ = &block[i];
     }
@@ -51,15 +52,28 @@ ParkingLot::Slot* ParkingLot::allocate() noexcept {
   return slot;
 }
 
-// An empty lot gives its blocks back: what a burst of idle connections needed is not kept.
 void ParkingLot::release(Slot* slot) noexcept {
+  descriptors_ -= slot->peer >= 0 ? 2 : 1;
+  slot->fd = -1;
+  slot->cargo = nullptr;
+  --count_;
+  if (inRound_) {
+    // Not reused before the round ends: an event still to come in it may name this slot.
+    slot->next = retired_;
+    retired_ = slot;
+    return;
+  }
   slot->next = free_;
   free_ = slot;
-  if (--count_ == 0) {
-    free_ = nullptr;
-    blocks_.clear();
-    blocks_.shrink_to_fit();
-  }
+  dropBlocksIfEmpty();
+}
+
+// An empty lot gives its blocks back: what a burst of idle connections needed is not kept.
+void ParkingLot::dropBlocksIfEmpty() noexcept {
+  if (count_ != 0 || blocks_.empty()) return;
+  free_ = nullptr;
+  blocks_.clear();
+  blocks_.shrink_to_fit();
 }
 
 ParkingLot::Line& ParkingLot::lineOf(const void* owner) {
@@ -69,7 +83,21 @@ ParkingLot::Line& ParkingLot::lineOf(const void* owner) {
   return lines_.back();
 }
 
+// The event's data is the slot, its low bit set for a tunnel's peer (slots are 8-aligned).
+bool ParkingLot::watch(int fd, Slot* slot, std::uintptr_t tag) noexcept {
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLRDHUP;
+  event.data.u64 = reinterpret_cast<std::uintptr_t>(slot) | tag;
+  return epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) == 0;
+}
+
 bool ParkingLot::park(int fd, const void* owner, std::uint64_t deadline) noexcept {
+  std::unique_ptr<Cargo> none;
+  return park(fd, -1, owner, deadline, none);
+}
+
+bool ParkingLot::park(int fd, int peer, const void* owner, std::uint64_t deadline,
+                      std::unique_ptr<Cargo>& cargo) noexcept {
   if (!setUp()) return false;
   Line* line;
   try {
@@ -79,16 +107,16 @@ bool ParkingLot::park(int fd, const void* owner, std::uint64_t deadline) noexcep
   }
   Slot* slot = allocate();
   if (!slot) return false;
-  epoll_event event{};
-  event.events = EPOLLIN | EPOLLRDHUP;
-  event.data.ptr = slot;
-  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0) {
+  bool watched = watch(fd, slot, 0);
+  if (!watched || (peer >= 0 && !watch(peer, slot, 1))) {
+    if (watched) epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
     slot->next = free_;
     free_ = slot;
     return false;
   }
-  *slot = Slot{nullptr, nullptr, owner, deadline, fd};
+  *slot = Slot{nullptr, nullptr, owner, deadline, cargo.release(), fd, peer};
   ++count_;
+  descriptors_ += peer >= 0 ? 2 : 1;
   // In deadline order: almost always at the tail (parks come in the order connections went idle).
   Slot* after = line->tail;
   while (after && after->deadline > deadline) after = after->prev;
@@ -100,6 +128,7 @@ bool ParkingLot::park(int fd, const void* owner, std::uint64_t deadline) noexcep
   return true;
 }
 
+// A line left empty stays until the round ends (endRound).
 void ParkingLot::unlink(Slot* slot) noexcept {
   Line& line = lineOf(slot->owner);
   (slot->prev ? slot->prev->next : line.head) = slot->next;
@@ -122,58 +151,94 @@ void ParkingLot::armTimer() noexcept {
       due > now ? due - now : 0, 0);
 }
 
-// Keep-alive time over: closed, as the session would have closed it.
+// Keep-alive time over: closed, as the session would have closed it. A tunnel is handed back:
+// its session ends it, with its log line.
 void ParkingLot::onTimer() noexcept {
   std::uint64_t now = uv_now(loop_);
   std::size_t closed = 0;
-  for (Line& line : lines_) {
-    while (line.head && line.head->deadline <= now) {
-      Slot* slot = line.head;
+  inRound_ = true;
+  for (std::size_t i = 0; i < lines_.size(); ++i) {
+    while (lines_[i].head && lines_[i].head->deadline <= now) {
+      Slot* slot = lines_[i].head;
+      if (slot->cargo) {
+        handBack(slot);
+        continue;
+      }
       unlink(slot);
       ::close(slot->fd);  // its only descriptor: leaves the epoll set with it
       release(slot);
       ++closed;
     }
   }
-  armTimer();
+  endRound();
   if (closed) expired_(context_);
 }
 
-// Level-triggered: what one round leaves is reported again on the loop's next turn.
+// Level-triggered: what one round leaves is reported again on the loop's next turn. Both of a
+// tunnel's descriptors may be in one round: the second finds its slot free, and is skipped.
 void ParkingLot::onReadable() noexcept {
   epoll_event events[kEventsPerRound];
   int n = epoll_wait(epoll_, events, kEventsPerRound, 0);
+  if (n <= 0) return;
+  inRound_ = true;
   for (int i = 0; i < n; ++i) {
-    handBack(static_cast<Slot*>(events[i].data.ptr));
+    auto* slot = reinterpret_cast<Slot*>(events[i].data.u64 & ~std::uint64_t{1});
+    if (slot->fd >= 0) handBack(slot);
   }
-  if (n > 0) armTimer();
+  endRound();
 }
 
 void ParkingLot::wakeAll() noexcept {
-  for (Line& line : lines_)
-    while (line.head) handBack(line.head);
+  inRound_ = true;
+  for (std::size_t i = 0; i < lines_.size(); ++i)
+    while (lines_[i].head) handBack(lines_[i].head);
+  endRound();
+}
+
+// What handing back one by one left for later: empty lines (owners come and go: a tunnel's is
+// its backend), unused blocks, the timer.
+void ParkingLot::endRound() noexcept {
+  inRound_ = false;
+  while (Slot* slot = retired_) {
+    retired_ = slot->next;
+    slot->next = free_;
+    free_ = slot;
+  }
+  for (std::size_t i = lines_.size(); i-- > 0;) {
+    if (lines_[i].head) continue;
+    lines_[i] = lines_.back();
+    lines_.pop_back();
+  }
+  dropBlocksIfEmpty();
   armTimer();
 }
 
-// The slot goes, then the descriptor goes back to the worker (which may park again at once).
+// The slot goes, then the descriptors go back to the worker (which may park again at once).
 void ParkingLot::handBack(Slot* slot) noexcept {
-  int fd = slot->fd;
-  const void* owner = slot->owner;
-  epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+  Parked parked{slot->fd, slot->peer, slot->owner, std::unique_ptr<Cargo>(slot->cargo)};
+  epoll_ctl(epoll_, EPOLL_CTL_DEL, parked.fd, nullptr);
+  if (parked.peer >= 0) epoll_ctl(epoll_, EPOLL_CTL_DEL, parked.peer, nullptr);
   unlink(slot);
   release(slot);
-  wake_(context_, fd, owner);
+  wake_(context_, std::move(parked));
+}
+
+void ParkingLot::closeSlot(Slot* slot) noexcept {
+  unlink(slot);
+  ::close(slot->fd);
+  if (slot->peer >= 0) ::close(slot->peer);
+  delete slot->cargo;
+  release(slot);
 }
 
 void ParkingLot::closeAll() noexcept {
-  for (Line& line : lines_) {
-    while (Slot* slot = line.head) {
-      unlink(slot);
-      ::close(slot->fd);
-      release(slot);
-    }
-  }
+  bool nested = inRound_;  // called from a Wake: the round in progress ends it
+  inRound_ = true;
+  for (Line& line : lines_)
+    while (Slot* slot = line.head) closeSlot(slot);
+  lines_.clear();
   closed_ = true;
+  if (!nested) endRound();
   timerDue_ = UINT64_MAX;
   if (epoll_ < 0) return;
   poll_.close();

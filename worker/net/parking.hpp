@@ -1,14 +1,19 @@
-// ParkingLot: idle keep-alive client connections kept as nothing but their descriptor.
+// ParkingLot: idle connections kept as nothing but their descriptors.
 //
 // An HTTP/1.1 keep-alive connection idle for a while (plaintext, nothing buffered, nothing owed
 // either way) costs a session object, a libuv handle, a stream and a timer — about 2 KiB — while
-// all it waits for is the client's next byte. Parked, it is a 40-byte slot: the descriptor in an
+// all it waits for is the client's next byte. Parked, it is a 48-byte slot: the descriptor in an
 // epoll set of the lot's own (one libuv poll handle watches that set, for every parked
 // connection), and a place in a list ordered by keep-alive deadline (one timer for the lot). When
 // the client sends something or closes, the lot hands the descriptor back (`Wake`) and the worker
 // serves it with a new session; when the deadline passes, the lot closes it, as the session's
 // keep-alive timeout would have. Slots come from blocks of the lot's own, so parked connections do
 // not pin the pages of the heap that their sessions freed.
+//
+// An idle tunnel (a websocket, a tcp-mode connection) parks the same way with both of its
+// descriptors and a Cargo: what its next session needs to go on as if it had never stopped. It is
+// handed back when either side sends or closes, and at its deadline too: the tunnel's timeout, its
+// log line and its server's count belong to the session that takes it back.
 #pragma once
 
 #include <uv.h>
@@ -24,9 +29,22 @@ namespace molt::worker {
 
 class ParkingLot {
  public:
-  // The client of a parked connection sent bytes or closed: `fd` is the caller's from now on.
-  // `owner` is what park() was given (the worker's Frontend).
-  using Wake = void (*)(void* context, int fd, const void* owner);
+  // What a parked tunnel keeps besides its descriptors. The lot owns it while the tunnel is
+  // parked, and destroys it when it closes the tunnel (closeAll).
+  struct Cargo {
+    virtual ~Cargo() = default;
+  };
+  // A parked connection handed back: its descriptors (`peer` is -1 for a client connection
+  // alone) and its cargo are the caller's from now on. `owner` is what park() was given.
+  struct Parked {
+    int fd = -1;
+    int peer = -1;
+    const void* owner = nullptr;
+    std::unique_ptr<Cargo> cargo;
+  };
+  // A parked connection's client (or a tunnel's either side) sent bytes or closed, or a tunnel's
+  // deadline came.
+  using Wake = void (*)(void* context, Parked parked);
   // Parked connections were closed at their deadline (size() is smaller).
   using Expired = void (*)(void* context);
 
@@ -40,7 +58,14 @@ class ParkingLot {
   // deadlines come in order. False: not parked (the lot could not be set up, or no memory), and
   // `fd` is still the caller's.
   bool park(int fd, const void* owner, std::uint64_t deadline) noexcept;
+  // A tunnel: `fd` and `peer` are watched both, and handed back with `cargo` when either has
+  // something to read, or at `deadline`. True: the lot took the descriptors and the cargo
+  // (`cargo` is empty); false: all three are still the caller's.
+  bool park(int fd, int peer, const void* owner, std::uint64_t deadline,
+            std::unique_ptr<Cargo>& cargo) noexcept;
+  // Parked connections, and the descriptors they hold.
   std::size_t size() const noexcept { return count_; }
+  std::size_t descriptors() const noexcept { return descriptors_; }
   // Hands every parked connection back through Wake (a worker that drains serves them again).
   void wakeAll() noexcept;
   // Closes every parked connection now, and the lot with them: it parks nothing more (a worker
@@ -53,7 +78,9 @@ class ParkingLot {
     Slot* next;
     const void* owner;
     std::uint64_t deadline;
-    int fd;
+    Cargo* cargo;  // a tunnel's; null for a client connection alone
+    int fd;        // -1 while the slot is free
+    int peer;      // a tunnel's other descriptor, else -1
   };
   // The slots of one owner, in deadline order.
   struct Line {
@@ -65,11 +92,15 @@ class ParkingLot {
   static constexpr int kEventsPerRound = 128;
 
   bool setUp() noexcept;
+  bool watch(int fd, Slot* slot, std::uintptr_t tag) noexcept;
   Slot* allocate() noexcept;
   void release(Slot* slot) noexcept;
+  void dropBlocksIfEmpty() noexcept;
+  void closeSlot(Slot* slot) noexcept;
   Line& lineOf(const void* owner);
   void unlink(Slot* slot) noexcept;
   void handBack(Slot* slot) noexcept;
+  void endRound() noexcept;
   void armTimer() noexcept;
   void onReadable() noexcept;
   void onTimer() noexcept;
@@ -84,8 +115,14 @@ class ParkingLot {
   std::uint64_t timerDue_ = UINT64_MAX;
   std::vector<Line> lines_;
   std::vector<std::unique_ptr<Slot[]>> blocks_;
-  Slot* free_ = nullptr;  // free slots, linked through `next`
+  Slot* free_ = nullptr;     // free slots, linked through `next`
+  Slot* retired_ = nullptr;  // freed in the current round: free when it ends
   std::size_t count_ = 0;
+  std::size_t descriptors_ = 0;
+  // Handing back one by one (a round of events, the timer, wakeAll): slots freed stay unused, and
+  // the blocks stay, until the round is over, so that an event still to come in it never points
+  // into freed memory or into another connection's slot.
+  bool inRound_ = false;
   bool closed_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include "worker/tcp/session.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -48,6 +49,20 @@ void TcpSession::startAdopted(std::unique_ptr<PlainStream> server, int serverInd
   startSplicing();
 }
 
+void TcpSession::resume(std::unique_ptr<PlainStream> server, std::unique_ptr<ParkedTunnel> tunnel) {
+  serverStream_ = std::move(server);
+  server_.stream = serverStream_.get();
+  serverStream_->setHandler(this);
+  serverIndex_ = std::exchange(tunnel->serverIndex, -1);
+  clientSpoke_ = true;
+  phase_ = SessionPhase::Splicing;
+  lastActivity_ = std::max(tunnel->clientActive, tunnel->serverActive);
+  resumedAt_ = uv_now(host_.loop());
+  armIdleTimer(uv_now(host_.loop()));  // at once when the idle timeout passed while parked
+  startReading(client_);
+  startReading(server_);
+}
+
 void TcpSession::connectNext() {
   if (serverIndex_ >= 0) {
     backend_->connectionClosed(serverIndex_);
@@ -92,10 +107,7 @@ void TcpSession::onStreamConnected(ClientStream&, int status) noexcept {
 void TcpSession::startSplicing() {
   phase_ = SessionPhase::Splicing;
   lastActivity_ = uv_now(host_.loop());
-  uint64_t silentLeft = firstByteTimeoutMs_ > lastActivity_ - acceptedAt_
-                            ? firstByteTimeoutMs_ - (lastActivity_ - acceptedAt_)
-                            : 0;
-  armTimer(clientSpoke_ ? idleTimeoutMs_ : std::min(idleTimeoutMs_, silentLeft));
+  armIdleTimer(lastActivity_);
   startReading(client_);
   startReading(server_);
   if (move_ == Move::Wanted) tryMove();  // connected while its worker drains
@@ -145,7 +157,7 @@ void TcpSession::migrationAnswered(bool taken) noexcept {
 void TcpSession::stayAfterAll() {
   move_ = Move::No;
   lastActivity_ = uv_now(host_.loop());
-  armTimer(idleTimeoutMs_);
+  armIdleTimer(lastActivity_);
   startReading(client_);
   if (phase_ != SessionPhase::Done) startReading(server_);
 }
@@ -160,7 +172,10 @@ void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t le
   Side& side = sideOf(stream);
   Side& target = other(side);
   lastActivity_ = uv_now(host_.loop());
-  if (&side == &client_) clientSpoke_ = true;
+  if (&side == &client_ && !clientSpoke_) {
+    clientSpoke_ = true;
+    armIdleTimer(lastActivity_);  // the first-byte timeout is over; parking may come sooner
+  }
   shm::FrontendRow& row = host_.frontendStats(frontend_->index);
   shm::bump(&side == &client_ ? row.bytesIn : row.bytesOut, length);
   BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
@@ -220,13 +235,59 @@ void TcpSession::onTimer() {
   uint64_t now = uv_now(host_.loop());
   uint64_t idle = now - lastActivity_;
   if (idle >= idleTimeoutMs_) return finish("idle timeout");
-  uint64_t left = idleTimeoutMs_ - idle;
+  if (!clientSpoke_ && now - acceptedAt_ >= firstByteTimeoutMs_)
+    return finish("client sent nothing");
+  uint64_t quiet = now - std::max(lastActivity_, resumedAt_);
+  if (mayPark() && quiet >= kParkAfterMs) return park();
+  armIdleTimer(now);
+}
+
+void TcpSession::armIdleTimer(uint64_t now) {
+  uint64_t idle = now - lastActivity_;
+  uint64_t left = idle < idleTimeoutMs_ ? idleTimeoutMs_ - idle : 0;
   if (!clientSpoke_) {
     uint64_t silent = now - acceptedAt_;
-    if (silent >= firstByteTimeoutMs_) return finish("client sent nothing");
-    left = std::min(left, firstByteTimeoutMs_ - silent);
+    left = std::min(left, silent < firstByteTimeoutMs_ ? firstByteTimeoutMs_ - silent : 0);
   }
+  uint64_t quiet = now - std::max(lastActivity_, resumedAt_);
+  if (mayPark()) left = std::min(left, quiet < kParkAfterMs ? kParkAfterMs - quiet : 0);
   armTimer(left);
+}
+
+// Splicing, idle both ways with both open, nothing paused or queued, on a plaintext client, after
+// the client spoke: all the connection needs is its two descriptors.
+bool TcpSession::mayPark() const noexcept {
+  return phase_ == SessionPhase::Splicing && move_ == Move::No && !parkRefused_ && clientSpoke_ &&
+         !clientStream_->secure() && clientStream_->descriptor() >= 0 &&
+         serverStream_->descriptor() >= 0 && !client_.eof && !server_.eof && !client_.shutdown &&
+         !server_.shutdown && !client_.paused && !server_.paused &&
+         clientStream_->queuedBytes() == 0 && serverStream_->queuedBytes() == 0 &&
+         idleTimeoutMs_ > kParkAfterMs;
+}
+
+// Duplicates of both descriptors go to the host; the session ends without counting its server's
+// connection closed (the parked connection counts it).
+void TcpSession::park() {
+  std::unique_ptr<ParkedTunnel> tunnel;
+  try {
+    tunnel = std::make_unique<ParkedTunnel>(frontend_, backend_);
+  } catch (const std::bad_alloc&) {
+  }
+  int clientFd = tunnel ? fcntl(clientStream_->descriptor(), F_DUPFD_CLOEXEC, 0) : -1;
+  int serverFd = clientFd < 0 ? -1 : fcntl(serverStream_->descriptor(), F_DUPFD_CLOEXEC, 0);
+  if (serverFd >= 0) {
+    tunnel->serverIndex = serverIndex_;
+    tunnel->clientActive = tunnel->serverActive = lastActivity_;
+    if (host_.parkTunnel(clientFd, serverFd, tunnel, lastActivity_ + idleTimeoutMs_)) {
+      serverIndex_ = -1;
+      return finish(nullptr);
+    }
+    tunnel->serverIndex = -1;  // still this session's
+  }
+  if (clientFd >= 0) close(clientFd);
+  if (serverFd >= 0) close(serverFd);
+  parkRefused_ = true;
+  armIdleTimer(uv_now(host_.loop()));
 }
 
 void TcpSession::finish(const char* reason) noexcept {

@@ -12,6 +12,7 @@
 #include "worker/net/buffer_pool.hpp"
 #include "worker/net/client_stream.hpp"
 #include "worker/net/plain_stream.hpp"
+#include "worker/parked_tunnel.hpp"
 #include "worker/session.hpp"
 
 namespace molt::worker {
@@ -50,10 +51,14 @@ class TcpSession final : public Session, private StreamHandler {
   // server `serverIndex` of the backend when >= 0). Splices at once, as after a connect. Also
   // runs an http frontend's tunnel (a websocket) adopted after its upgrade.
   void startAdopted(std::unique_ptr<PlainStream> server, int serverIndex);
+  // A connection this worker parked woke: served on from here, as if it had never stopped.
+  void resume(std::unique_ptr<PlainStream> server, std::unique_ptr<ParkedTunnel> tunnel);
   SessionPhase phase() const { return phase_; }
 
   // How long a moving session waits for its queued bytes to be written (see HttpSession).
   static constexpr uint64_t kMoveFlushMs = 1000;
+  // A connection idle both ways is parked (SessionHost::parkTunnel) after this long.
+  static constexpr uint64_t kParkAfterMs = 1000;
 
  private:
   struct Side {
@@ -74,7 +79,11 @@ class TcpSession final : public Session, private StreamHandler {
   void startReading(Side& side);
   void forwardEof(Side& from);
   void armTimer(uint64_t timeoutMs);
+  // The idle timeout, or parking when it comes first.
+  void armIdleTimer(uint64_t now);
   void onTimer();
+  bool mayPark() const noexcept;
+  void park();
   void finish(const char* reason) noexcept;
   // Migration: as HttpSession's (worker/http/session.hpp).
   enum class Move { No, Wanted, Flushing, Offered };
@@ -100,6 +109,8 @@ class TcpSession final : public Session, private StreamHandler {
   uint64_t firstByteTimeoutMs_ = 0;  // until the client's first byte
   uint64_t acceptedAt_ = 0;
   bool clientSpoke_ = false;
+  bool parkRefused_ = false;  // the host would not park it: served here until it ends
+  uint64_t resumedAt_ = 0;    // woken from the parking lot: not parked again before it reads
   Move move_ = Move::No;
   uint64_t moveSince_ = 0;
 };

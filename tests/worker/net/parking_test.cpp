@@ -1,5 +1,6 @@
 // ParkingLot: parked descriptors handed back when their peer speaks or closes, closed in deadline
-// order, all closed by closeAll, none touched after.
+// order, all closed by closeAll, none touched after; tunnels (two descriptors and a cargo) handed
+// back once whichever side speaks, and at their deadline.
 #include "worker/net/parking.hpp"
 
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <vector>
 
 using molt::worker::ParkingLot;
@@ -31,7 +33,17 @@ struct Pair {
 
 struct Woken {
   std::vector<std::pair<int, const void*>> fds;
+  std::vector<ParkingLot::Parked> tunnels;
   int expired = 0;
+  std::function<void()> onWake;  // what the worker does then (it may park again at once)
+};
+
+// A tunnel's cargo that says when it is destroyed.
+struct Tag final : ParkingLot::Cargo {
+  explicit Tag(int& destroyed, int id) : destroyed(destroyed), id(id) {}
+  ~Tag() override { ++destroyed; }
+  int& destroyed;
+  int id;
 };
 
 void runFor(uv_loop_t* loop, std::uint64_t ms) {
@@ -53,8 +65,13 @@ struct LotOnLoop {
     uv_loop_init(&loop);
     lot = std::make_unique<ParkingLot>(
         &loop,
-        [](void* context, int fd, const void* owner) {
-          static_cast<Woken*>(context)->fds.emplace_back(fd, owner);
+        [](void* context, ParkingLot::Parked parked) {
+          auto* woken = static_cast<Woken*>(context);
+          if (parked.cargo)
+            woken->tunnels.push_back(std::move(parked));
+          else
+            woken->fds.emplace_back(parked.fd, parked.owner);
+          if (woken->onWake) woken->onWake();
         },
         [](void* context) { ++static_cast<Woken*>(context)->expired; }, &woken);
   }
@@ -146,6 +163,118 @@ TEST_CASE("a lot emptied and used again, and thousands of descriptors in it", "[
       woken.fds.clear();
       for (auto& p : pairs) close(p.peer);
     }
+  }
+  CHECK(t.finish());
+}
+
+TEST_CASE(
+    "parked tunnels wake once from either side, at their deadline, and close with their cargo",
+    "[parking]") {
+  LotOnLoop t;
+  uv_loop_t& loop = t.loop;
+  Woken& woken = t.woken;
+  ParkingLot& lot = *t.lot;
+  int destroyed = 0;
+  {
+    int backend = 0, frontend = 0;
+    std::vector<Pair> clients(4), servers(4);
+    std::uint64_t now = uv_now(&loop);
+    auto park = [&](int i, std::uint64_t deadline) {
+      std::unique_ptr<ParkingLot::Cargo> cargo = std::make_unique<Tag>(destroyed, i);
+      REQUIRE(lot.park(clients[i].parked, servers[i].parked, &backend, deadline, cargo));
+      CHECK_FALSE(cargo);  // the lot has it
+    };
+    for (int i = 0; i < 3; ++i) park(i, now + 100000);
+    park(3, now + 80);
+    Pair keepAlive;
+    REQUIRE(lot.park(keepAlive.parked, &frontend, now + 100000));
+    CHECK(lot.size() == 5);
+    CHECK(lot.descriptors() == 9);
+
+    // Tunnel 0: its server speaks. Tunnel 1: both sides at once, in one round: handed back once.
+    REQUIRE(send(servers[0].peer, "s", 1, 0) == 1);
+    REQUIRE(send(clients[1].peer, "c", 1, 0) == 1);
+    shutdown(servers[1].peer, SHUT_WR);
+    runFor(&loop, 30);
+    REQUIRE(woken.tunnels.size() == 2);
+    CHECK(woken.fds.empty());
+    for (auto& parked : woken.tunnels) {
+      int id = static_cast<Tag&>(*parked.cargo).id;
+      REQUIRE((id == 0 || id == 1));
+      CHECK(parked.fd == clients[id].parked);
+      CHECK(parked.peer == servers[id].parked);
+      CHECK(parked.owner == &backend);
+    }
+    CHECK(destroyed == 0);
+    CHECK(lot.size() == 3);
+    CHECK(lot.descriptors() == 5);
+
+    // Tunnel 3's deadline: handed back (its session ends it), not closed.
+    runFor(&loop, 100);
+    REQUIRE(woken.tunnels.size() == 3);
+    CHECK(static_cast<Tag&>(*woken.tunnels[2].cargo).id == 3);
+    CHECK(woken.expired == 0);
+    CHECK_FALSE(clients[3].closedByLot());
+    CHECK_FALSE(servers[3].closedByLot());
+
+    // closeAll closes tunnel 2's both sides and destroys its cargo.
+    lot.closeAll();
+    CHECK(clients[2].closedByLot());
+    CHECK(servers[2].closedByLot());
+    CHECK(keepAlive.closedByLot());
+    CHECK(destroyed == 1);
+    woken.tunnels.clear();
+    CHECK(destroyed == 4);
+    for (int i : {0, 1, 3}) close(clients[i].parked), close(servers[i].parked);
+    for (auto& p : clients) close(p.peer);
+    for (auto& p : servers) close(p.peer);
+    close(keepAlive.peer);
+  }
+  CHECK(t.finish());
+}
+
+TEST_CASE("a tunnel parked while the lot hands others back is not taken for one of them",
+          "[parking]") {
+  LotOnLoop t;
+  Woken& woken = t.woken;
+  ParkingLot& lot = *t.lot;
+  int destroyed = 0, backend = 0;
+  {
+    std::vector<Pair> clients(3), servers(3);
+    std::uint64_t deadline = uv_now(&t.loop) + 100000;
+    auto park = [&](int i) {
+      std::unique_ptr<ParkingLot::Cargo> cargo = std::make_unique<Tag>(destroyed, i);
+      return lot.park(clients[i].parked, servers[i].parked, &backend, deadline, cargo);
+    };
+    REQUIRE(park(0));
+    REQUIRE(park(1));
+    // Both sides of both speak: four events in one round. The first wake parks tunnel 2 (quiet):
+    // it must not get the slot whose second event is still to come in this round.
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(send(clients[i].peer, "c", 1, 0) == 1);
+      REQUIRE(send(servers[i].peer, "s", 1, 0) == 1);
+    }
+    bool parkedAgain = false;
+    woken.onWake = [&] {
+      if (!std::exchange(parkedAgain, true)) REQUIRE(park(2));
+    };
+    runFor(&t.loop, 30);
+    REQUIRE(woken.tunnels.size() == 2);
+    std::vector<int> ids;
+    for (auto& parked : woken.tunnels) ids.push_back(static_cast<Tag&>(*parked.cargo).id);
+    std::sort(ids.begin(), ids.end());
+    CHECK(ids == std::vector<int>{0, 1});
+    CHECK(lot.size() == 1);
+    CHECK(lot.descriptors() == 2);
+    CHECK(destroyed == 0);
+    lot.closeAll();
+    CHECK(clients[2].closedByLot());
+    CHECK(servers[2].closedByLot());
+    CHECK(destroyed == 1);
+    woken.tunnels.clear();
+    for (int i : {0, 1}) close(clients[i].parked), close(servers[i].parked);
+    for (auto& p : clients) close(p.peer);
+    for (auto& p : servers) close(p.peer);
   }
   CHECK(t.finish());
 }
