@@ -50,6 +50,20 @@ bench_tree() {
   for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do bench_tree "$child"; done
 }
 
+# CPU time (user and system, in clock ticks) used so far by a process tree: "user sys".
+bench_tree_ticks() {  # PID
+  local user=0 sys=0 pid u t
+  for pid in $(bench_tree "$1"); do
+    read -r u t < <(awk '{print $14, $15}' /proc/"$pid"/stat 2>/dev/null || echo "0 0")
+    user=$((user + u))
+    sys=$((sys + t))
+  done
+  echo "$user $sys"
+}
+
+# The median of the numbers on stdin (separated by spaces or newlines).
+bench_median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
 # Sums a /proc/PID/smaps_rollup field (kB) over a process tree: bench_sum_kb PID Pss
 bench_sum_kb() {
   local total=0 pid value
