@@ -88,7 +88,9 @@ const char* applySettings(SSL_CTX* ctx, const TlsSettings& o, std::string& error
   std::uint64_t options = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
                           SSL_OP_NO_COMPRESSION | (o.tickets ? 0 : SSL_OP_NO_TICKET);
   SSL_CTX_set_options(ctx, options);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // The chain sent is the certificate file's, as loaded (useCertificate): never one OpenSSL
+  // would otherwise build from the trust store on every handshake of a file with none.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_dh_auto(ctx, 1);  // DHE suites a user lists get RFC 7919 groups
   SSL_CTX_set_timeout(ctx, static_cast<long>(o.sessionTimeout.count()));
   // Stateful TLS 1.3 tickets each take a cache entry: one per connection is enough.

@@ -321,19 +321,23 @@ void Worker::connectionCountChanged() {
       100, 0);
 }
 
+// Set only when it changes: setproctitle rewrites the whole argument area.
 void Worker::updateTitle() {
+  std::string title;
   if (phase_ != ServingPhase::Draining) {
-    common::setProcessTitle(fmt::format("worker gen {} slot {}", generation_, slot_));
-    return;
+    title = fmt::format("worker gen {} slot {}", generation_, slot_);
+  } else {
+    title = fmt::format("worker gen {} draining conns={}", generation_, connections());
+    if (hardStopAtMs_) {
+      uint64_t now = uv_now(loop_);
+      uint64_t left = hardStopAtMs_ > now ? hardStopAtMs_ - now : 0;
+      title += left >= 60'000 ? fmt::format(" stop in {}m", (left + 59'999) / 60'000)
+                              : fmt::format(" stop in {}s", (left + 999) / 1000);
+    }
   }
-  std::string title = fmt::format("worker gen {} draining conns={}", generation_, connections());
-  if (hardStopAtMs_) {
-    uint64_t now = uv_now(loop_);
-    uint64_t left = hardStopAtMs_ > now ? hardStopAtMs_ - now : 0;
-    title += left >= 60'000 ? fmt::format(" stop in {}m", (left + 59'999) / 60'000)
-                            : fmt::format(" stop in {}s", (left + 999) / 1000);
-  }
-  common::setProcessTitle(title);
+  if (title == title_) return;
+  title_ = std::move(title);
+  common::setProcessTitle(title_);
 }
 
 void Worker::sendStats() {

@@ -132,6 +132,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void claimStatsRows();
   void sendStats();
   void updateTitle();
+  std::string title_;  // the process title last set
   void reapEnded();
   void exitIfIdle();
 

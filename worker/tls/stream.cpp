@@ -221,16 +221,25 @@ void TlsStream::idle() noexcept {
 
 void TlsStream::releaseIdle() noexcept {
   sweepPending_ = false;
-  releaseIfIdle();
+  if (idle_ || quiet_) releaseNow();
 }
 
 void TlsStream::quiet() noexcept {
   quiet_ = true;
-  releaseIfIdle();
+  releaseNow();
 }
 
+// A tunnel's buffers go as soon as nothing is in flight; an idle connection's at the next sweep
+// (idle()), not now: most connections that just finished a handshake or a response send again
+// at once, and would make the buffers again.
 void TlsStream::releaseIfIdle() noexcept {
-  if (released_ || (!idle_ && !quiet_)) return;
+  if (released_) return;
+  if (quiet_) return releaseNow();
+  if (idle_) idle();
+}
+
+void TlsStream::releaseNow() noexcept {
+  if (released_) return;
   if (!handshaking_ && engine_.pendingOutput() == 0 && inner_.queuedBytes() == 0) {
     engine_.releaseBuffers();
     released_ = true;

@@ -84,6 +84,7 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   bool finishHandshake() noexcept;
   void scheduleDeferred() noexcept;
   void releaseIfIdle() noexcept;
+  void releaseNow() noexcept;  // when nothing is in flight
   void quiet() noexcept override;
   void wakeHandshake() noexcept override { scheduleDeferred(); }
 
