@@ -164,7 +164,7 @@ bool TlsStream::finishHandshake() noexcept {
   handshaking_ = false;
   observer_.handshakeEnded();
   if (stats_) shm::bump(engine_.resumed() ? stats_->tlsResumed : stats_->tlsFull);
-  std::deque<std::vector<BufferSlice>> early = std::move(early_);
+  std::vector<std::vector<BufferSlice>> early = std::move(early_);
   early_.clear();
   notifyWritten_ = !early.empty();
   for (std::size_t i = 0; i < early.size(); ++i) {

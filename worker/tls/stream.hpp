@@ -3,7 +3,6 @@
 
 #include <uv.h>
 
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -98,8 +97,9 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   bool handshaking_ = true;  // counted by the observer until it ends
   bool inputEnded_ = false;  // the socket reported its end (status below)
   int inputStatus_ = 0;
-  bool endReported_ = false;                    // onStreamEnd went to the session
-  std::deque<std::vector<BufferSlice>> early_;  // write() calls made before the handshake ended
+  bool endReported_ = false;  // onStreamEnd went to the session
+  // write() calls made before the handshake ended (a vector: an empty deque allocates).
+  std::vector<std::vector<BufferSlice>> early_;
   bool notifyWritten_ = false;  // early writes went out: tell the session its queue dropped
   // The session said it is idle (idle()), or no plaintext arrived yet: the engine's buffers go
   // at the worker's next sweep if nothing is pending then. Not after every read of a busy
