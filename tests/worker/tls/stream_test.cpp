@@ -1,0 +1,158 @@
+// TlsStream on a real loopback socket: when an idle connection's engine buffers go (at the
+// worker's sweep, not the moment it goes idle), and that it serves on afterwards.
+#include "worker/tls/stream.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tests/worker/tls/test_support.hpp"
+#include "worker/tls/context.hpp"
+
+using molt::worker::BufferPool;
+using molt::worker::ClientStream;
+using molt::worker::TlsContext;
+using molt::worker::TlsEngine;
+using molt::worker::TlsPhase;
+using molt::worker::TlsStream;
+using molt::worker::test::TestClient;
+using molt::worker::test::TestFiles;
+using molt::worker::test::TestPki;
+
+namespace {
+
+// The worker's side, as a TLS stream sees it: counts the sweeps asked for.
+struct Observer final : molt::worker::HandshakeObserver {
+  void handshakeStarted() noexcept override {}
+  void handshakeEnded() noexcept override { ++handshakes; }
+  void releaseSoon(TlsStream& stream) noexcept override {
+    ++sweepsAsked;
+    pending = &stream;
+  }
+  void forget(TlsStream&) noexcept override { pending = nullptr; }
+  int handshakes = 0, sweepsAsked = 0;
+  TlsStream* pending = nullptr;
+};
+
+// The session's side: keeps the plaintext.
+struct Handler final : molt::worker::StreamHandler {
+  explicit Handler(BufferPool& pool) : pool(pool) {}
+  void onStreamData(ClientStream&, char* buffer, std::size_t length) noexcept override {
+    received.append(buffer, length);
+    pool.give(buffer);
+  }
+  void onStreamEnd(ClientStream&, int) noexcept override { ended = true; }
+  void onStreamWritten(ClientStream&, int) noexcept override {}
+  void onStreamShutdown(ClientStream&, int) noexcept override {}
+  BufferPool& pool;
+  std::string received;
+  bool ended = false;
+};
+
+// A server TlsStream accepted from a loopback listener, and a client engine over a plain socket
+// of the test's, driven by hand between turns of the loop.
+struct Connection {
+  TestPki pki;
+  TestFiles files{{{"/site.pem", pki.issue({"site.test"}, "site").combined()}}};
+  uv_loop_t loop;
+  BufferPool pool;
+  Observer observer;
+  Handler handler{pool};
+  uv_tcp_t listener;
+  std::unique_ptr<TlsStream> server;
+  std::shared_ptr<TlsContext> context;
+  TestClient client{pki};
+  std::unique_ptr<TlsEngine> engine;
+  int fd = -1;
+
+  Connection() {
+    std::string error;
+    context = TlsContext::load({"/site.pem"}, files.source(), {}, error);
+    INFO(error);
+    REQUIRE(context);
+    uv_loop_init(&loop);
+    uv_tcp_init(&loop, &listener);
+    listener.data = this;
+    sockaddr_in address{};
+    uv_ip4_addr("127.0.0.1", 0, &address);
+    REQUIRE(uv_tcp_bind(&listener, reinterpret_cast<const sockaddr*>(&address), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener), 8, [](uv_stream_t* l, int status) {
+              auto* self = static_cast<Connection*>(l->data);
+              if (status < 0 || self->server) return;
+              self->server = std::make_unique<TlsStream>(&self->loop, self->pool, self->context,
+                                                         self->observer);
+              if (self->server->accept(l) != 0) return self->server.reset();
+              self->server->setHandler(&self->handler);
+              self->server->startReading();
+            }) == 0);
+    int length = sizeof address;
+    uv_tcp_getsockname(&listener, reinterpret_cast<sockaddr*>(&address), &length);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    engine = client.connect("site.test");
+  }
+  ~Connection() {
+    if (fd >= 0) close(fd);
+    server.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
+
+  // Moves ciphertext both ways and turns the loop, until `done` or 2,000 rounds.
+  template <typename Done>
+  bool runUntil(Done done) {
+    for (int i = 0; i < 2000 && !done(); ++i) {
+      char bytes[16384];
+      for (std::size_t n; (n = engine->takeOutput(bytes)) > 0;)
+        REQUIRE(send(fd, bytes, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n));
+      uv_run(&loop, UV_RUN_NOWAIT);
+      ssize_t n = recv(fd, bytes, sizeof bytes, 0);
+      if (n > 0) engine->feed({bytes, static_cast<std::size_t>(n)});
+      if (engine->phase() == TlsPhase::Handshaking) engine->handshake();
+      usleep(200);
+    }
+    return done();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an idle TLS connection's buffers go at the sweep, and it serves on after",
+          "[tls][stream]") {
+  Connection c;
+  // The handshake ends with no plaintext yet: the connection is idle, and asks for the sweep
+  // instead of remaking its buffers at once (its first request usually follows at once).
+  REQUIRE(c.runUntil(
+      [&] { return c.engine->phase() == TlsPhase::Established && c.observer.handshakes == 1; }));
+  c.runUntil([&] { return c.observer.sweepsAsked > 0; });
+  CHECK(c.observer.sweepsAsked == 1);
+  REQUIRE(c.observer.pending == c.server.get());
+
+  // The sweep: buffers released; the connection reads and answers as before.
+  c.observer.pending = nullptr;
+  c.server->releaseIdle();
+  REQUIRE(c.engine->write(std::string_view("GET / HTTP/1.1\r\n\r\n")).status ==
+          molt::worker::TlsStatus::Ok);
+  REQUIRE(c.runUntil([&] { return c.handler.received.size() == 18; }));
+  CHECK(c.handler.received == "GET / HTTP/1.1\r\n\r\n");
+  char* reply = c.pool.take();
+  std::string answer = "HTTP/1.1 204 No Content\r\n\r\n";
+  answer.copy(reply, answer.size());
+  molt::worker::BufferSlice slice{reply, 0, static_cast<std::uint32_t>(answer.size())};
+  REQUIRE(c.server->write({&slice, 1}) == 0);
+  char plain[256];
+  std::string got;
+  REQUIRE(c.runUntil([&] {
+    auto r = c.engine->read(plain);
+    if (r.status == molt::worker::TlsStatus::Ok) got.append(plain, r.bytes);
+    return got == answer;
+  }));
+  // Busy again, then idle again: another sweep is asked for once the session says so.
+  c.server->idle();
+  CHECK(c.observer.sweepsAsked == 2);
+}
