@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -11,6 +12,11 @@
 #include "shm/worker_stats.hpp"
 
 namespace molt::worker {
+
+// An idle keep-alive connection, or a tunnel idle both ways, is parked (SessionHost::park,
+// parkTunnel) after this long: a client that sends again at once keeps its session; one that
+// waits gives it back.
+inline constexpr std::uint64_t kParkAfterMs = 1000;
 
 class AccessLog;
 class BufferPool;

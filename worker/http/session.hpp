@@ -88,9 +88,6 @@ class HttpSession final : public Session,
   // How long a session waits for its queued bytes to be written before it moves; past it, the
   // peer is not reading and the connection stays.
   static constexpr std::uint64_t kMoveFlushMs = 1000;
-  // An idle keep-alive connection is parked (SessionHost::park) after this long: a client that
-  // sends its next request at once keeps its session; one that waits gives it back.
-  static constexpr std::uint64_t kParkAfterMs = 1000;
 
  private:
   // The client-to-server half of the current exchange.

@@ -57,8 +57,6 @@ class TcpSession final : public Session, private StreamHandler {
 
   // How long a moving session waits for its queued bytes to be written (see HttpSession).
   static constexpr uint64_t kMoveFlushMs = 1000;
-  // A connection idle both ways is parked (SessionHost::parkTunnel) after this long.
-  static constexpr uint64_t kParkAfterMs = 1000;
 
  private:
   struct Side {
