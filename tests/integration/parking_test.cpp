@@ -165,6 +165,25 @@ std::vector<std::string> accessLines(Molt& molt, const std::string& path) {
   return out;
 }
 
+// The test's own two servers (websocket and tcp), and molt in front of them (tunnelConfig).
+struct TunnelSetup {
+  explicit TunnelSetup(const std::string& tunnelTimeout, const std::string& global = "") {
+    REQUIRE((wsListener && tcpListener));
+    proxy = std::make_unique<Molt>(tunnelConfig(socket, wsPort, tcpPort, tunnelTimeout, global));
+  }
+  Tunnel webSocket(const std::string& path) {
+    return openWebSocketTo(proxy->port("fe"), wsListener.get(), path);
+  }
+  Tunnel tcp() { return openTcpTunnel(proxy->port("raw"), tcpListener.get()); }
+
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  std::uint16_t wsPort = 0, tcpPort = 0;
+  molt::common::UniqueFd wsListener = listenOnLoopback(wsPort);
+  molt::common::UniqueFd tcpListener = listenOnLoopback(tcpPort);
+  std::unique_ptr<Molt> proxy;
+};
+
 }  // namespace
 
 TEST_CASE("idle keep-alive connections are parked, and served again when their client speaks",
@@ -264,19 +283,13 @@ TEST_CASE("a reload moves parked connections to the new generation; without migr
 
 TEST_CASE("idle websockets and tcp tunnels are parked, and woken by either side",
           "[http][tcp][integration][park][websocket]") {
-  TempDir dir;
-  const std::string socket = dir.path() + "/api.sock";
-  std::uint16_t wsPort = 0, tcpPort = 0;
-  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
-  REQUIRE((wsListener && tcpListener));
-  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "30s"));
+  TunnelSetup setup("30s");
+  Molt& molt = *setup.proxy;
+  const std::string& socket = setup.socket;
   constexpr int kEach = 3;
   std::vector<Tunnel> tunnels;
-  for (int i = 0; i < kEach; ++i)
-    tunnels.push_back(
-        openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/" + std::to_string(i)));
-  for (int i = 0; i < kEach; ++i)
-    tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  for (int i = 0; i < kEach; ++i) tunnels.push_back(setup.webSocket("/ws/" + std::to_string(i)));
+  for (int i = 0; i < kEach; ++i) tunnels.push_back(setup.tcp());
   for (auto& t : tunnels) REQUIRE(t.send(true, "first"));
 
   // Parked about a second after their last byte, and still counted: as connections, and as
@@ -335,15 +348,12 @@ TEST_CASE("idle websockets and tcp tunnels are parked, and woken by either side"
 
 TEST_CASE("a parked tunnel ends at its tunnel timeout, counted from its last byte, logged once",
           "[http][tcp][integration][park][websocket]") {
-  TempDir dir;
-  const std::string socket = dir.path() + "/api.sock";
-  std::uint16_t wsPort = 0, tcpPort = 0;
-  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
-  REQUIRE((wsListener && tcpListener));
-  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "3s"));
+  TunnelSetup setup("3s");
+  Molt& molt = *setup.proxy;
+  const std::string& socket = setup.socket;
   std::vector<Tunnel> tunnels;
-  tunnels.push_back(openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/t"));
-  tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  tunnels.push_back(setup.webSocket("/ws/t"));
+  tunnels.push_back(setup.tcp());
   for (auto& t : tunnels) REQUIRE(t.send(false, "last"));
   auto last = std::chrono::steady_clock::now();
   REQUIRE(waitFor([&] { return countsOf(socket).parked == 2; }));
@@ -368,17 +378,14 @@ TEST_CASE("a parked tunnel ends at its tunnel timeout, counted from its last byt
 
 TEST_CASE("a reload moves parked tunnels to the new generation; without migration they stay",
           "[http][tcp][integration][park][reload][websocket]") {
-  TempDir dir;
-  const std::string socket = dir.path() + "/api.sock";
-  std::uint16_t wsPort = 0, tcpPort = 0;
-  auto wsListener = listenOnLoopback(wsPort), tcpListener = listenOnLoopback(tcpPort);
-  REQUIRE((wsListener && tcpListener));
   bool migrate = GENERATE(true, false);
   INFO("migrate: " << migrate);
-  Molt molt(tunnelConfig(socket, wsPort, tcpPort, "30s", migrate ? "" : R"(, "migrate": false)"));
+  TunnelSetup setup("30s", migrate ? "" : R"(, "migrate": false)");
+  Molt& molt = *setup.proxy;
+  const std::string& socket = setup.socket;
   std::vector<Tunnel> tunnels;
-  tunnels.push_back(openWebSocketTo(molt.port("fe"), wsListener.get(), "/ws/r"));
-  tunnels.push_back(openTcpTunnel(molt.port("raw"), tcpListener.get()));
+  tunnels.push_back(setup.webSocket("/ws/r"));
+  tunnels.push_back(setup.tcp());
   REQUIRE(waitFor([&] { return countsOf(socket).parked == 2; }));
   REQUIRE(askApi(socket, R"({"cmd": "reload"})")["ok"] == true);
   REQUIRE_LINE(molt.process(), "generation 2 serving", 10s);
