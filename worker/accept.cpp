@@ -207,26 +207,6 @@ void Worker::unparkTunnel(ParkingLot::Parked parked) noexcept {
   raw->resume(std::move(server), std::move(tunnel));
 }
 
-// One timer for every TLS connection that went idle, not one per connection.
-void Worker::releaseSoon(TlsStream& stream) noexcept {
-  idleTls_.insert(&stream);
-  if (!sweepTimer_.initialized()) {
-    uv_timer_init(loop_, sweepTimer_.get());
-    sweepTimer_->data = this;
-  }
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(sweepTimer_.get()))) return;
-  uv_timer_start(
-      sweepTimer_.get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Worker*>(t->data);
-        if (!self) return;
-        std::unordered_set<TlsStream*> due = std::move(self->idleTls_);
-        self->idleTls_.clear();
-        for (TlsStream* stream : due) stream->releaseIdle();
-      },
-      kReleaseSweepMs, 0);
-}
-
 void Worker::http2Changed(int connections, int streams) noexcept {
   http2Connections_ += connections;
   http2Streams_ += streams;

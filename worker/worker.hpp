@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "common/bundle.hpp"
@@ -73,10 +72,6 @@ class Worker final : public SessionHost, public HandshakeObserver {
                   std::uint64_t deadline) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
   void handshakeEnded() noexcept override;
-  void releaseSoon(TlsStream& stream) noexcept override;
-  void forget(TlsStream& stream) noexcept override { idleTls_.erase(&stream); }
-  // How often the TLS streams that went idle give their buffers back.
-  static constexpr std::uint64_t kReleaseSweepMs = 1000;
 
  private:
   void onMessage(common::ControlMessage&& message);
@@ -168,9 +163,6 @@ class Worker final : public SessionHost, public HandshakeObserver {
   std::vector<std::weak_ptr<TlsContext>> tlsLeft_;  // draining: contexts connections may hold
   bool opensslReleased_ = false;
   unsigned handshakes_ = 0;  // TLS handshakes in progress: a draining worker unmaps at zero
-  // Before sessions_: their TLS streams leave this set as they are destroyed.
-  common::UvHandle<uv_timer_t> sweepTimer_;  // releases idleTls_'s buffers
-  std::unordered_set<TlsStream*> idleTls_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   // Idle keep-alive connections kept as their descriptor alone (worker/net/parking.hpp).
   ParkingLot parking_;

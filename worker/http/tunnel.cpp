@@ -12,7 +12,6 @@ namespace molt::worker {
 
 void HttpSession::startTunnel(char* buffer, std::uint32_t offset, std::uint32_t end) {
   phase_ = HttpPhase::Tunnel;
-  client_->quiet();
   router_.reset();  // a tunnel routes nothing more: a draining worker may free its tables
   status_ = 101;
   tResponse_ = uv_hrtime();
@@ -165,7 +164,6 @@ void HttpSession::resumeTunnel(std::unique_ptr<PlainStream> server,
   parked_ = std::move(tunnel);
   server_ = std::move(server);
   server_->setHandler(this);
-  client_->quiet();
   clientPaused_ = serverPaused_ = false;
   clientEof_ = serverEof_ = clientShut_ = serverShut_ = false;
   if (int rc = server_->startReading(); rc < 0) return finish(uv_strerror(rc));

@@ -363,7 +363,6 @@ void Http2Session::runPending() noexcept {
   if (done_) return host_.sessionEnded(this);
   if (!streams_.empty()) idleSince_ = uv_now(host_.loop());
   reportStreams();
-  if (streams_.empty()) client_->idle();  // between requests: no TLS buffers held
   armTimer();
   if (again_) schedule();
 }

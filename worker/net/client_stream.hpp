@@ -79,13 +79,9 @@ class ClientStream {
   // session, for the access log.
   virtual std::string_view tlsVersion() const noexcept { return {}; }
   virtual bool tlsResumed() const noexcept { return false; }
-  // The session waits for the client's next request and has nothing in flight: the stream may
-  // give back the memory it keeps only for bytes in flight (TLS buffers), now or once its queued
-  // bytes are written. Until the next bytes arrive.
+  // The session waits for the client's next request and has nothing in flight (an HTTP/2
+  // stream's exchange is over).
   virtual void idle() noexcept {}
-  // From now on the stream carries bytes now and then (a tunnel): it keeps such memory only
-  // while bytes are in flight, however often they come.
-  virtual void quiet() noexcept {}
 };
 
 }  // namespace molt::worker

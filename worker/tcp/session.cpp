@@ -17,7 +17,6 @@ TcpSession::TcpSession(SessionHost& host, std::shared_ptr<const common::Frontend
       clientStream_(std::move(client)) {
   client_.stream = clientStream_.get();
   clientStream_->setHandler(this);
-  clientStream_->quiet();
   uv_timer_init(host_.loop(), timer_.get());
   timer_->data = this;
   // Tunnel timeout when the backend sets one, else the frontend's client timeout: in tcp mode

@@ -8,6 +8,8 @@
 #include <string_view>
 
 #include "tls/openssl.hpp"
+#include "worker/net/buffer_pool.hpp"
+#include "worker/tls/cipher_bio.hpp"
 #include "worker/tls/context.hpp"
 
 namespace molt::worker {
@@ -35,13 +37,14 @@ struct TlsResult {
 
 // A server (or, for tests and backends, a client) TLS connection that never touches a socket:
 // the caller feeds what it read from the peer, and sends what takeOutput() returns, after every
-// call. Used on one thread (the worker's loop); never throws. Holds its TlsContext alive.
+// call. Ciphertext waits in buffers of `pool` both ways, and only while it waits: an idle engine
+// holds none. Used on one thread (the worker's loop); never throws. Holds its TlsContext alive.
 class TlsEngine {
  public:
   // Server side of `context`. valid() is false when OpenSSL could not allocate.
-  explicit TlsEngine(std::shared_ptr<const TlsContext> context);
+  TlsEngine(BufferPool& pool, std::shared_ptr<const TlsContext> context);
   // Takes `ssl`, already set to the connect or accept state.
-  explicit TlsEngine(tls::SslPtr ssl);
+  TlsEngine(BufferPool& pool, tls::SslPtr ssl);
   ~TlsEngine();
   TlsEngine(const TlsEngine&) = delete;
   TlsEngine& operator=(const TlsEngine&) = delete;
@@ -50,7 +53,9 @@ class TlsEngine {
   // Who continues the handshake when it was suspended for a fleet lookup (see TlsSessionStore);
   // must outlive the engine or be reset.
   void setWaker(HandshakeWaker* waker) noexcept;
-  // Appends ciphertext received from the peer. False only when out of memory.
+  // Appends ciphertext received from the peer: a buffer of the pool, which the engine takes.
+  void feed(char* buffer, std::size_t length) noexcept;
+  // The same, copied. False only when out of memory.
   bool feed(std::span<const char> ciphertext) noexcept;
   // Advances the handshake as far as the fed bytes allow.
   TlsStatus handshake() noexcept;
@@ -61,11 +66,11 @@ class TlsEngine {
   // Queues close_notify (idempotent).
   void shutdown() noexcept;
 
-  // Ciphertext waiting to be sent, and a way to take it.
-  std::size_t pendingOutput() const noexcept;
-  std::size_t takeOutput(std::span<char> out) noexcept;
-  // Frees the buffers of an idle connection (nothing pending either way).
-  void releaseBuffers() noexcept;
+  // Ciphertext waiting to be sent, and two ways to take it: its next pool buffer (the caller
+  // gives it back), or a copy.
+  std::size_t pendingOutput() const noexcept { return buffers_.output.size(); }
+  bool takeOutput(BufferSlice& slice) noexcept { return buffers_.output.pop(slice); }
+  std::size_t takeOutput(std::span<char> out) noexcept { return buffers_.output.read(out); }
 
   TlsPhase phase() const { return phase_; }
   std::string_view serverName() const;  // SNI sent by the client, or ""
@@ -80,9 +85,9 @@ class TlsEngine {
   TlsStatus fail(int result) noexcept;
 
   std::shared_ptr<const TlsContext> context_;
+  CipherBuffers buffers_;  // before ssl_: freed after it
   tls::SslPtr ssl_;
-  BIO* in_ = nullptr;   // owned by ssl_
-  BIO* out_ = nullptr;  // owned by ssl_
+  BIO* bio_ = nullptr;  // owned by ssl_, which reads and writes through it
   TlsPhase phase_ = TlsPhase::Handshaking;
   std::string error_;
 };

@@ -13,7 +13,10 @@ void giveBack(BufferPool& pool, std::span<const BufferSlice> slices) {
 
 TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
                      std::shared_ptr<const TlsContext> context, HandshakeObserver& observer)
-    : buffers_(buffers), inner_(loop, buffers), engine_(std::move(context)), observer_(observer) {
+    : buffers_(buffers),
+      inner_(loop, buffers),
+      engine_(buffers, std::move(context)),
+      observer_(observer) {
   inner_.setHandler(this);
   engine_.setWaker(this);
   uv_idle_init(loop, deferred_.get());
@@ -24,7 +27,6 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
 TlsStream::~TlsStream() {
   *alive_ = false;
   if (handshaking_) observer_.handshakeEnded();
-  if (sweepPending_) observer_.forget(*this);
   for (const auto& write : early_) giveBack(buffers_, write);
 }
 
@@ -65,7 +67,6 @@ int TlsStream::write(std::span<const BufferSlice> slices) noexcept {
 }
 
 int TlsStream::encrypt(std::span<const BufferSlice> slices) noexcept {
-  released_ = false;
   int rc = 0;
   for (const auto& s : slices)
     if (rc == 0 && engine_.write({s.buffer + s.offset, s.length}).status != TlsStatus::Ok)
@@ -80,11 +81,7 @@ int TlsStream::flush() noexcept {
   while (engine_.pendingOutput() > 0) {
     BufferSlice out[kMaxSlices];
     std::size_t count = 0;
-    while (count < kMaxSlices && engine_.pendingOutput() > 0) {
-      char* buffer = buffers_.take();
-      auto n = engine_.takeOutput({buffer, BufferPool::kBufferSize});
-      out[count++] = {buffer, 0, static_cast<std::uint32_t>(n)};
-    }
+    while (count < kMaxSlices && engine_.takeOutput(out[count])) ++count;
     if (int rc = inner_.write({out, count}); rc < 0) return rc;
   }
   return 0;
@@ -99,10 +96,7 @@ int TlsStream::shutdown() noexcept {
 }
 
 void TlsStream::onStreamData(ClientStream&, char* buffer, std::size_t length) noexcept {
-  released_ = false;
-  bool fed = engine_.feed({buffer, length});
-  buffers_.give(buffer);
-  if (!fed) return fail(UV_ENOMEM);
+  engine_.feed(buffer, length);
   pump();
 }
 
@@ -113,7 +107,6 @@ void TlsStream::onStreamEnd(ClientStream&, int status) noexcept {
 }
 
 void TlsStream::onStreamWritten(ClientStream&, int status) noexcept {
-  releaseIfIdle();
   if (handler_) handler_->onStreamWritten(*this, status);  // may destroy this
 }
 
@@ -139,7 +132,6 @@ void TlsStream::pump() noexcept {
     if (handler_) handler_->onStreamEnd(*this, inputStatus_);
     return;
   }
-  releaseIfIdle();
   if (notifyWritten_ && handler_) {
     notifyWritten_ = false;
     handler_->onStreamWritten(*this, 0);  // may destroy this: the last thing done
@@ -185,7 +177,6 @@ bool TlsStream::decrypt() noexcept {
     TlsResult r = engine_.read({buffer, BufferPool::kBufferSize});
     flush();  // reading may produce output (tickets, key updates, alerts)
     if (r.status == TlsStatus::Ok && r.bytes > 0) {
-      idle_ = false;
       if (handler_) handler_->onStreamData(*this, buffer, r.bytes);
       if (alive.expired()) return false;
       continue;
@@ -210,40 +201,6 @@ void TlsStream::fail(int status) noexcept {
   if (endReported_) return;
   endReported_ = true;
   if (handler_) handler_->onStreamEnd(*this, status);
-}
-
-void TlsStream::idle() noexcept {
-  idle_ = true;
-  if (released_ || sweepPending_) return;
-  sweepPending_ = true;
-  observer_.releaseSoon(*this);
-}
-
-void TlsStream::releaseIdle() noexcept {
-  sweepPending_ = false;
-  if (idle_ || quiet_) releaseNow();
-}
-
-void TlsStream::quiet() noexcept {
-  quiet_ = true;
-  releaseNow();
-}
-
-// A tunnel's buffers go as soon as nothing is in flight; an idle connection's at the next sweep
-// (idle()), not now: most connections that just finished a handshake or a response send again
-// at once, and would make the buffers again.
-void TlsStream::releaseIfIdle() noexcept {
-  if (released_) return;
-  if (quiet_) return releaseNow();
-  if (idle_) idle();
-}
-
-void TlsStream::releaseNow() noexcept {
-  if (released_) return;
-  if (!handshaking_ && engine_.pendingOutput() == 0 && inner_.queuedBytes() == 0) {
-    engine_.releaseBuffers();
-    released_ = true;
-  }
 }
 
 }  // namespace molt::worker

@@ -24,17 +24,14 @@ class HandshakeObserver {
   virtual ~HandshakeObserver() = default;
   virtual void handshakeStarted() noexcept = 0;
   virtual void handshakeEnded() noexcept = 0;
-  // `stream` went idle (ClientStream::idle): call its releaseIdle() at the next sweep, so that a
-  // connection idle for a moment between requests keeps its buffers and one idle for longer
-  // does not. `forget` undoes it (the stream goes away).
-  virtual void releaseSoon(TlsStream& stream) noexcept = 0;
-  virtual void forget(TlsStream& stream) noexcept = 0;
 };
 
 // An accepted connection that speaks TLS to the client and plaintext to its session. Ciphertext
-// travels in pooled buffers like plain reads; the engine's own buffers are released whenever the
-// connection is idle. Writes made before the handshake completes wait for it. Read backpressure
-// follows the session: while it does not read, records stay undecrypted and the socket unread.
+// travels in pooled buffers like plain reads, from the socket's read into OpenSSL and from
+// OpenSSL to the socket's write, and is held only while in flight; OpenSSL releases its own record
+// buffers when they empty (SSL_MODE_RELEASE_BUFFERS). Writes made before the handshake completes
+// wait for it. Read backpressure follows the session: while it does not read, records stay
+// undecrypted and the socket unread.
 class TlsStream final : public ClientStream, private StreamHandler, private HandshakeWaker {
  public:
   TlsStream(uv_loop_t* loop, BufferPool& buffers, std::shared_ptr<const TlsContext> context,
@@ -63,10 +60,6 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   }
   bool tlsResumed() const noexcept override { return !handshaking_ && engine_.resumed(); }
 
-  void idle() noexcept override;
-  // The sweep after idle(): the engine's buffers go if the connection is still idle.
-  void releaseIdle() noexcept;
-
  private:
   // Events of the socket underneath.
   void onStreamData(ClientStream& stream, char* buffer, std::size_t length) noexcept override;
@@ -82,9 +75,6 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   void fail(int status) noexcept;
   bool finishHandshake() noexcept;
   void scheduleDeferred() noexcept;
-  void releaseIfIdle() noexcept;
-  void releaseNow() noexcept;  // when nothing is in flight
-  void quiet() noexcept override;
   void wakeHandshake() noexcept override { scheduleDeferred(); }
 
   BufferPool& buffers_;
@@ -101,14 +91,6 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   // write() calls made before the handshake ended (a vector: an empty deque allocates).
   std::vector<std::vector<BufferSlice>> early_;
   bool notifyWritten_ = false;  // early writes went out: tell the session its queue dropped
-  // The session said it is idle (idle()), or no plaintext arrived yet: the engine's buffers go
-  // at the worker's next sweep if nothing is pending then. Not after every read of a busy
-  // connection: releasing and re-making them costs more than the bytes it decrypts.
-  bool idle_ = true;
-  bool quiet_ = false;  // a tunnel: released whenever nothing is pending (quiet())
-  // Nothing went through the engine since its buffers were released.
-  bool released_ = false;
-  bool sweepPending_ = false;             // registered with the observer (releaseSoon)
   common::UvHandle<uv_idle_t> deferred_;  // runs pump() outside the session's own calls
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

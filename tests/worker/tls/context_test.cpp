@@ -14,6 +14,7 @@ using molt::worker::test::peerCommonName;
 using molt::worker::test::TestClient;
 using molt::worker::test::TestFiles;
 using molt::worker::test::TestPki;
+using molt::worker::test::testPool;
 
 namespace {
 
@@ -45,7 +46,7 @@ Sites& sites() {
 std::string servedFor(const std::shared_ptr<TlsContext>& context, std::string_view sni) {
   TestClient client(sites().pki);
   auto engine = client.connect(sni);
-  TlsEngine server(context);
+  TlsEngine server(testPool(), context);
   REQUIRE(establish(*engine, server));
   return peerCommonName(*engine);
 }
@@ -70,7 +71,7 @@ TEST_CASE("the certificate file's chain lets a client verify the name it asked f
   auto context = sites().context();
   TestClient client(sites().pki);
   auto engine = client.connect("www.example.com", nullptr, "", true);
-  TlsEngine server(context);
+  TlsEngine server(testPool(), context);
   REQUIRE(establish(*engine, server));
   CHECK(SSL_get_verify_result(engine->ssl()) == X509_V_OK);
   CHECK(server.serverName() == "www.example.com");
@@ -81,14 +82,14 @@ TEST_CASE("ALPN selects http/1.1 when offered and stays silent otherwise", "[tls
   TestClient client(sites().pki);
   {
     auto engine = client.connect("", nullptr, std::string_view("\x02h2\x08http/1.1", 12));
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
     CHECK(server.alpn() == "http/1.1");
     CHECK(engine->alpn() == "http/1.1");
   }
   {
     auto engine = client.connect("", nullptr, std::string_view("\x02h2", 3));
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
     CHECK(server.alpn() == "");
   }
@@ -96,7 +97,7 @@ TEST_CASE("ALPN selects http/1.1 when offered and stays silent otherwise", "[tls
   tcp.alpn = false;
   auto tcpContext = sites().context(tcp);
   auto engine = client.connect("", nullptr, std::string_view("\x08http/1.1", 9));
-  TlsEngine server(tcpContext);
+  TlsEngine server(testPool(), tcpContext);
   REQUIRE(establish(*engine, server));
   CHECK(server.alpn() == "");
 }
@@ -107,14 +108,14 @@ TEST_CASE("TLS 1.2 and 1.3 are served; min_version TLSv1.3 turns a TLS 1.2 clien
   TestClient old(sites().pki, TLS1_2_VERSION);
   {
     auto engine = old.connect();
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
     CHECK(server.version() == "TLSv1.2");
   }
   TestClient modern(sites().pki);
   {
     auto engine = modern.connect();
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
     CHECK(server.version() == "TLSv1.3");
   }
@@ -122,7 +123,7 @@ TEST_CASE("TLS 1.2 and 1.3 are served; min_version TLSv1.3 turns a TLS 1.2 clien
   strict.minVersion = "TLSv1.3";
   auto strictContext = sites().context(strict);
   auto engine = old.connect();
-  TlsEngine server(strictContext);
+  TlsEngine server(testPool(), strictContext);
   CHECK_FALSE(establish(*engine, server));
   CHECK(server.phase() == TlsPhase::Failed);
   CHECK_THAT(server.error(), StartsWith("error:"));
@@ -151,7 +152,7 @@ TEST_CASE("an RSA certificate serves TLS 1.2 and 1.3 clients", "[tls]") {
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     TestClient client(pki, version);
     auto engine = client.connect("rsa.test", nullptr, "", true);
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
   }
 }

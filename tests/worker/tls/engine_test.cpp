@@ -8,11 +8,13 @@
 using molt::worker::TlsContext;
 using molt::worker::TlsEngine;
 using molt::worker::TlsPhase;
+using molt::worker::TlsResult;
 using molt::worker::TlsStatus;
 using molt::worker::test::establish;
 using molt::worker::test::TestClient;
 using molt::worker::test::TestFiles;
 using molt::worker::test::TestPki;
+using molt::worker::test::testPool;
 using molt::worker::test::transfer;
 
 namespace {
@@ -57,7 +59,7 @@ std::string send(TlsEngine& from, TlsEngine& to, const std::string& data) {
 TEST_CASE("application data flows both ways after the handshake", "[tls][engine]") {
   TestClient client(server().pki);
   auto engine = client.connect("site.test");
-  TlsEngine server(::server().context);
+  TlsEngine server(testPool(), ::server().context);
   CHECK(engine->write({"early", 5}).status == TlsStatus::WantInput);  // not before the handshake
   REQUIRE(establish(*engine, server));
   CHECK(server.phase() == TlsPhase::Established);
@@ -72,7 +74,7 @@ TEST_CASE("application data flows both ways after the handshake", "[tls][engine]
 TEST_CASE("close_notify ends the stream cleanly on the other side", "[tls][engine]") {
   TestClient client(server().pki);
   auto engine = client.connect();
-  TlsEngine server(::server().context);
+  TlsEngine server(testPool(), ::server().context);
   REQUIRE(establish(*engine, server));
   engine->shutdown();
   CHECK(engine->phase() == TlsPhase::ShutdownSent);
@@ -88,7 +90,7 @@ TEST_CASE("close_notify ends the stream cleanly on the other side", "[tls][engin
 
 TEST_CASE("plain HTTP sent to a TLS port fails the handshake with OpenSSL's reason",
           "[tls][engine]") {
-  TlsEngine server(::server().context);
+  TlsEngine server(testPool(), ::server().context);
   std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   server.feed(request);
   CHECK(server.handshake() == TlsStatus::Failed);
@@ -102,7 +104,7 @@ TEST_CASE("plain HTTP sent to a TLS port fails the handshake with OpenSSL's reas
 TEST_CASE("a handshake fed one byte at a time completes", "[tls][engine]") {
   TestClient client(server().pki);
   auto engine = client.connect();
-  TlsEngine server(::server().context);
+  TlsEngine server(testPool(), ::server().context);
   char byte;
   for (int round = 0; round < 5000 && server.phase() == TlsPhase::Handshaking; ++round) {
     engine->handshake();
@@ -115,14 +117,51 @@ TEST_CASE("a handshake fed one byte at a time completes", "[tls][engine]") {
   CHECK(server.phase() == TlsPhase::Established);
 }
 
-TEST_CASE("an idle connection's buffers can be released and it keeps working", "[tls][engine]") {
+TEST_CASE("an engine holds pooled buffers only while ciphertext waits in them", "[tls][engine]") {
+  auto& pool = testPool();
+  std::size_t before = pool.inUse();
+  {
+    TestClient client(server().pki);
+    auto engine = client.connect();
+    TlsEngine server(pool, ::server().context);
+    REQUIRE(establish(*engine, server));
+    CHECK(pool.inUse() == before);
+    CHECK(send(*engine, server, std::string(100000, 'x')).size() == 100000);
+    CHECK(pool.inUse() == before);
+    REQUIRE(server.write(std::string_view("reply")).status == TlsStatus::Ok);
+    CHECK(pool.inUse() == before + 1);  // one record, waiting to be sent
+    transfer(server, *engine);
+    char buffer[64];
+    auto got = engine->read(buffer);
+    REQUIRE(got.status == TlsStatus::Ok);
+    CHECK(std::string(buffer, got.bytes) == "reply");
+    CHECK(pool.inUse() == before);
+    REQUIRE(server.write(std::string_view("unsent")).status == TlsStatus::Ok);
+  }
+  CHECK(pool.inUse() == before);  // what was never sent went back with the engine
+}
+
+TEST_CASE("records taken whole in pool buffers are the same bytes a copy would give",
+          "[tls][engine]") {
   TestClient client(server().pki);
   auto engine = client.connect();
-  TlsEngine server(::server().context);
+  TlsEngine server(testPool(), ::server().context);
   REQUIRE(establish(*engine, server));
-  CHECK(send(*engine, server, std::string(100000, 'x')).size() == 100000);
-  server.releaseBuffers();
-  engine->releaseBuffers();
-  CHECK(send(*engine, server, "after") == "after");
-  CHECK(send(server, *engine, "reply") == "reply");
+  std::string reply(40000, 'r');  // three records, over three buffers
+  REQUIRE(server.write(reply).status == TlsStatus::Ok);
+  std::size_t pending = server.pendingOutput();
+  CHECK(pending > reply.size());
+  molt::worker::BufferSlice slice;
+  std::size_t taken = 0;
+  while (server.takeOutput(slice)) {
+    taken += slice.length;
+    engine->feed(slice.buffer + slice.offset, slice.length);  // the client's engine takes it
+  }
+  CHECK(taken == pending);
+  CHECK(server.pendingOutput() == 0);
+  std::string got;
+  char buffer[8192];
+  for (TlsResult r; (r = engine->read(buffer)).status == TlsStatus::Ok;)
+    got.append(buffer, r.bytes);
+  CHECK(got == reply);
 }

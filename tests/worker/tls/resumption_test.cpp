@@ -16,6 +16,7 @@ using molt::worker::test::establish;
 using molt::worker::test::TestClient;
 using molt::worker::test::TestFiles;
 using molt::worker::test::TestPki;
+using molt::worker::test::testPool;
 
 namespace {
 
@@ -63,7 +64,7 @@ TlsOptions options(Zones& zones, bool tickets, std::string frontend = "www") {
 bool connect(TestClient& client, const std::shared_ptr<TlsContext>& context,
              SSL_SESSION* session = nullptr) {
   auto engine = client.connect("site.test", session);
-  TlsEngine server(context);
+  TlsEngine server(testPool(), context);
   REQUIRE(establish(*engine, server));
   CHECK(server.resumed() == (SSL_session_reused(engine->ssl()) == 1));
   return server.resumed();
@@ -164,7 +165,7 @@ TEST_CASE("a ticket survives one key rotation, renewed, and is refused after two
   // Resumes `session` and returns the ticket the client holds afterwards ("" if not resumed).
   auto resume = [&](TestClient& client, SSL_SESSION* session) {
     auto engine = client.connect("site.test", session);
-    TlsEngine server(context);
+    TlsEngine server(testPool(), context);
     REQUIRE(establish(*engine, server));
     return server.resumed() ? ticketOf(SSL_get0_session(engine->ssl())) : std::string();
   };

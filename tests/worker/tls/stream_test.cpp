@@ -1,5 +1,5 @@
-// TlsStream on a real loopback socket: when an idle connection's engine buffers go (at the
-// worker's sweep, not the moment it goes idle), and that it serves on afterwards.
+// TlsStream on a real loopback socket: ciphertext held in pooled buffers only while in flight, and
+// records left undecrypted while the session does not read.
 #include "worker/tls/stream.hpp"
 
 #include <netinet/in.h>
@@ -24,17 +24,11 @@ using molt::worker::test::TestPki;
 
 namespace {
 
-// The worker's side, as a TLS stream sees it: counts the sweeps asked for.
+// The worker's side, as a TLS stream sees it: counts the handshakes that ended.
 struct Observer final : molt::worker::HandshakeObserver {
   void handshakeStarted() noexcept override {}
   void handshakeEnded() noexcept override { ++handshakes; }
-  void releaseSoon(TlsStream& stream) noexcept override {
-    ++sweepsAsked;
-    pending = &stream;
-  }
-  void forget(TlsStream&) noexcept override { pending = nullptr; }
-  int handshakes = 0, sweepsAsked = 0;
-  TlsStream* pending = nullptr;
+  int handshakes = 0;
 };
 
 // The session's side: keeps the plaintext.
@@ -120,28 +114,13 @@ struct Connection {
   }
 };
 
-}  // namespace
-
-TEST_CASE("an idle TLS connection's buffers go at the sweep, and it serves on after",
-          "[tls][stream]") {
-  Connection c;
-  // The handshake ends with no plaintext yet: the connection is idle, and asks for the sweep
-  // instead of remaking its buffers at once (its first request usually follows at once).
-  REQUIRE(c.runUntil(
-      [&] { return c.engine->phase() == TlsPhase::Established && c.observer.handshakes == 1; }));
-  c.runUntil([&] { return c.observer.sweepsAsked > 0; });
-  CHECK(c.observer.sweepsAsked == 1);
-  REQUIRE(c.observer.pending == c.server.get());
-
-  // The sweep: buffers released; the connection reads and answers as before.
-  c.observer.pending = nullptr;
-  c.server->releaseIdle();
-  REQUIRE(c.engine->write(std::string_view("GET / HTTP/1.1\r\n\r\n")).status ==
-          molt::worker::TlsStatus::Ok);
-  REQUIRE(c.runUntil([&] { return c.handler.received.size() == 18; }));
-  CHECK(c.handler.received == "GET / HTTP/1.1\r\n\r\n");
+// Sends `request` from the client and answers it with `answer` from the server side.
+void exchange(Connection& c, const std::string& request, const std::string& answer) {
+  c.handler.received.clear();
+  REQUIRE(c.engine->write(request).status == molt::worker::TlsStatus::Ok);
+  REQUIRE(c.runUntil([&] { return c.handler.received.size() == request.size(); }));
+  CHECK(c.handler.received == request);
   char* reply = c.pool.take();
-  std::string answer = "HTTP/1.1 204 No Content\r\n\r\n";
   answer.copy(reply, answer.size());
   molt::worker::BufferSlice slice{reply, 0, static_cast<std::uint32_t>(answer.size())};
   REQUIRE(c.server->write({&slice, 1}) == 0);
@@ -152,7 +131,39 @@ TEST_CASE("an idle TLS connection's buffers go at the sweep, and it serves on af
     if (r.status == molt::worker::TlsStatus::Ok) got.append(plain, r.bytes);
     return got == answer;
   }));
-  // Busy again, then idle again: another sweep is asked for once the session says so.
-  c.server->idle();
-  CHECK(c.observer.sweepsAsked == 2);
+}
+
+}  // namespace
+
+TEST_CASE("a TLS connection holds no buffer once its ciphertext went through", "[tls][stream]") {
+  Connection c;
+  REQUIRE(c.runUntil(
+      [&] { return c.engine->phase() == TlsPhase::Established && c.observer.handshakes == 1; }));
+  CHECK(c.pool.inUse() == 0);  // the handshake's records came and went in pooled buffers
+  for (int round = 0; round < 3; ++round) {
+    exchange(c, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+    CHECK(c.pool.inUse() == 0);
+  }
+}
+
+TEST_CASE("records wait undecrypted while the session does not read, then arrive in order",
+          "[tls][stream]") {
+  Connection c;
+  REQUIRE(c.runUntil(
+      [&] { return c.engine->phase() == TlsPhase::Established && c.observer.handshakes == 1; }));
+  c.server->stopReading();
+  std::string sent;
+  for (int i = 0; i < 40; ++i) sent += "record " + std::to_string(i) + ";";
+  for (int i = 0; i < 40; ++i) {
+    std::string piece = "record " + std::to_string(i) + ";";
+    REQUIRE(c.engine->write(piece).status == molt::worker::TlsStatus::Ok);
+    int turns = 0;
+    c.runUntil([&] { return ++turns > 10; });
+  }
+  CHECK(c.handler.received.empty());
+  CHECK(c.pool.inUse() == 0);  // what waits, waits in the socket
+  c.server->startReading();
+  REQUIRE(c.runUntil([&] { return c.handler.received.size() == sent.size(); }));
+  CHECK(c.handler.received == sent);
+  CHECK(c.pool.inUse() == 0);
 }

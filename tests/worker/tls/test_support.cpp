@@ -129,7 +129,12 @@ std::unique_ptr<TlsEngine> TestClient::connect(std::string_view sni, SSL_SESSION
     SSL_set_verify(ssl.get(), SSL_VERIFY_PEER, nullptr);
     SSL_set1_host(ssl.get(), name.c_str());
   }
-  return std::make_unique<TlsEngine>(std::move(ssl));
+  return std::make_unique<TlsEngine>(testPool(), std::move(ssl));
+}
+
+BufferPool& testPool() {
+  static BufferPool pool;
+  return pool;
 }
 
 void transfer(TlsEngine& from, TlsEngine& to) {

@@ -61,6 +61,9 @@ class TestClient {
   tls::SslSessionPtr last_;
 };
 
+// The buffers every test engine keeps its ciphertext in (single-threaded, like a worker's).
+BufferPool& testPool();
+
 // Moves ciphertext both ways until both handshakes are done (or one fails), then lets the client
 // read post-handshake messages (TLS 1.3 tickets). True when both are Established.
 bool establish(TlsEngine& client, TlsEngine& server);
