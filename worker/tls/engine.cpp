@@ -36,6 +36,8 @@ void TlsEngine::attachBuffers() {
   BIO_up_ref(bio_);
   SSL_set0_rbio(ssl_.get(), bio_);
   SSL_set0_wbio(ssl_.get(), bio_);
+  // Whatever waits is taken in one read rather than a record header, then its body, at a time.
+  SSL_set_read_ahead(ssl_.get(), 1);
 }
 
 void TlsEngine::setWaker(HandshakeWaker* waker) noexcept {

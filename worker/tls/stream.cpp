@@ -97,6 +97,7 @@ int TlsStream::shutdown() noexcept {
 
 void TlsStream::onStreamData(ClientStream&, char* buffer, std::size_t length) noexcept {
   engine_.feed(buffer, length);
+  handshakeDue_ = handshaking_;
   pump();
 }
 
@@ -138,12 +139,17 @@ void TlsStream::pump() noexcept {
   }
 }
 
+// OpenSSL is asked again only when it can get further: bytes came, or the fleet lookup it waited
+// for ended. A call that can only find no input still costs a pass through its state machine.
 bool TlsStream::advanceHandshake() noexcept {
-  TlsStatus status = engine_.handshake();
-  flush();
-  if (status == TlsStatus::Failed || engine_.phase() == TlsPhase::Failed) {
-    fail(UV_EPROTO);
-    return false;
+  if (handshakeDue_) {
+    handshakeDue_ = false;
+    TlsStatus status = engine_.handshake();
+    flush();
+    if (status == TlsStatus::Failed || engine_.phase() == TlsPhase::Failed) {
+      fail(UV_EPROTO);
+      return false;
+    }
   }
   if (engine_.phase() == TlsPhase::Handshaking) {
     if (inputEnded_) fail(inputStatus_ == UV_EOF ? UV_ECONNRESET : inputStatus_);

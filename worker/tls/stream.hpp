@@ -75,7 +75,10 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   void fail(int status) noexcept;
   bool finishHandshake() noexcept;
   void scheduleDeferred() noexcept;
-  void wakeHandshake() noexcept override { scheduleDeferred(); }
+  void wakeHandshake() noexcept override {
+    handshakeDue_ = true;
+    scheduleDeferred();
+  }
 
   BufferPool& buffers_;
   PlainStream inner_;
@@ -83,9 +86,10 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   HandshakeObserver& observer_;
   shm::FrontendRow* stats_ = nullptr;
   StreamHandler* handler_ = nullptr;
-  bool reading_ = false;     // the session wants plaintext
-  bool handshaking_ = true;  // counted by the observer until it ends
-  bool inputEnded_ = false;  // the socket reported its end (status below)
+  bool reading_ = false;       // the session wants plaintext
+  bool handshaking_ = true;    // counted by the observer until it ends
+  bool handshakeDue_ = false;  // the handshake may get further (bytes came, or it was woken)
+  bool inputEnded_ = false;    // the socket reported its end (status below)
   int inputStatus_ = 0;
   bool endReported_ = false;  // onStreamEnd went to the session
   // write() calls made before the handshake ended (a vector: an empty deque allocates).
