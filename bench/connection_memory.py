@@ -170,8 +170,8 @@ def main():
                 error = f"gave_up_at_{i + 1}:_{error}"[:100]
                 break
     opening = time.monotonic() - started
-    # Idle means idle for a while: molt gives an idle connection's TLS buffers back after a
-    # second without traffic.
+    # Idle means idle for a while: molt parks an idle plaintext connection or tunnel, and trims its
+    # heap, about a second after its last byte.
     time.sleep(SETTLE)
     after = pss_kb(PID)
     held = sum(1 for c in conns if c.alive())

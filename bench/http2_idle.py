@@ -114,8 +114,8 @@ def main():
             if not conns and failed >= 10:  # this proxy does not speak HTTP/2 here
                 failed = COUNT
                 break
-    # Idle means idle for a while: molt gives an idle connection's TLS buffers and the exchange
-    # it keeps for the next stream back after a second without a stream.
+    # Idle means idle for a while: molt gives the exchange an idle connection keeps for the next
+    # stream back after a second without a stream.
     time.sleep(IDLE_SETTLE)
     after = pss_kb(PID)
     held = sum(1 for c in conns if c.alive())
