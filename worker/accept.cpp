@@ -1,5 +1,6 @@
 // Accepting connections: a session per accepted client, and the pause that keeps a worker near its
 // descriptor limit from losing the connections the kernel queued for it.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -125,11 +126,16 @@ void Worker::startHttp2(std::unique_ptr<ClientStream> client,
   raw->startWith(input);
 }
 
-bool Worker::park(const common::FrontendConfig& config, int fd, std::uint64_t deadline) noexcept {
+// A frontend's keep-alive connections, in clear and TLS, share its line in the lot: one
+// keep-alive time, so their deadlines come in order.
+bool Worker::park(const common::FrontendConfig& config, int fd, std::uint64_t deadline,
+                  std::unique_ptr<ParkingLot::Cargo>& state) noexcept {
   if (phase_ != ServingPhase::Serving) return false;
   Frontend* frontend = frontendNamed(config.name);
   if (!frontend || frontend->config().mode != common::Mode::Http) return false;
-  if (!parking_.park(fd, frontend, deadline)) return false;
+  bool taken = state ? parking_.park(fd, -1, frontend, deadline, state)
+                     : parking_.park(fd, frontend, deadline);
+  if (!taken) return false;
   parked();
   return true;
 }
@@ -158,13 +164,45 @@ void Worker::parked() noexcept {
 // The client spoke again (or closed): served as a connection that just finished a response, with
 // the worker's current routes. Nothing was read from it yet.
 void Worker::unpark(ParkingLot::Parked parked) noexcept {
-  if (parked.cargo) return unparkTunnel(std::move(parked));
+  if (parked.peer >= 0) return unparkTunnel(std::move(parked));
+  if (parked.cargo) return unparkTls(std::move(parked));
   auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
   auto router = routers_.find(&frontend);
   auto client = std::make_unique<PlainStream>(loop_, buffers_);
   int rc = router == routers_.end() ? UV_ENOENT : client->adopt(parked.fd);
   if (rc < 0) {
     common::log::warn("serving a parked connection of frontend {} again: {}",
+                      frontend.config().name, uv_strerror(rc));
+    close(parked.fd);
+    return connectionCountChanged();
+  }
+  auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(), router->second,
+                                               std::move(client));
+  HttpSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  connectionCountChanged();
+  raw->startAdopted({});
+}
+
+// A parked TLS keep-alive connection: its client sent something or closed, and a session serves
+// it again with its TLS state; or its keep-alive time is over, and it closes as a session would
+// have closed it, with close_notify (best effort: the socket's buffer is empty).
+void Worker::unparkTls(ParkingLot::Parked parked) noexcept {
+  std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(parked.cargo.release()));
+  auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
+  auto router = routers_.find(&frontend);
+  if (uv_now(loop_) >= parked.deadline || router == routers_.end()) {
+    TlsEngine engine(buffers_, std::move(state->context), std::move(state->ssl));
+    engine.shutdown();
+    for (BufferSlice slice; engine.takeOutput(slice); buffers_.give(slice.buffer))
+      (void)::send(parked.fd, slice.buffer + slice.offset, slice.length,
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(parked.fd);
+    return connectionCountChanged();
+  }
+  auto client = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
+  if (int rc = client->adopt(parked.fd); rc < 0) {
+    common::log::warn("serving a parked TLS connection of frontend {} again: {}",
                       frontend.config().name, uv_strerror(rc));
     close(parked.fd);
     return connectionCountChanged();

@@ -77,12 +77,13 @@ class SessionHost {
     return unshared;
   }
   // An idle HTTP/1.1 keep-alive connection (worker/net/parking.hpp): the host keeps `fd`, a
-  // duplicate of the session's descriptor, until the client sends again (then a new session
-  // serves it), or closes it at `deadline` (loop time, ms). True: taken, and the session ends
-  // without a word to the client; false: `fd` is still the caller's.
-  virtual bool park(const common::FrontendConfig& frontend, int fd,
-                    std::uint64_t deadline) noexcept {
-    (void)frontend, (void)fd, (void)deadline;
+  // duplicate of the session's descriptor, and `state` (ClientStream::takeParkState: TLS), until
+  // the client sends again (then a new session serves it), or closes it at `deadline` (loop time,
+  // ms). True: taken (`state` is empty), and the session ends without a word to the client;
+  // false: `fd` and `state` are still the caller's.
+  virtual bool park(const common::FrontendConfig& frontend, int fd, std::uint64_t deadline,
+                    std::unique_ptr<ParkingLot::Cargo>& state) noexcept {
+    (void)frontend, (void)fd, (void)deadline, (void)state;
     return false;
   }
   // An idle tunnel (worker/parked_tunnel.hpp): the host keeps `clientFd` and `serverFd`,

@@ -66,8 +66,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void startHttp2(std::unique_ptr<ClientStream> client,
                   std::shared_ptr<const common::FrontendConfig> frontend,
                   std::shared_ptr<const Router> router, std::string_view input) noexcept override;
-  bool park(const common::FrontendConfig& frontend, int fd,
-            std::uint64_t deadline) noexcept override;
+  bool park(const common::FrontendConfig& frontend, int fd, std::uint64_t deadline,
+            std::unique_ptr<ParkingLot::Cargo>& state) noexcept override;
   bool parkTunnel(int clientFd, int serverFd, std::unique_ptr<ParkedTunnel>& tunnel,
                   std::uint64_t deadline) noexcept override;
   void handshakeStarted() noexcept override { ++handshakes_; }
@@ -118,6 +118,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   // came): a new session serves it (accept.cpp).
   void unpark(ParkingLot::Parked parked) noexcept;
   void unparkTunnel(ParkingLot::Parked parked) noexcept;
+  void unparkTls(ParkingLot::Parked parked) noexcept;
   // Counts a park; trims soon after (trimSoon): a second after a burst, a few after a few.
   void parked() noexcept;
   // Live client connections: sessions and parked ones.

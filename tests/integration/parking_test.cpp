@@ -1,6 +1,6 @@
 // End-to-end: idle keep-alive connections parked as a bare descriptor (worker/net/parking.hpp),
 // served again when their client speaks, closed at their keep-alive time, and carried through
-// reloads; idle websockets and tcp tunnels parked as their two descriptors, woken by either side,
+// reloads; TLS keep-alive connections parked with their OpenSSL state, likewise; idle websockets and tcp tunnels parked as their two descriptors, woken by either side,
 // ended at their tunnel timeout and logged once (issue 20).
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +16,7 @@
 #include "tests/support/api_client.hpp"
 #include "tests/support/molt_fixture.hpp"
 #include "tests/support/net.hpp"
+#include "tests/support/tls_client.hpp"
 
 using namespace molt::test;
 using nlohmann::json;
@@ -69,6 +70,68 @@ struct Client {
   molt::common::UniqueFd fd;
   Reader reader;
 };
+
+// Parking's TLS frontend "fe": a certificate made once per test process.
+std::string tlsParkingConfig(std::uint16_t originPort, const std::string& socket,
+                             const std::string& keepAlive, const std::string& global = "") {
+  static TempDir certificates;
+  static bool made = makeCertificate(certificates.path() + "/site.pem", "site.test");
+  REQUIRE(made);
+  return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
+         R"(")" + global + R"(},
+    "frontends": [{"name": "fe", "mode": "http",
+                   "bind": [{"address": "127.0.0.1:0", "tls": true}],
+                   "certificates": [")" +
+         certificates.path() + R"(/site.pem"], "timeouts": {"keep_alive": ")" + keepAlive +
+         R"("}, "default_backend": "be"}],
+    "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
+         std::to_string(originPort) + R"("}]}]})";
+}
+
+// One answer read off a TLS connection: its status line and body (Content-Length or chunked).
+struct TlsAnswer {
+  std::string status, body;
+};
+std::string lineOf(TlsClient& client) {
+  std::string line;
+  while (line.size() < 2 || line.compare(line.size() - 2, 2, "\r\n") != 0) {
+    std::string byte = client.receive(1);
+    if (byte.empty()) return {};
+    line += byte;
+  }
+  return line.substr(0, line.size() - 2);
+}
+TlsAnswer readAnswer(TlsClient& client) {
+  TlsAnswer a{lineOf(client), {}};
+  std::size_t length = 0;
+  bool chunked = false;
+  for (std::string header; !(header = lineOf(client)).empty();) {
+    std::smatch m;
+    if (std::regex_match(header, m, std::regex("content-length: *(\\d+)", std::regex::icase)))
+      length = std::stoul(m[1]);
+    chunked |=
+        std::regex_match(header, std::regex("transfer-encoding: *chunked", std::regex::icase));
+  }
+  if (!chunked) {
+    a.body = client.receive(length);
+    return a;
+  }
+  for (;;) {
+    std::string size = lineOf(client);
+    std::size_t n = size.empty() ? 0 : std::stoul(size, nullptr, 16);
+    if (n == 0) break;
+    a.body += client.receive(n);
+    lineOf(client);
+  }
+  lineOf(client);  // the empty trailer
+  return a;
+}
+
+bool tlsGet(TlsClient& client, const std::string& path, std::size_t length) {
+  if (!client.send("GET " + path + " HTTP/1.1\r\nHost: site.test\r\n\r\n")) return false;
+  TlsAnswer a = readAnswer(client);
+  return a.status == "HTTP/1.1 200 OK" && a.body.size() == length;
+}
 
 // An http frontend "fe" whose upgrades go to `wsPort`, a tcp frontend "raw" to `tcpPort`: both
 // servers are the test's own listeners, so that either side of a tunnel can speak first.
@@ -415,4 +478,99 @@ TEST_CASE("a reload moves parked tunnels to the new generation; without migratio
     for (auto& t : tunnels) t.client.reset(), t.server.reset();
     REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
   }
+}
+
+TEST_CASE("idle TLS keep-alive connections are parked with their TLS state, and served again",
+          "[http][integration][park][tls]") {
+  Origin origin;
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  Molt molt(tlsParkingConfig(origin.httpPort(), socket, "30s"));
+  std::uint16_t port = molt.port("fe");
+  constexpr int kClients = 12;
+  std::vector<std::unique_ptr<TlsClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    TlsClientOptions options{"site.test", i % 2 ? "TLSv1.2" : "TLSv1.3"};
+    clients.push_back(std::make_unique<TlsClient>(port, options));
+    INFO(clients.back()->error());
+    REQUIRE(clients.back()->connected());
+    REQUIRE(tlsGet(*clients.back(), "/size/100", 100));
+  }
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == kClients; }));
+  CHECK(countsOf(socket).connections == kClients);
+
+  // Each speaks again over the same TLS session: one request, two pipelined, or a body.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kClients; ++i) {
+      INFO("round " << round << ", client " << i);
+      TlsClient& c = *clients[i];
+      if (i % 3 == 0) {
+        REQUIRE(tlsGet(c, "/size/10", 10));
+      } else if (i % 3 == 1) {
+        REQUIRE(c.send(
+            "GET /size/5 HTTP/1.1\r\nHost: t\r\n\r\nGET /size/7 HTTP/1.1\r\nHost: t\r\n\r\n"));
+        CHECK(readAnswer(c).body == "abcde");
+        CHECK(readAnswer(c).body == "abcdefg");
+      } else {
+        REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nping"));
+        CHECK(readAnswer(c).body == "ping");
+      }
+    }
+    // All were served again by sessions (the worker's report comes within 100 ms), and park
+    // again a second later.
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 0; }));
+    CHECK(countsOf(socket).connections == kClients);
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == kClients; }));
+  }
+  // The access log still says which TLS version each connection speaks.
+  REQUIRE_LINE(molt.process(), R"re(access fe=fe .*"POST /echo HTTP/1\.1" 200 .*TLSv1\.2)re", 5s);
+
+  // A client that says close_notify while parked: closed, and forgotten.
+  clients[4]->closeSending();
+  CHECK(clients[4]->receive(1).empty());
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == kClients - 1; }));
+  CHECK(countsOf(socket).parked == kClients - 1);
+  // One that just closes its socket while parked.
+  clients[5].reset();
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == kClients - 2; }));
+  CHECK(countsOf(socket).parked == kClients - 2);
+}
+
+TEST_CASE("a parked TLS connection closes at its keep-alive time with close_notify",
+          "[http][integration][park][tls]") {
+  Origin origin;
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  Molt molt(tlsParkingConfig(origin.httpPort(), socket, "3s"));
+  TlsClient client(molt.port("fe"), {"site.test"});
+  REQUIRE(client.connected());
+  REQUIRE(tlsGet(client, "/size/10", 10));
+  auto answered = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 1; }));
+  CHECK(client.receive(1).empty());  // waits up to the socket's 10 s timeout
+  auto after = std::chrono::steady_clock::now() - answered;
+  CHECK(client.peerClosedCleanly());
+  CHECK(after >= 2900ms);
+  CHECK(after < 8s);
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == 0; }));
+}
+
+TEST_CASE("a reload serves parked TLS connections again in the old generation, which closes them",
+          "[http][integration][park][tls][reload]") {
+  Origin origin;
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  Molt molt(tlsParkingConfig(origin.httpPort(), socket, "30s", R"(, "close_spread": "1s")"));
+  std::vector<std::unique_ptr<TlsClient>> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<TlsClient>(molt.port("fe"), TlsClientOptions{"site.test"}));
+    REQUIRE(clients.back()->connected());
+    REQUIRE(tlsGet(*clients.back(), "/size/100", 100));
+  }
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 6; }));
+  REQUIRE(askApi(socket, R"({"cmd": "reload"})")["ok"] == true);
+  // TLS state cannot move to another process: served by sessions again, they close by the
+  // drain's rule for idle keep-alive connections (within close_spread), as unparked ones do.
+  for (auto& c : clients) CHECK(c->receive(1).empty());
+  REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
 }

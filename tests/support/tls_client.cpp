@@ -92,6 +92,15 @@ std::string TlsClient::receive(std::size_t n) {
   return out;
 }
 
+bool TlsClient::peerClosedCleanly() const {
+  return connected_ && (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
+void TlsClient::closeSending() {
+  if (connected_) SSL_shutdown(ssl_);
+  shutdown(fd_.get(), SHUT_WR);
+}
+
 TlsSession TlsClient::session() const {
   return TlsSession(connected_ ? SSL_get1_session(ssl_) : nullptr);
 }

@@ -40,6 +40,10 @@ class TlsClient {
   std::string peerCommonName() const;
   bool send(const std::string& data);
   std::string receive(std::size_t n);  // exactly n bytes, fewer on EOF/error
+  // The server's close_notify arrived (receive() returned short because of it).
+  bool peerClosedCleanly() const;
+  // Sends close_notify and stops sending.
+  void closeSending();
   // The session to resume later (after reading something: TLS 1.3 tickets arrive with data).
   TlsSession session() const;
 

@@ -112,22 +112,28 @@ void HttpSession::beginRequest() {
   updateClientReading();
 }
 
-// Idle between requests, on a plaintext HTTP/1.1 connection with nothing read, queued or owed,
-// while the worker serves: all the connection needs is its descriptor.
+// Idle between requests, on an HTTP/1.1 connection with nothing read, queued or owed, while the
+// worker serves: all the connection needs is its descriptor, and its TLS state if it has one.
 bool HttpSession::mayPark() const noexcept {
   return phase_ == HttpPhase::Idle && !parkRefused_ && !draining_ && move_ == Move::No && client_ &&
-         !client_->secure() && !input_.buffer && !server_ && outCount_ == 0 && !clientEof_ &&
+         !input_.buffer && !server_ && outCount_ == 0 && !clientEof_ &&
          client_->queuedBytes() == 0 && ms(frontend_->timeouts.keepAlive) > kParkAfterMs &&
          client_->descriptor() >= 0;
 }
 
-// A duplicate of the descriptor goes to the host's parking lot; the session ends, and closing its
-// own descriptor sends nothing (the duplicate keeps the connection open), as for a migration.
+// A duplicate of the descriptor goes to the host's parking lot, with the stream's state (TLS);
+// the session ends, and closing its own descriptor sends nothing (the duplicate keeps the
+// connection open), as for a migration.
 void HttpSession::park() {
-  int fd = fcntl(client_->descriptor(), F_DUPFD_CLOEXEC, 0);
-  std::uint64_t keepAliveEnds = phaseSince_ + ms(frontend_->timeouts.keepAlive);
-  if (fd >= 0 && host_.park(*frontend_, fd, keepAliveEnds)) return finish(nullptr);
-  if (fd >= 0) close(fd);
+  std::unique_ptr<ParkingLot::Cargo> state;
+  int fd = -1;
+  if (client_->takeParkState(state)) {
+    fd = fcntl(client_->descriptor(), F_DUPFD_CLOEXEC, 0);
+    std::uint64_t keepAliveEnds = phaseSince_ + ms(frontend_->timeouts.keepAlive);
+    if (fd >= 0 && host_.park(*frontend_, fd, keepAliveEnds, state)) return finish(nullptr);
+    if (fd >= 0) close(fd);
+    if (state) client_->restoreParkState(std::move(state));
+  }
   parkRefused_ = true;  // served here until its keep-alive time ends or it sends again
   armTimer();
 }

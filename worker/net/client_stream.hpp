@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 
 #include "common/address.hpp"
+#include "worker/net/parking.hpp"
 
 namespace molt::worker {
 
@@ -82,6 +84,15 @@ class ClientStream {
   // The session waits for the client's next request and has nothing in flight (an HTTP/2
   // stream's exchange is over).
   virtual void idle() noexcept {}
+  // Parking (worker/net/parking.hpp): what the connection needs besides its descriptor to be
+  // served again, given to the parking lot. Nothing for a plaintext stream; a TLS stream's
+  // connection state. False: bytes are in flight, and it cannot park now. The stream reads and
+  // writes nothing more unless restoreParkState() gives the state back (the lot refused it).
+  virtual bool takeParkState(std::unique_ptr<ParkingLot::Cargo>& state) noexcept {
+    (void)state;
+    return true;
+  }
+  virtual void restoreParkState(std::unique_ptr<ParkingLot::Cargo> state) noexcept { (void)state; }
 };
 
 }  // namespace molt::worker

@@ -151,8 +151,8 @@ void ParkingLot::armTimer() noexcept {
       due > now ? due - now : 0, 0);
 }
 
-// Keep-alive time over: closed, as the session would have closed it. A tunnel is handed back:
-// its session ends it, with its log line.
+// Keep-alive time over: closed, as the session would have closed it. A connection with cargo is
+// handed back: a tunnel's session ends it, with its log line; a TLS connection says close_notify.
 void ParkingLot::onTimer() noexcept {
   std::uint64_t now = uv_now(loop_);
   std::size_t closed = 0;
@@ -215,7 +215,8 @@ void ParkingLot::endRound() noexcept {
 
 // The slot goes, then the descriptors go back to the worker (which may park again at once).
 void ParkingLot::handBack(Slot* slot) noexcept {
-  Parked parked{slot->fd, slot->peer, slot->owner, std::unique_ptr<Cargo>(slot->cargo)};
+  Parked parked{slot->fd, slot->peer, slot->owner, std::unique_ptr<Cargo>(slot->cargo),
+                slot->deadline};
   epoll_ctl(epoll_, EPOLL_CTL_DEL, parked.fd, nullptr);
   if (parked.peer >= 0) epoll_ctl(epoll_, EPOLL_CTL_DEL, parked.peer, nullptr);
   unlink(slot);

@@ -10,6 +10,10 @@
 // keep-alive timeout would have. Slots come from blocks of the lot's own, so parked connections do
 // not pin the pages of the heap that their sessions freed.
 //
+// A TLS keep-alive connection parks with a Cargo too: OpenSSL's state of the connection, which
+// its next session goes on with; it is handed back at its deadline as well, to be closed with
+// close_notify.
+//
 // An idle tunnel (a websocket, a tcp-mode connection) parks the same way with both of its
 // descriptors and a Cargo: what its next session needs to go on as if it had never stopped. It is
 // handed back when either side sends or closes, and at its deadline too: the tunnel's timeout, its
@@ -41,6 +45,7 @@ class ParkingLot {
     int peer = -1;
     const void* owner = nullptr;
     std::unique_ptr<Cargo> cargo;
+    std::uint64_t deadline = 0;  // as parked
   };
   // A parked connection's client (or a tunnel's either side) sent bytes or closed, or a tunnel's
   // deadline came.
@@ -60,7 +65,8 @@ class ParkingLot {
   bool park(int fd, const void* owner, std::uint64_t deadline) noexcept;
   // A tunnel: `fd` and `peer` are watched both, and handed back with `cargo` when either has
   // something to read, or at `deadline`. True: the lot took the descriptors and the cargo
-  // (`cargo` is empty); false: all three are still the caller's.
+  // (`cargo` is empty); false: all three are still the caller's. A connection with cargo and no
+  // peer (`peer` -1: a TLS keep-alive connection) is handed back at its deadline too.
   bool park(int fd, int peer, const void* owner, std::uint64_t deadline,
             std::unique_ptr<Cargo>& cargo) noexcept;
   // Parked connections, and the descriptors they hold.

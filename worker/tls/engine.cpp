@@ -15,6 +15,31 @@ TlsEngine::TlsEngine(BufferPool& pool, tls::SslPtr ssl) : buffers_(pool), ssl_(s
   attachBuffers();
 }
 
+TlsEngine::TlsEngine(BufferPool& pool, std::shared_ptr<const TlsContext> context,
+                     tls::SslPtr established)
+    : context_(std::move(context)), buffers_(pool) {
+  adopt(std::move(established));
+}
+
+bool TlsEngine::quiescent() const noexcept {
+  return ssl_ && phase_ == TlsPhase::Established && buffers_.input.size() == 0 &&
+         buffers_.output.size() == 0 && SSL_has_pending(ssl_.get()) == 0;
+}
+
+// The SSL keeps the BIO, pointing nowhere, until an engine adopts it and puts its own in.
+tls::SslPtr TlsEngine::release() noexcept {
+  detachCipherBio(bio_);
+  bio_ = nullptr;
+  if (ssl_) SSL_set_app_data(ssl_.get(), nullptr);
+  return std::move(ssl_);
+}
+
+void TlsEngine::adopt(tls::SslPtr established) noexcept {
+  ssl_ = std::move(established);
+  phase_ = TlsPhase::Established;
+  attachBuffers();
+}
+
 // OpenSSL drops the session of a connection freed without close_notify both ways (and marks it
 // not resumable): most clients just close the socket, and that must not cost them their session.
 // A connection that failed keeps that treatment.

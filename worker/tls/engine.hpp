@@ -45,6 +45,9 @@ class TlsEngine {
   TlsEngine(BufferPool& pool, std::shared_ptr<const TlsContext> context);
   // Takes `ssl`, already set to the connect or accept state.
   TlsEngine(BufferPool& pool, tls::SslPtr ssl);
+  // Takes `ssl` of `context`, whose handshake ended under another engine (a parked connection's,
+  // see release()).
+  TlsEngine(BufferPool& pool, std::shared_ptr<const TlsContext> context, tls::SslPtr established);
   ~TlsEngine();
   TlsEngine(const TlsEngine&) = delete;
   TlsEngine& operator=(const TlsEngine&) = delete;
@@ -65,6 +68,16 @@ class TlsEngine {
   TlsResult write(std::span<const char> plaintext) noexcept;
   // Queues close_notify (idempotent).
   void shutdown() noexcept;
+
+  // Nothing waits either way, in the engine or in OpenSSL, after a completed handshake: the
+  // connection can be parked.
+  bool quiescent() const noexcept;
+  // Gives the connection away (quiescent() first): its SSL, which this engine no longer reads or
+  // writes for, and which no longer wakes anyone; the engine is left without one. adopt() takes
+  // it back.
+  tls::SslPtr release() noexcept;
+  void adopt(tls::SslPtr established) noexcept;
+  const std::shared_ptr<const TlsContext>& context() const { return context_; }
 
   // Ciphertext waiting to be sent, and two ways to take it: its next pool buffer (the caller
   // gives it back), or a copy.

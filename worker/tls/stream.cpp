@@ -1,6 +1,7 @@
 #include "worker/tls/stream.hpp"
 
 #include <algorithm>
+#include <new>
 
 namespace molt::worker {
 namespace {
@@ -22,6 +23,46 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
   uv_idle_init(loop, deferred_.get());
   deferred_->data = this;
   observer_.handshakeStarted();
+}
+
+TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers, std::unique_ptr<ParkedTls> parked,
+                     HandshakeObserver& observer)
+    : buffers_(buffers),
+      inner_(loop, buffers),
+      engine_(buffers, std::move(parked->context), std::move(parked->ssl)),
+      observer_(observer),
+      handshaking_(false) {
+  inner_.setHandler(this);
+  engine_.setWaker(this);
+  uv_idle_init(loop, deferred_.get());
+  deferred_->data = this;
+}
+
+ParkedTls::~ParkedTls() {
+  if (ssl) SSL_set_shutdown(ssl.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
+
+// Only between exchanges, with nothing read ahead or owed either way: parked, nothing reads the
+// socket, so bytes kept here would wait for a wake-up that never comes.
+bool TlsStream::takeParkState(std::unique_ptr<ParkingLot::Cargo>& state) noexcept {
+  if (handshaking_ || !early_.empty() || inputEnded_ || endReported_ || inner_.queuedBytes() != 0 ||
+      !engine_.quiescent())
+    return false;
+  auto parked =
+      std::unique_ptr<ParkedTls>(new (std::nothrow) ParkedTls(nullptr, engine_.context()));
+  if (!parked) return false;
+  inner_.stopReading();
+  reading_ = false;
+  parked->ssl = engine_.release();
+  state = std::move(parked);
+  return true;
+}
+
+void TlsStream::restoreParkState(std::unique_ptr<ParkingLot::Cargo> state) noexcept {
+  auto* parked = static_cast<ParkedTls*>(state.get());
+  engine_.adopt(std::move(parked->ssl));
+  engine_.setWaker(this);
+  startReading();  // as it was: an idle session reads for the next request
 }
 
 TlsStream::~TlsStream() {

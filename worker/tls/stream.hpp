@@ -17,6 +17,17 @@ namespace molt::worker {
 
 class TlsStream;
 
+// A parked TLS connection's state (ClientStream::takeParkState): its SSL, after a completed
+// handshake with nothing in flight, and the context it belongs to. Freed, it keeps the session
+// resumable, as a connection that just closes does.
+struct ParkedTls final : ParkingLot::Cargo {
+  ParkedTls(tls::SslPtr ssl, std::shared_ptr<const TlsContext> context) noexcept
+      : ssl(std::move(ssl)), context(std::move(context)) {}
+  ~ParkedTls() override;
+  tls::SslPtr ssl;
+  std::shared_ptr<const TlsContext> context;
+};
+
 // The worker, as its TLS streams see it. Told when a TLS handshake starts and ends, so a draining
 // worker knows when it may unmap the session cache (no handshake can touch it any more).
 class HandshakeObserver {
@@ -36,12 +47,17 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
  public:
   TlsStream(uv_loop_t* loop, BufferPool& buffers, std::shared_ptr<const TlsContext> context,
             HandshakeObserver& observer);
+  // A parked connection served again: its handshake is long done; adopt() its descriptor.
+  TlsStream(uv_loop_t* loop, BufferPool& buffers, std::unique_ptr<ParkedTls> parked,
+            HandshakeObserver& observer);
   ~TlsStream() override;
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
 
   // Accepts the next pending connection of `listener` and starts the handshake (reading).
   int accept(uv_stream_t* listener) noexcept;
+  // Takes `fd`, the descriptor of the parked connection this stream was made for.
+  int adopt(int fd) noexcept { return inner_.adopt(fd); }
   const TlsEngine& engine() const { return engine_; }
   // Where a completed handshake is counted (full or resumed): the frontend's stats row.
   void countHandshakesIn(shm::FrontendRow* row) noexcept { stats_ = row; }
@@ -59,6 +75,8 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
     return handshaking_ ? std::string_view() : engine_.version();
   }
   bool tlsResumed() const noexcept override { return !handshaking_ && engine_.resumed(); }
+  bool takeParkState(std::unique_ptr<ParkingLot::Cargo>& state) noexcept override;
+  void restoreParkState(std::unique_ptr<ParkingLot::Cargo> state) noexcept override;
 
  private:
   // Events of the socket underneath.

@@ -278,3 +278,58 @@ TEST_CASE("a tunnel parked while the lot hands others back is not taken for one 
   }
   CHECK(t.finish());
 }
+
+TEST_CASE("a connection parked with cargo and no peer is handed back on input and at its deadline",
+          "[parking]") {
+  LotOnLoop t;
+  uv_loop_t& loop = t.loop;
+  Woken& woken = t.woken;
+  ParkingLot& lot = *t.lot;
+  int destroyed = 0;
+  {
+    int frontend = 0;
+    std::vector<Pair> pairs(4);
+    std::uint64_t now = uv_now(&loop);
+    // One owner's line, as a frontend's keep-alive connections in clear and TLS share one.
+    auto parkWithCargo = [&](int i, std::uint64_t deadline) {
+      std::unique_ptr<ParkingLot::Cargo> cargo = std::make_unique<Tag>(destroyed, i);
+      REQUIRE(lot.park(pairs[i].parked, -1, &frontend, deadline, cargo));
+      CHECK_FALSE(cargo);
+    };
+    parkWithCargo(0, now + 100000);
+    REQUIRE(lot.park(pairs[1].parked, &frontend, now + 50));
+    parkWithCargo(2, now + 60);
+    parkWithCargo(3, now + 100000);
+    CHECK(lot.size() == 4);
+    CHECK(lot.descriptors() == 4);
+
+    REQUIRE(send(pairs[0].peer, "t", 1, 0) == 1);
+    runFor(&loop, 30);
+    REQUIRE(woken.tunnels.size() == 1);
+    CHECK(woken.tunnels[0].fd == pairs[0].parked);
+    CHECK(woken.tunnels[0].peer == -1);
+    CHECK(woken.tunnels[0].deadline == now + 100000);
+    CHECK(static_cast<Tag&>(*woken.tunnels[0].cargo).id == 0);
+
+    // At their deadlines: the plain one is closed by the lot, the one with cargo handed back
+    // with its deadline (its owner closes it its own way).
+    runFor(&loop, 80);
+    CHECK(pairs[1].closedByLot());
+    CHECK(woken.expired == 1);
+    REQUIRE(woken.tunnels.size() == 2);
+    CHECK(woken.tunnels[1].fd == pairs[2].parked);
+    CHECK(woken.tunnels[1].deadline == now + 60);
+    CHECK_FALSE(pairs[2].closedByLot());
+    CHECK(destroyed == 0);
+
+    lot.closeAll();  // closes the last one and destroys its cargo
+    CHECK(pairs[3].closedByLot());
+    CHECK(destroyed == 1);
+    woken.tunnels.clear();
+    CHECK(destroyed == 3);
+    close(pairs[0].parked);
+    close(pairs[2].parked);
+    for (auto& p : pairs) close(p.peer);
+  }
+  CHECK(t.finish());
+}

@@ -2,6 +2,7 @@
 // records left undecrypted while the session does not read.
 #include "worker/tls/stream.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -165,5 +166,41 @@ TEST_CASE("records wait undecrypted while the session does not read, then arrive
   c.server->startReading();
   REQUIRE(c.runUntil([&] { return c.handler.received.size() == sent.size(); }));
   CHECK(c.handler.received == sent);
+  CHECK(c.pool.inUse() == 0);
+}
+
+TEST_CASE("a TLS connection parked between exchanges is served again by a new stream",
+          "[tls][stream][park]") {
+  Connection c;
+  std::unique_ptr<molt::worker::ParkingLot::Cargo> state;
+  REQUIRE(c.runUntil([&] { return c.server != nullptr; }));
+  CHECK_FALSE(c.server->takeParkState(state));  // mid-handshake: nothing to park yet
+  REQUIRE(c.runUntil(
+      [&] { return c.engine->phase() == TlsPhase::Established && c.observer.handshakes == 1; }));
+  exchange(c, "GET /1 HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+
+  // Refused by the lot: the state goes back, and the same stream serves on.
+  REQUIRE(c.server->takeParkState(state));
+  REQUIRE(state);
+  c.server->restoreParkState(std::move(state));
+  exchange(c, "GET /2 HTTP/1.1\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n");
+
+  // Parked: the descriptor (a duplicate) and the state outlive the stream; a new stream made
+  // from them goes on with the same TLS session, without a handshake.
+  REQUIRE(c.server->takeParkState(state));
+  int fd = fcntl(c.server->descriptor(), F_DUPFD_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  c.server.reset();
+  int turns = 0;
+  c.runUntil([&] { return ++turns > 3; });  // the old stream's handle closes; the duplicate stays
+  std::unique_ptr<molt::worker::ParkedTls> parked(
+      static_cast<molt::worker::ParkedTls*>(state.release()));
+  c.server = std::make_unique<TlsStream>(&c.loop, c.pool, std::move(parked), c.observer);
+  REQUIRE(c.server->adopt(fd) == 0);
+  c.server->setHandler(&c.handler);
+  c.server->startReading();
+  exchange(c, "GET /3 HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  CHECK(c.observer.handshakes == 1);
+  CHECK(c.server->tlsVersion() == c.engine->version());
   CHECK(c.pool.inUse() == 0);
 }
