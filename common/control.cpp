@@ -84,9 +84,12 @@ int makeControlPair(UniqueFd& masterEnd, UniqueFd& workerEnd) {
 }
 
 int sendControl(int fd, const nlohmann::json& body, std::span<const int> fds) {
-  std::string text = body.dump();
+  return sendControlText(fd, body.dump(), fds);
+}
+
+int sendControlText(int fd, std::string_view text, std::span<const int> fds) {
   if (text.size() > kMaxControlMessage || fds.size() > kMaxControlFds) return -EMSGSIZE;
-  iovec iov{text.data(), text.size()};
+  iovec iov{const_cast<char*>(text.data()), text.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -172,23 +175,23 @@ bool ControlChannel::send(ControlMessage message) {
                  fd_.get(), error);
       return false;
     }
-    message.body = {{"type", kLargeType}};
+    text = nlohmann::json{{"type", kLargeType}}.dump();
     message.fds.push_back(std::move(memfd));
   }
-  queue_.push_back(std::move(message));
+  queue_.push_back(Outgoing{std::move(text), std::move(message.fds), message.type()});
   flush();
   return true;
 }
 
 void ControlChannel::flush() {
   while (!queue_.empty() && fd_) {
-    ControlMessage& next = queue_.front();
+    Outgoing& next = queue_.front();
     std::vector<int> raw;
     for (auto& f : next.fds) raw.push_back(f.get());
-    int rc = sendControl(fd_.get(), next.body, raw);
+    int rc = sendControlText(fd_.get(), next.text, raw);
     if (rc == -EAGAIN) break;
     if (rc < 0) {
-      log::error("sendmsg(control message '{}' on fd {}): {}", next.type(), fd_.get(),
+      log::error("sendmsg(control message '{}' on fd {}): {}", next.type, fd_.get(),
                  std::strerror(-rc));
       queue_.pop_front();
       continue;

@@ -40,6 +40,8 @@ int makeControlPair(UniqueFd& masterEnd, UniqueFd& workerEnd);
 
 // Sends one message on a non-blocking socket. Returns 0, or -errno (-EAGAIN: socket full).
 int sendControl(int fd, const nlohmann::json& body, std::span<const int> fds = {});
+// The same, already serialized (`text` is a JSON object's dump).
+int sendControlText(int fd, std::string_view text, std::span<const int> fds = {});
 
 // Receives one message. Returns 1 with `out` filled, 0 on EOF, or -errno (-EAGAIN: nothing
 // waiting, -EMSGSIZE: longer than kMaxControlMessage or with more than kMaxControlFds
@@ -92,7 +94,13 @@ class ControlChannel {
   MessageHandler onMessage_;
   ClosedHandler onClosed_;
   InvalidHandler onInvalid_;
-  std::deque<ControlMessage> queue_;
+  // A message waiting for the socket: serialized once, when it was queued.
+  struct Outgoing {
+    std::string text;
+    std::vector<UniqueFd> fds;
+    std::string type;  // for the log
+  };
+  std::deque<Outgoing> queue_;
   // Cleared by the destructor; a callback frame holds a copy to learn that `this` was deleted.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
