@@ -162,14 +162,26 @@ void Worker::parked() noexcept {
 }
 
 // The client spoke again (or closed): served as a connection that just finished a response, with
-// the worker's current routes. Nothing was read from it yet.
+// the worker's current routes and, for TLS, the connection's OpenSSL state (no handshake).
+// Nothing was read from it yet. A TLS connection is also handed back at its keep-alive time.
 void Worker::unpark(ParkingLot::Parked parked) noexcept {
   if (parked.peer >= 0) return unparkTunnel(std::move(parked));
-  if (parked.cargo) return unparkTls(std::move(parked));
   auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
   auto router = routers_.find(&frontend);
-  auto client = std::make_unique<PlainStream>(loop_, buffers_);
-  int rc = router == routers_.end() ? UV_ENOENT : client->adopt(parked.fd);
+  std::unique_ptr<ClientStream> client;
+  int rc;
+  if (parked.cargo) {
+    std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(parked.cargo.release()));
+    if (uv_now(loop_) >= parked.deadline || router == routers_.end())
+      return closeParkedTls(parked.fd, std::move(state));
+    auto tls = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
+    rc = tls->adopt(parked.fd);
+    client = std::move(tls);
+  } else {
+    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
+    rc = router == routers_.end() ? UV_ENOENT : plain->adopt(parked.fd);
+    client = std::move(plain);
+  }
   if (rc < 0) {
     common::log::warn("serving a parked connection of frontend {} again: {}",
                       frontend.config().name, uv_strerror(rc));
@@ -184,35 +196,15 @@ void Worker::unpark(ParkingLot::Parked parked) noexcept {
   raw->startAdopted({});
 }
 
-// A parked TLS keep-alive connection: its client sent something or closed, and a session serves
-// it again with its TLS state; or its keep-alive time is over, and it closes as a session would
-// have closed it, with close_notify (best effort: the socket's buffer is empty).
-void Worker::unparkTls(ParkingLot::Parked parked) noexcept {
-  std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(parked.cargo.release()));
-  auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
-  auto router = routers_.find(&frontend);
-  if (uv_now(loop_) >= parked.deadline || router == routers_.end()) {
-    TlsEngine engine(buffers_, std::move(state->context), std::move(state->ssl));
-    engine.shutdown();
-    for (BufferSlice slice; engine.takeOutput(slice); buffers_.give(slice.buffer))
-      (void)::send(parked.fd, slice.buffer + slice.offset, slice.length,
-                   MSG_DONTWAIT | MSG_NOSIGNAL);
-    close(parked.fd);
-    return connectionCountChanged();
-  }
-  auto client = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
-  if (int rc = client->adopt(parked.fd); rc < 0) {
-    common::log::warn("serving a parked TLS connection of frontend {} again: {}",
-                      frontend.config().name, uv_strerror(rc));
-    close(parked.fd);
-    return connectionCountChanged();
-  }
-  auto session = std::make_unique<HttpSession>(*this, frontend.sharedConfig(), router->second,
-                                               std::move(client));
-  HttpSession* raw = session.get();
-  sessions_.emplace(raw, std::move(session));
+// A parked TLS connection whose keep-alive time is over closes as a session would close it, but
+// with close_notify (best effort: nothing else waits in the socket's buffer).
+void Worker::closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept {
+  TlsEngine engine(buffers_, std::move(state->context), std::move(state->ssl));
+  engine.shutdown();
+  for (BufferSlice slice; engine.takeOutput(slice); buffers_.give(slice.buffer))
+    (void)::send(fd, slice.buffer + slice.offset, slice.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+  close(fd);
   connectionCountChanged();
-  raw->startAdopted({});
 }
 
 // A parked tunnel: a session of the kind that parked it takes it on, with what it kept.

@@ -118,7 +118,7 @@ class Worker final : public SessionHost, public HandshakeObserver {
   // came): a new session serves it (accept.cpp).
   void unpark(ParkingLot::Parked parked) noexcept;
   void unparkTunnel(ParkingLot::Parked parked) noexcept;
-  void unparkTls(ParkingLot::Parked parked) noexcept;
+  void closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept;
   // Counts a park; trims soon after (trimSoon): a second after a burst, a few after a few.
   void parked() noexcept;
   // Live client connections: sessions and parked ones.
