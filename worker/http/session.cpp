@@ -126,9 +126,8 @@ bool HttpSession::mayPark() const noexcept {
 // connection open), as for a migration.
 void HttpSession::park() {
   std::unique_ptr<ParkingLot::Cargo> state;
-  int fd = -1;
   if (client_->takeParkState(state)) {
-    fd = fcntl(client_->descriptor(), F_DUPFD_CLOEXEC, 0);
+    int fd = fcntl(client_->descriptor(), F_DUPFD_CLOEXEC, 0);
     std::uint64_t keepAliveEnds = phaseSince_ + ms(frontend_->timeouts.keepAlive);
     if (fd >= 0 && host_.park(*frontend_, fd, keepAliveEnds, state)) return finish(nullptr);
     if (fd >= 0) close(fd);

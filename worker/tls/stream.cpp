@@ -18,10 +18,7 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers,
       inner_(loop, buffers),
       engine_(buffers, std::move(context)),
       observer_(observer) {
-  inner_.setHandler(this);
-  engine_.setWaker(this);
-  uv_idle_init(loop, deferred_.get());
-  deferred_->data = this;
+  attach(loop);
   observer_.handshakeStarted();
 }
 
@@ -32,6 +29,10 @@ TlsStream::TlsStream(uv_loop_t* loop, BufferPool& buffers, std::unique_ptr<Parke
       engine_(buffers, std::move(parked->context), std::move(parked->ssl)),
       observer_(observer),
       handshaking_(false) {
+  attach(loop);
+}
+
+void TlsStream::attach(uv_loop_t* loop) noexcept {
   inner_.setHandler(this);
   engine_.setWaker(this);
   uv_idle_init(loop, deferred_.get());

@@ -85,6 +85,7 @@ class TlsStream final : public ClientStream, private StreamHandler, private Hand
   void onStreamWritten(ClientStream& stream, int status) noexcept override;
   void onStreamShutdown(ClientStream& stream, int status) noexcept override;
 
+  void attach(uv_loop_t* loop) noexcept;  // both constructors: the socket's and OpenSSL's events
   void pump() noexcept;
   bool advanceHandshake() noexcept;
   bool decrypt() noexcept;
