@@ -1,6 +1,5 @@
 // Accepting connections: a session per accepted client, and the pause that keeps a worker near its
 // descriptor limit from losing the connections the kernel queued for it.
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -196,13 +195,10 @@ void Worker::unpark(ParkingLot::Parked parked) noexcept {
   raw->startAdopted({});
 }
 
-// A parked TLS connection whose keep-alive time is over closes as a session would close it, but
-// with close_notify (best effort: nothing else waits in the socket's buffer).
+// A parked TLS connection whose keep-alive time is over closes as a session would close it, with
+// close_notify.
 void Worker::closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept {
-  TlsEngine engine(buffers_, std::move(state->context), std::move(state->ssl));
-  engine.shutdown();
-  for (BufferSlice slice; engine.takeOutput(slice); buffers_.give(slice.buffer))
-    (void)::send(fd, slice.buffer + slice.offset, slice.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+  TlsEngine(buffers_, std::move(state->context), std::move(state->ssl)).sayCloseNotify(fd);
   close(fd);
   connectionCountChanged();
 }

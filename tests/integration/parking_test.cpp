@@ -1,7 +1,8 @@
 // End-to-end: idle keep-alive connections parked as a bare descriptor (worker/net/parking.hpp),
 // served again when their client speaks, closed at their keep-alive time, and carried through
-// reloads; TLS keep-alive connections parked with their OpenSSL state, likewise; idle websockets and tcp tunnels parked as their two descriptors, woken by either side,
-// ended at their tunnel timeout and logged once (issue 20).
+// reloads; TLS keep-alive connections parked with their OpenSSL state, likewise; idle websockets
+// and tcp tunnels parked as their two descriptors, woken by either side, ended at their tunnel
+// timeout and logged once (issue 20).
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -525,9 +526,10 @@ TEST_CASE("idle TLS keep-alive connections are parked with their TLS state, and 
   // The access log still says which TLS version each connection speaks.
   REQUIRE_LINE(molt.process(), R"re(access fe=fe .*"POST /echo HTTP/1\.1" 200 .*TLSv1\.2)re", 5s);
 
-  // A client that says close_notify while parked: closed, and forgotten.
+  // A client that says close_notify while parked: answered with molt's own, and forgotten.
   clients[4]->closeSending();
   CHECK(clients[4]->receive(1).empty());
+  CHECK(clients[4]->peerClosedCleanly());
   REQUIRE(waitFor([&] { return countsOf(socket).connections == kClients - 1; }));
   CHECK(countsOf(socket).parked == kClients - 1);
   // One that just closes its socket while parked.
@@ -570,7 +572,26 @@ TEST_CASE("a reload serves parked TLS connections again in the old generation, w
   REQUIRE(waitFor([&] { return countsOf(socket).parked == 6; }));
   REQUIRE(askApi(socket, R"({"cmd": "reload"})")["ok"] == true);
   // TLS state cannot move to another process: served by sessions again, they close by the
-  // drain's rule for idle keep-alive connections (within close_spread), as unparked ones do.
-  for (auto& c : clients) CHECK(c->receive(1).empty());
+  // drain's rule for idle keep-alive connections (within close_spread), with close_notify.
+  for (auto& c : clients) {
+    CHECK(c->receive(1).empty());
+    CHECK(c->peerClosedCleanly());
+  }
   REQUIRE_LINE(molt.process(), "generation 1 gone", 10s);
+}
+
+TEST_CASE(
+    "an idle TLS connection that is not parked closes at its keep-alive time with close_notify",
+    "[http][integration][tls]") {
+  Origin origin;
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  // A keep-alive time of a second: not worth parking.
+  Molt molt(tlsParkingConfig(origin.httpPort(), socket, "1s"));
+  TlsClient client(molt.port("fe"), {"site.test"});
+  REQUIRE(client.connected());
+  REQUIRE(tlsGet(client, "/size/10", 10));
+  CHECK(client.receive(1).empty());
+  CHECK(client.peerClosedCleanly());
+  CHECK(countsOf(socket).parked == 0);
 }

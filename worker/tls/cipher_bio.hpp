@@ -34,6 +34,7 @@ class CipherQueue {
   bool pop(BufferSlice& slice) noexcept;
   std::size_t size() const noexcept { return bytes_; }
   void clear() noexcept;
+  BufferPool& pool() const noexcept { return *pool_; }
 
  private:
   BufferPool* pool_;

@@ -1,6 +1,7 @@
 #include "worker/tls/engine.hpp"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <new>
 
@@ -135,6 +136,13 @@ void TlsEngine::shutdown() noexcept {
   clearErrors();
   SSL_shutdown(ssl_.get());
   if (phase_ == TlsPhase::Established) phase_ = TlsPhase::ShutdownSent;
+}
+
+void TlsEngine::sayCloseNotify(int fd) noexcept {
+  if (fd < 0 || buffers_.output.size() != 0) return;
+  shutdown();
+  for (BufferSlice slice; buffers_.output.pop(slice); buffers_.output.pool().give(slice.buffer))
+    (void)::send(fd, slice.buffer + slice.offset, slice.length, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 TlsStatus TlsEngine::fail(int result) noexcept {

@@ -68,6 +68,10 @@ class TlsEngine {
   TlsResult write(std::span<const char> plaintext) noexcept;
   // Queues close_notify (idempotent).
   void shutdown() noexcept;
+  // For a connection about to close with nothing else waiting to be written: close_notify, sent
+  // on `fd` at once (best effort), so that its peer can tell the end from a truncation. Nothing
+  // after a failure, or before the handshake ended.
+  void sayCloseNotify(int fd) noexcept;
 
   // Nothing waits either way, in the engine or in OpenSSL, after a completed handshake: the
   // connection can be parked.

@@ -66,8 +66,14 @@ void TlsStream::restoreParkState(std::unique_ptr<ParkingLot::Cargo> state) noexc
   startReading();  // as it was: an idle session reads for the next request
 }
 
+// A connection that closes says close_notify, unless something it queued is still unwritten (it
+// would be overtaken) or its TLS failed: a client must be able to tell the end from a truncation
+// (RFC 8446, 6.1), at a keep-alive timeout or a drain as much as after "Connection: close".
 TlsStream::~TlsStream() {
   *alive_ = false;
+  if (!handshaking_ && engine_.valid() && engine_.phase() != TlsPhase::Failed &&
+      inner_.queuedBytes() == 0)
+    engine_.sayCloseNotify(inner_.descriptor());
   if (handshaking_) observer_.handshakeEnded();
   for (const auto& write : early_) giveBack(buffers_, write);
 }
