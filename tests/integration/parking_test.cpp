@@ -594,4 +594,11 @@ TEST_CASE(
   CHECK(client.receive(1).empty());
   CHECK(client.peerClosedCleanly());
   CHECK(countsOf(socket).parked == 0);
+
+  // A client that closes its socket without close_notify is sent none: it would not read it.
+  TlsClient bare(molt.port("fe"), {"site.test"});
+  REQUIRE(bare.connected());
+  REQUIRE(tlsGet(bare, "/size/10", 10));
+  bare.closeSocketSending();
+  CHECK(bare.rawBytesUntilClose() == 0);
 }

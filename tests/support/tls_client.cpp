@@ -101,6 +101,19 @@ void TlsClient::closeSending() {
   shutdown(fd_.get(), SHUT_WR);
 }
 
+void TlsClient::closeSocketSending() {
+  if (connected_) SSL_set_quiet_shutdown(ssl_, 1);  // nor later: the socket's sending side is shut
+  shutdown(fd_.get(), SHUT_WR);
+}
+
+std::size_t TlsClient::rawBytesUntilClose() {
+  std::size_t total = 0;
+  char chunk[4096];
+  for (ssize_t n; (n = recv(fd_.get(), chunk, sizeof chunk, 0)) > 0;)
+    total += static_cast<std::size_t>(n);
+  return total;
+}
+
 TlsSession TlsClient::session() const {
   return TlsSession(connected_ ? SSL_get1_session(ssl_) : nullptr);
 }

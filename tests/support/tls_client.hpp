@@ -44,6 +44,11 @@ class TlsClient {
   bool peerClosedCleanly() const;
   // Sends close_notify and stops sending.
   void closeSending();
+  // Stops sending without close_notify (a bare TCP half-close).
+  void closeSocketSending();
+  // How many bytes the server sends until it closes, read off the socket undecrypted (after
+  // closeSocketSending: OpenSSL would answer the close with an alert on a socket that cannot send).
+  std::size_t rawBytesUntilClose();
   // The session to resume later (after reading something: TLS 1.3 tickets arrive with data).
   TlsSession session() const;
 

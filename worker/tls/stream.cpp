@@ -67,11 +67,13 @@ void TlsStream::restoreParkState(std::unique_ptr<ParkingLot::Cargo> state) noexc
 }
 
 // A connection that closes says close_notify, unless something it queued is still unwritten (it
-// would be overtaken) or its TLS failed: a client must be able to tell the end from a truncation
-// (RFC 8446, 6.1), at a keep-alive timeout or a drain as much as after "Connection: close".
+// would be overtaken), its TLS failed, or its client closed its socket without one (nobody reads
+// it): a client must be able to tell the end from a truncation (RFC 8446, 6.1), at a keep-alive
+// timeout or a drain as much as after "Connection: close". A client's close_notify is answered.
 TlsStream::~TlsStream() {
   *alive_ = false;
-  if (!handshaking_ && engine_.valid() && engine_.phase() != TlsPhase::Failed &&
+  bool peerGone = inputEnded_ && engine_.phase() != TlsPhase::Closed;
+  if (!handshaking_ && !peerGone && engine_.valid() && engine_.phase() != TlsPhase::Failed &&
       inner_.queuedBytes() == 0)
     engine_.sayCloseNotify(inner_.descriptor());
   if (handshaking_) observer_.handshakeEnded();
