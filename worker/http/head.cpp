@@ -55,6 +55,18 @@ std::string_view targetAuthority(std::string_view target) {
   return rest.substr(0, rest.find_first_of("/?#"));
 }
 
+namespace {
+
+// Where the path of `target` ends: at '?', '#' or its end. A plain loop: find_first_of looks
+// every byte up in the set with memchr.
+std::size_t pathEnd(std::string_view target) {
+  for (std::size_t i = 0; i < target.size(); ++i)
+    if (target[i] == '?' || target[i] == '#') return i;
+  return target.size();
+}
+
+}  // namespace
+
 std::string_view targetPath(std::string_view target) {
   if (!target.empty() && target[0] != '/') {
     std::size_t scheme = target.find("://");
@@ -64,7 +76,7 @@ std::string_view targetPath(std::string_view target) {
     target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
     if (target.empty() || target[0] != '/') return "/";
   }
-  return target.substr(0, target.find_first_of("?#"));
+  return target.substr(0, pathEnd(target));
 }
 
 HttpHead::~HttpHead() {

@@ -3,6 +3,9 @@
 #include <llhttp.h>
 
 #include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "worker/net/spares.hpp"
@@ -17,32 +20,19 @@ constexpr std::array<bool, 256> kSpecial = [] {
   return t;
 }();
 
+// Bytes a Host or an authority may hold: unreserved, sub-delims, '%', and ':' '[' ']' for the
+// port and IP literals.
+constexpr std::array<bool, 256> kHostChar = [] {
+  std::array<bool, 256> t{};
+  for (unsigned c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (unsigned c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (unsigned c = '0'; c <= '9'; ++c) t[c] = true;
+  for (unsigned char c : std::string_view("-._~!$&'()*+,;=%:[]")) t[c] = true;
+  return t;
+}();
+
 bool validHostChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '-':
-    case '.':
-    case '_':
-    case '~':
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case '%':
-    case ':':
-    case '[':
-    case ']':
-      return true;
-    default:
-      return false;
-  }
+  return kHostChar[static_cast<unsigned char>(c)];
 }
 
 // True when the comma-separated list `value` has `token` (case-insensitive).
@@ -295,34 +285,78 @@ ParseResult HttpParser::finish() {
 // not preceded by CR, obs-fold (a field line starting with whitespace), and a request line
 // with other than exactly two single spaces.
 bool HttpParser::scan(const char* data, std::size_t length) {
-  for (std::size_t i = 0; i < length; ++i) {
-    auto c = static_cast<unsigned char>(data[i]);
-    if (afterCr_) {
-      if (c != '\n') return error_ = {0, "bare CR"}, false;
-      afterCr_ = false;
-      lineStart_ = true;
-      firstLine_ = false;
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  // The state lives in locals while the loop runs: `data` may alias any member, so the compiler
+  // would otherwise load and store each of them for every byte.
+  bool afterCr = afterCr_;
+  bool lineStart = lineStart_;
+  bool firstLine = firstLine_;
+  unsigned spaces = firstLineSpaces_;
+  const bool request = kind_ == Kind::Request;
+  const char* p = data;
+  const char* const end = data + length;
+  const char* failure = nullptr;
+  while (p != end) {
+    if (!afterCr) {
+      // Every special byte (NUL, CR, LF, space, tab) is below 0x21, so eight bytes at a time
+      // tell where the next one may be. The lowest flagged byte is exact (only bytes above a
+      // real one can be flagged falsely): everything before it is plain and skipped.
+      while (end - p >= 8) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        std::uint64_t flagged = (v - kOnes * 0x21) & ~v & (kOnes * 0x80);
+        if (flagged == 0) {
+          p += 8;
+          lineStart = false;
+          continue;
+        }
+        if constexpr (std::endian::native == std::endian::little) {
+          if (int plain = std::countr_zero(flagged) / 8; plain > 0) {
+            p += plain;
+            lineStart = false;
+          }
+        }
+        break;
+      }
+      if (p == end) break;
+    }
+    auto c = static_cast<unsigned char>(*p++);
+    if (afterCr) {
+      if (c != '\n') {
+        failure = "bare CR";
+        break;
+      }
+      afterCr = false;
+      lineStart = true;
+      firstLine = false;
       continue;
     }
     if (!kSpecial[c]) {
-      lineStart_ = false;
+      lineStart = false;
       continue;
     }
-    switch (c) {
-      case '\0':
-        return error_ = {0, "NUL byte"}, false;
-      case '\r':
-        afterCr_ = true;
-        break;
-      case '\n':
-        return error_ = {0, "bare LF"}, false;
-      default:  // space or tab
-        if (lineStart_ && !firstLine_) return error_ = {0, "obs-fold"}, false;
-        if (firstLine_ && kind_ == Kind::Request && (c == '\t' || ++firstLineSpaces_ > 2))
-          return error_ = {0, "malformed request line"}, false;
+    if (c == '\r') {
+      afterCr = true;
+    } else if (c == '\0') {
+      failure = "NUL byte";
+      break;
+    } else if (c == '\n') {
+      failure = "bare LF";
+      break;
+    } else if (lineStart && !firstLine) {  // space or tab
+      failure = "obs-fold";
+      break;
+    } else if (firstLine && request && (c == '\t' || ++spaces > 2)) {
+      failure = "malformed request line";
+      break;
     }
-    lineStart_ = false;
+    lineStart = false;
   }
+  afterCr_ = afterCr;
+  lineStart_ = lineStart;
+  firstLine_ = firstLine;
+  firstLineSpaces_ = spaces;
+  if (failure) return error_ = {0, failure}, false;
   return true;
 }
 

@@ -105,7 +105,10 @@ std::size_t hostEnd(std::string_view host) {
 // Lower case, one trailing dot dropped ("Example.COM." names example.com).
 void appendNormalName(std::string& out, std::string_view name) {
   if (name.size() > 1 && name.back() == '.' && name.front() != '[') name.remove_suffix(1);
-  for (char c : name) out += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  std::size_t at = out.size();
+  out.append(name);
+  for (std::size_t i = at; i < out.size(); ++i)
+    if (out[i] >= 'A' && out[i] <= 'Z') out[i] = static_cast<char>(out[i] - 'A' + 'a');
 }
 
 }  // namespace

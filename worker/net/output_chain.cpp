@@ -1,12 +1,11 @@
 #include "worker/net/output_chain.hpp"
 
-#include <fmt/format.h>
-
+#include <charconv>
 #include <cstring>
 
 namespace molt::worker {
 
-void OutputChain::append(std::string_view bytes) {
+void OutputChain::appendSpill(std::string_view bytes) {
   while (!bytes.empty()) {
     if (count_ == 0 || slices_[count_ - 1].length == BufferPool::kBufferSize) {
       if (count_ == kMaxBuffers) {
@@ -25,7 +24,7 @@ void OutputChain::append(std::string_view bytes) {
 
 void OutputChain::appendNumber(std::uint64_t value) {
   char digits[24];
-  auto end = fmt::format_to(digits, "{}", value);
+  auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
   append(std::string_view(digits, static_cast<std::size_t>(end - digits)));
 }
 

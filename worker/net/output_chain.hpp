@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,7 +26,19 @@ class OutputChain {
   OutputChain(const OutputChain&) = delete;
   OutputChain& operator=(const OutputChain&) = delete;
 
-  void append(std::string_view bytes);
+  // A head is built from a few dozen short pieces: the common case, a piece that fits in the last
+  // buffer, is a bounds check and a copy, inlined.
+  void append(std::string_view bytes) {
+    if (count_ != 0) {
+      BufferSlice& last = slices_[count_ - 1];
+      if (bytes.size() <= BufferPool::kBufferSize - last.length) {
+        std::memcpy(last.buffer + last.length, bytes.data(), bytes.size());
+        last.length += static_cast<std::uint32_t>(bytes.size());
+        return;
+      }
+    }
+    appendSpill(bytes);
+  }
   void appendNumber(std::uint64_t value);
   // True when an append did not fit in kMaxBuffers (the bytes were dropped).
   bool overflowed() const { return overflowed_; }
@@ -44,6 +57,9 @@ class OutputChain {
   std::string str() const;
 
  private:
+  // Takes new buffers as the last one fills.
+  void appendSpill(std::string_view bytes);
+
   BufferPool& pool_;
   std::array<BufferSlice, kMaxBuffers> slices_{};
   std::size_t count_ = 0;

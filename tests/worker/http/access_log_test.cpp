@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+
 using molt::worker::AccessRecord;
 
 namespace {
@@ -68,4 +70,40 @@ TEST_CASE("both formats say the TLS version, a resumed session and the generatio
       " total=3.402ms tls=TLSv1.3 term=\"client timeout\""));
   std::string json = molt::worker::formatAccessJson(r);
   REQUIRE(json.ends_with(R"("tls":"TLSv1.3","resumed":false,"generation":7})"));
+}
+
+// Lines are written into room sized beforehand: the longest numbers and strings that need every
+// escape must fit exactly, in both formats, and an appended line must leave what was before it.
+TEST_CASE("a line of the longest numbers and strings needing escapes is whole", "[http][log]") {
+  std::string control(300, '\x01');  // each byte becomes \u0001: six bytes
+  std::string quotes(300, '"');
+  AccessRecord r;
+  r.frontend = r.backend = r.server = r.client = control;
+  r.method = quotes;
+  r.target = control;
+  r.termination = r.tlsVersion = control;
+  r.versionMinor = ~0U;
+  r.status = -1;
+  r.bytesIn = r.bytesOut = ~0ULL;
+  r.headUs = r.connectUs = r.responseUs = r.totalUs = INT64_MAX;
+  r.reused = r.resumed = true;
+  r.generation = ~0U;
+
+  std::string text = "before\n";
+  molt::worker::appendAccessText(r, text);
+  REQUIRE(text.starts_with("before\naccess fe=\x01"));
+  std::string escapedTarget;
+  for (int i = 0; i < 300; ++i) escapedTarget += "\\u0001";
+  REQUIRE(text.find(" " + escapedTarget + " HTTP/1.4294967295\" 18446744073709551615 in=") !=
+          std::string::npos);
+  REQUIRE(text.ends_with(" total=9223372036854775.807ms tls=" + control + "(resumed) term=\"" +
+                         control + "\""));
+
+  std::string json = molt::worker::formatAccessJson(r);
+  std::string escapedQuotes;
+  for (int i = 0; i < 300; ++i) escapedQuotes += "\\\"";
+  REQUIRE(json.find("\"method\":\"" + escapedQuotes + "\",\"target\":\"" + escapedTarget + "\"") !=
+          std::string::npos);
+  REQUIRE(json.find("\"total_ms\":9223372036854775.807,\"reused\":true") != std::string::npos);
+  REQUIRE(json.ends_with("\"resumed\":true,\"generation\":4294967295}"));
 }

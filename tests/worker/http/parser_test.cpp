@@ -223,3 +223,35 @@ TEST_CASE("a chunked response can be decoded into a body sink", "[http][parser]"
   REQUIRE(p.status == ParseStatus::MessageComplete);
   REQUIRE(sink.bytes == "abcde");
 }
+
+// The line scan looks at eight bytes at a time where none can be special: a forbidden byte is
+// found at every offset of a long line, however the bytes arrive.
+TEST_CASE("NUL, bare CR and bare LF are refused at every offset of a long field line",
+          "[http][parser][smuggling]") {
+  const std::string value(40, 'v');
+  REQUIRE(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + value + "\r\n\r\n").status ==
+          ParseStatus::MessageComplete);
+  for (char bad : {'\0', '\r', '\n'}) {
+    for (std::size_t at = 0; at < value.size(); ++at) {
+      std::string v = value;
+      v[at] = bad;
+      std::string request = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + v + "\r\n\r\n";
+      for (size_t step : {SIZE_MAX, size_t{7}, size_t{1}}) {
+        INFO("byte " << int(bad) << " at " << at << ", pieces of " << step);
+        Parsed p = parseRequest(request, step);
+        REQUIRE(p.status == ParseStatus::Error);
+        REQUIRE(p.errorStatus == 400);
+      }
+    }
+  }
+  // A tab or space inside a value is fine at any offset; at the start of a line it is obs-fold.
+  for (std::size_t at = 1; at < value.size(); ++at) {
+    std::string v = value;
+    v[at] = '\t';
+    REQUIRE(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + v + "\r\n\r\n").status ==
+            ParseStatus::MessageComplete);
+  }
+  REQUIRE(
+      parseRequest("GET / HTTP/1.1\r\nX-Long: " + value + "\r\n " + value + "\r\nHost: a\r\n\r\n")
+          .errorStatus == 400);
+}
