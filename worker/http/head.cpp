@@ -1,5 +1,7 @@
 #include "worker/http/head.hpp"
 
+#include <array>
+
 #include "worker/net/spares.hpp"
 
 namespace molt::worker {
@@ -29,6 +31,20 @@ constexpr Known kKnown[] = {
     {"x-forwarded-host", FieldKind::XForwardedHost},
 };
 
+// The lengths of kKnown's names.
+constexpr auto kKnownLength = [] {
+  std::array<bool, 18> t{};
+  for (const Known& k : kKnown) t[k.name.size()] = true;
+  return t;
+}();
+
+// `name` equals `lowerName` (already lower-case) ignoring case.
+bool equalsLowerCase(std::string_view name, std::string_view lowerName) {
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if (lower(name[i]) != lowerName[i]) return false;
+  return true;
+}
+
 }  // namespace
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
@@ -39,10 +55,11 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 FieldKind classifyField(std::string_view name) {
-  // Most fields are none of these: the length and first letter rule them out cheaply.
+  // Most fields are none of these: the length alone rules most out, then the first letter.
+  if (name.size() >= kKnownLength.size() || !kKnownLength[name.size()]) return FieldKind::Other;
+  const char first = lower(name[0]);
   for (const Known& k : kKnown)
-    if (k.name.size() == name.size() && k.name[0] == lower(name[0]) &&
-        equalsIgnoreCase(k.name, name))
+    if (k.name.size() == name.size() && k.name[0] == first && equalsLowerCase(name, k.name))
       return k.kind;
   return FieldKind::Other;
 }

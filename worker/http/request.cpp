@@ -129,9 +129,8 @@ std::shared_ptr<Backend> HttpSession::routeRequest() {
     if (const HttpField* f = head.find(FieldKind::Host)) host = head.value(*f);
   }
   // Routed on the normalised host, and the same goes upstream (no server may read another).
-  Router::normalizeAuthority(host, upstreamHost_);
-  Backend* backend =
-      router_->route(Router::normalizeHost(host, hostScratch_), targetPath(head.target()));
+  std::string_view authority = Router::normalizeAuthority(host, upstreamHost_);
+  Backend* backend = router_->route(Router::hostOf(authority), targetPath(head.target()));
   return backend ? backend->shared_from_this() : nullptr;
 }
 

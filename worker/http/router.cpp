@@ -119,6 +119,10 @@ std::string_view Router::normalizeHost(std::string_view host, std::string& scrat
   return scratch;
 }
 
+std::string_view Router::hostOf(std::string_view normalizedAuthority) {
+  return normalizedAuthority.substr(0, hostEnd(normalizedAuthority));
+}
+
 std::string_view Router::normalizeAuthority(std::string_view host, std::string& scratch) {
   std::size_t end = hostEnd(host);
   scratch.clear();

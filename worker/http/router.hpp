@@ -43,6 +43,9 @@ class Router {
   // The host as it goes upstream: normalizeHost's form with the port kept ("Example.COM.:8080"
   // -> "example.com:8080"), so that the server sees the name the request was routed on.
   static std::string_view normalizeAuthority(std::string_view host, std::string& scratch);
+  // The host of an authority normalizeAuthority returned, without its port: what normalizeHost
+  // gives for the same input, without normalising it again.
+  static std::string_view hostOf(std::string_view normalizedAuthority);
 
  private:
   struct TransparentHash {

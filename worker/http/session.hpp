@@ -213,8 +213,7 @@ class HttpSession final : public Session,
   std::size_t outCount_ = 0;
   std::string clientAddress_;  // "ip:port" for the log
   std::string clientIp_;       // "ip" for X-Forwarded-For
-  std::string hostScratch_;
-  std::string upstreamHost_;  // the host routed on, port kept: the Host sent upstream
+  std::string upstreamHost_;   // the host routed on, port kept: the Host sent upstream
 
   // The current exchange.
   std::shared_ptr<Backend> backend_;

@@ -93,6 +93,16 @@ TEST_CASE("hosts are normalised: lower case, port stripped, IPv6 literals kept w
   REQUIRE(Router::normalizeHost("", scratch).empty());
 }
 
+TEST_CASE("the host of a normalised authority is the normalised host", "[http][router]") {
+  for (std::string_view host : {"Example.COM.:8080", "example.com", "EXAMPLE.com.", "[::1]:80",
+                                "[::1]", "[::1", "a:", ".", "", "Host:1:2"}) {
+    INFO(host);
+    std::string authority, scratch;
+    std::string_view normal = Router::normalizeAuthority(host, authority);
+    REQUIRE(Router::hostOf(normal) == Router::normalizeHost(host, scratch));
+  }
+}
+
 TEST_CASE("a host map of 10k entries routes each host to its backend", "[http][router][host_map]") {
   Backends backends;
   FrontendConfig fe;
