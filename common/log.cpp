@@ -22,8 +22,10 @@ pid_t gPid = 0;  // 0: not read yet in this process
 // Under systemd, stderr may be the journal's stream: JOURNAL_STREAM names its device and inode
 // (a child whose stderr went elsewhere inherits the variable, hence the comparison). The journal
 // stamps every line itself and reads a "<N>" syslog priority in front of it.
+int gStderrIsJournal = -1;  // inherited across fork with stderr itself
+
 bool stderrIsJournal() {
-  static int answer = -1;  // inherited across fork with stderr itself
+  int& answer = gStderrIsJournal;
   if (answer < 0) {
     answer = 0;
     unsigned long long device = 0, inode = 0;
@@ -39,6 +41,10 @@ bool stderrIsJournal() {
 
 void processChanged() noexcept {
   gPid = 0;
+}
+
+void stderrChanged() noexcept {
+  gStderrIsJournal = -1;
 }
 
 int processId() noexcept {

@@ -17,6 +17,9 @@ void setRole(std::string role);
 // Forgets the process id printed on every line (read once, not per line): called in a child made
 // without fork(3) (the zygote's raw clone); fork(3) children forget it by themselves.
 void processChanged() noexcept;
+// Forgets whether stderr is the journal (looked up once, then inherited across fork with stderr
+// itself): for a process that points stderr, or JOURNAL_STREAM, somewhere else.
+void stderrChanged() noexcept;
 // This process's id, as printed on its lines.
 int processId() noexcept;
 

@@ -31,6 +31,7 @@ std::string linesWritten(const char* journal) {
       unsetenv("JOURNAL_STREAM");
     else
       setenv("JOURNAL_STREAM", std::string(journal) == "self" ? self.c_str() : journal, 1);
+    molt::common::log::stderrChanged();  // whatever the test process logged before
     molt::common::log::setRole("master");
     molt::common::log::info("generation {} serving", 1);
     molt::common::log::warn("a warning");
