@@ -183,6 +183,16 @@ bool ControlChannel::send(ControlMessage message) {
   return true;
 }
 
+bool ControlChannel::sendText(std::string text, std::string_view type) {
+  if (text.size() > kMaxControlMessage) {
+    log::error("control message '{}' ({} bytes) on fd {}: too long", type, text.size(), fd_.get());
+    return false;
+  }
+  queue_.push_back(Outgoing{std::move(text), {}, std::string(type)});
+  flush();
+  return true;
+}
+
 void ControlChannel::flush() {
   while (!queue_.empty() && fd_) {
     Outgoing& next = queue_.front();

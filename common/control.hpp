@@ -74,6 +74,9 @@ class ControlChannel {
   // (the channel owns them until then). One longer than kMaxControlMessage goes in a memfd
   // (unwrapLargeControl); false, with nothing queued, when it cannot (too large, no memfd).
   bool send(ControlMessage message);
+  // Queues a message without descriptors that the caller serialized (`text`: one JSON object,
+  // at most kMaxControlMessage bytes; `type` names it in the log). False when it is too long.
+  bool sendText(std::string text, std::string_view type);
   int fd() const { return fd_.get(); }
   bool open() const { return poll_.initialized(); }
   // Gives up the socket without closing it (binary upgrade hands it to the new image).

@@ -2,6 +2,8 @@
 
 #include "common/control_fields.hpp"
 
+#include <charconv>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -249,6 +251,27 @@ ControlMessage Stats::encode() const {
   body["http2_streams"] = http2Streams;
   body["parked"] = parked;
   return make(kType, std::move(body));
+}
+
+std::string Stats::text() const {
+  char out[256];
+  char* at = out;
+  auto put = [&at](std::string_view key, std::uint64_t value) {
+    std::memcpy(at, key.data(), key.size());
+    at += key.size();
+    at = std::to_chars(at, at + 20, value).ptr;
+  };
+  put(R"({"adopted":)", adopted);
+  put(R"(,"connections":)", connections);
+  put(R"(,"http2_connections":)", http2Connections);
+  put(R"(,"http2_streams":)", http2Streams);
+  put(R"(,"migrated":)", migrated);
+  put(R"(,"parked":)", parked);
+  put(R"(,"staying":)", staying);
+  constexpr std::string_view kEnd = R"(,"type":"stats"})";
+  std::memcpy(at, kEnd.data(), kEnd.size());
+  at += kEnd.size();
+  return std::string(out, static_cast<std::size_t>(at - out));
 }
 
 Decoded<Stats> Stats::decode(ControlMessage& message) {

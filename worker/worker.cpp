@@ -92,6 +92,7 @@ void Worker::onHello(control::Hello& hello) {
   }
   generation_ = hello.generation;
   slot_ = hello.slot;
+  title_.clear();  // names them
   common::log::setRole(fmt::format("worker gen {} slot {}", generation_, slot_));
   updateTitle();
   // Tests only: workers of this generation and later die before they could be ready, as those of
@@ -323,6 +324,10 @@ void Worker::connectionCountChanged() {
 
 // Set only when it changes: setproctitle rewrites the whole argument area.
 void Worker::updateTitle() {
+  // Serving, the title never changes once set; the stats timer calls this up to ten times a
+  // second.
+  if (phase_ != ServingPhase::Draining && !title_.empty() && !titleDraining_) return;
+  titleDraining_ = phase_ == ServingPhase::Draining;
   std::string title;
   if (phase_ != ServingPhase::Draining) {
     title = fmt::format("worker gen {} slot {}", generation_, slot_);
@@ -352,7 +357,7 @@ void Worker::sendStats() {
   stats.http2Connections = static_cast<std::uint32_t>(http2Connections_);
   stats.http2Streams = static_cast<std::uint32_t>(http2Streams_);
   stats.parked = static_cast<std::uint32_t>(parking_.size());
-  control_->send(stats.encode());
+  control_->sendText(stats.text(), control::Stats::kType);
 }
 
 void Worker::stop(const char* why) {

@@ -128,7 +128,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void claimStatsRows();
   void sendStats();
   void updateTitle();
-  std::string title_;  // the process title last set
+  std::string title_;           // the process title last set
+  bool titleDraining_ = false;  // title_ is a draining one (it changes as connections end)
   void reapEnded();
   void exitIfIdle();
 

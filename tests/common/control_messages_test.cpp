@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdint>
+
 #include <catch2/catch.hpp>
 
 using namespace molt::common;
@@ -281,5 +283,37 @@ TEST_CASE("a migrate with the wrong descriptors, kind, names or input is refused
     INFO(c.body.dump().substr(0, 200));
     REQUIRE_FALSE(decoded);
     REQUIRE_THAT(decoded.error, Contains(c.error));
+  }
+}
+
+// The worker writes its stats report without nlohmann: the text must be the message encode()
+// builds, and decode like it, at every field's largest value too.
+TEST_CASE("a stats report written directly is the message encode() builds", "[common][control]") {
+  Stats small;
+  small.connections = 3;
+  small.migrated = 4;
+  small.adopted = 5;
+  small.staying = 6;
+  small.http2Connections = 7;
+  small.http2Streams = 8;
+  small.parked = 9;
+  Stats large;
+  large.connections = large.staying = large.http2Connections = large.http2Streams = large.parked =
+      UINT32_MAX;
+  large.migrated = large.adopted = UINT64_MAX;
+  for (const Stats& s : {Stats{}, small, large}) {
+    std::string text = s.text();
+    INFO(text);
+    REQUIRE(nlohmann::json::parse(text) == s.encode().body);
+    ControlMessage received = body(nlohmann::json::parse(text));
+    auto decoded =
+        std::get<Stats>(roundTrip<FromWorker, Stats>(std::move(received), decodeFromWorker));
+    REQUIRE(decoded.connections == s.connections);
+    REQUIRE(decoded.migrated == s.migrated);
+    REQUIRE(decoded.adopted == s.adopted);
+    REQUIRE(decoded.staying == s.staying);
+    REQUIRE(decoded.http2Connections == s.http2Connections);
+    REQUIRE(decoded.http2Streams == s.http2Streams);
+    REQUIRE(decoded.parked == s.parked);
   }
 }

@@ -88,6 +88,37 @@ TEST_CASE("a ControlChannel delivers messages on its loop and queues sends", "[c
   REQUIRE(uv_loop_close(&loop) == 0);
 }
 
+TEST_CASE("text a sender serialized itself goes in order with other messages; too long is refused",
+          "[common][control]") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  UniqueFd a, b;
+  REQUIRE(makeControlPair(a, b) == 0);
+  std::vector<nlohmann::json> seen;
+  {
+    ControlChannel left(
+        &loop, std::move(a), [](ControlMessage&&) {}, [] {});
+    ControlChannel right(
+        &loop, std::move(b),
+        [&](ControlMessage&& m) {
+          seen.push_back(m.body);
+          if (seen.size() == 3) uv_stop(&loop);
+        },
+        [] {});
+    REQUIRE(left.send(ControlMessage{{{"type", "first"}}, {}}));
+    REQUIRE(left.sendText(R"({"n":2,"type":"second"})", "second"));
+    REQUIRE_FALSE(left.sendText(std::string(kMaxControlMessage + 1, ' '), "huge"));
+    REQUIRE(left.send(ControlMessage{{{"type", "third"}}, {}}));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    REQUIRE(seen.size() == 3);
+    REQUIRE(seen[0]["type"] == "first");
+    REQUIRE(seen[1] == nlohmann::json{{"type", "second"}, {"n", 2}});
+    REQUIRE(seen[2]["type"] == "third");
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  REQUIRE(uv_loop_close(&loop) == 0);
+}
+
 TEST_CASE("a message over the datagram limit travels in a sealed memfd and reads back whole",
           "[common][control]") {
   uv_loop_t loop;
