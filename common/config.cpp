@@ -195,7 +195,7 @@ void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
   constexpr std::uint64_t kMinSessionCache = 128 * 1024;  // room for a few hundred sessions
   Fields f(ctx, v, "tls",
            {"session_cache", "ticket_key_rotation", "session_timeout", "ciphers", "ciphersuites",
-            "min_version", "tickets"});
+            "min_version", "tickets", "prefer_server_ciphers"});
   if (auto n = f.size("session_cache", kMaxSessionCache)) {
     if (*n != 0 && *n < kMinSessionCache)
       ctx.error(f.get("session_cache")->pos, f.at("session_cache"),
@@ -204,6 +204,7 @@ void parseTls(ParseContext& ctx, const JsonValue& v, TlsConfig& out) {
       out.sessionCacheBytes = *n;
   }
   if (auto b = f.boolean("tickets")) out.tickets = *b;
+  if (auto b = f.boolean("prefer_server_ciphers")) out.preferServerCiphers = *b;
   if (auto d = f.duration("ticket_key_rotation", std::chrono::minutes(1))) {
     out.ticketKeyRotation = *d;
   }

@@ -25,7 +25,10 @@ struct TlsSettings {
   std::string ciphers;                 // TLS 1.2 list; empty: kDefaultCiphers
   std::string ciphersuites;            // TLS 1.3 suites; empty: OpenSSL's default
   std::chrono::seconds sessionTimeout{300};
-  bool tickets = true;     // false: SSL_OP_NO_TICKET (session ids; TLS 1.3 stateful tickets)
+  bool tickets = true;  // false: SSL_OP_NO_TICKET (session ids; TLS 1.3 stateful tickets)
+  // The server's order of ciphers and signature algorithms (SSL_OP_CIPHER_SERVER_PREFERENCE)
+  // instead of the client's.
+  bool preferServerCiphers = false;
   // Answer ALPN: with the connection's list (setAlpn), else "http/1.1" when the client offers it.
   bool alpn = true;
   // Sessions resume only where this matches (OpenSSL's session id context): the frontend.

@@ -225,7 +225,8 @@ TEST_CASE("every global and tls key is read", "[config]") {
                "close_spread": "0s", "api_socket": "/run/a.sock", "state_file": "/var/lib/s",
                "log_format": "json"},
     "tls": {"session_cache": "0B", "ticket_key_rotation": "1m", "session_timeout": "10m",
-            "ciphers": "HIGH", "ciphersuites": "TLS_AES_128_GCM_SHA256", "min_version": "TLSv1.3"}
+            "ciphers": "HIGH", "ciphersuites": "TLS_AES_128_GCM_SHA256", "min_version": "TLSv1.3",
+            "prefer_server_ciphers": true}
   })");
   CHECK(c.global.workers == 3);
   CHECK(c.global.hardStopAfter == 1h);
@@ -238,6 +239,8 @@ TEST_CASE("every global and tls key is read", "[config]") {
   CHECK(c.tls.ciphers == "HIGH");
   CHECK(c.tls.ciphersuites == "TLS_AES_128_GCM_SHA256");
   CHECK(c.tls.minVersion == "TLSv1.3");
+  CHECK(c.tls.preferServerCiphers);
+  CHECK_FALSE(parse(R"({"tls": {}})").tls.preferServerCiphers);
 }
 
 TEST_CASE("an address bound twice names the first bind", "[config]") {

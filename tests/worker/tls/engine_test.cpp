@@ -165,3 +165,26 @@ TEST_CASE("records taken whole in pool buffers are the same bytes a copy would g
     got.append(buffer, r.bytes);
   CHECK(got == reply);
 }
+
+// The client's order of TLS 1.2 suites by default (Mozilla's "intermediate": every default suite
+// is strong, and a client without AES instructions lists ChaCha20-Poly1305 first); the server's
+// with tls.prefer_server_ciphers.
+TEST_CASE("the client's cipher order decides unless the server's is preferred", "[tls][engine]") {
+  for (bool serverOrder : {false, true}) {
+    INFO("prefer_server_ciphers " << serverOrder);
+    molt::worker::TlsOptions options;
+    options.preferServerCiphers = serverOrder;
+    std::string error;
+    auto context = TlsContext::load({"/site.pem"}, server().files.source(), options, error);
+    REQUIRE(context);
+    TestClient client(server().pki, TLS1_2_VERSION);
+    auto engine = client.connect("site.test");
+    REQUIRE(SSL_set_cipher_list(
+                engine->ssl(), "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256") == 1);
+    TlsEngine serverEngine(testPool(), context);
+    REQUIRE(establish(*engine, serverEngine));
+    // molt's default list puts AES128-GCM first.
+    CHECK(std::string(SSL_get_cipher_name(serverEngine.ssl())) ==
+          (serverOrder ? "ECDHE-ECDSA-AES128-GCM-SHA256" : "ECDHE-ECDSA-CHACHA20-POLY1305"));
+  }
+}
