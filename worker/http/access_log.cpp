@@ -22,6 +22,7 @@ class Line {
   explicit Line(char* at) : at_(at) {}
   char* end() const { return at_; }
   Line& operator<<(std::string_view s) {
+    if (s.empty()) return *this;  // its data() may be null, which memcpy must not get
     std::memcpy(at_, s.data(), s.size());
     at_ += s.size();
     return *this;

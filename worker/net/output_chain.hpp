@@ -29,6 +29,7 @@ class OutputChain {
   // A head is built from a few dozen short pieces: the common case, a piece that fits in the last
   // buffer, is a bounds check and a copy, inlined.
   void append(std::string_view bytes) {
+    if (bytes.empty()) return;  // its data() may be null, which memcpy must not get
     if (count_ != 0) {
       BufferSlice& last = slices_[count_ - 1];
       if (bytes.size() <= BufferPool::kBufferSize - last.length) {

@@ -107,3 +107,11 @@ TEST_CASE("a line of the longest numbers and strings needing escapes is whole", 
   REQUIRE(json.find("\"total_ms\":9223372036854775.807,\"reused\":true") != std::string::npos);
   REQUIRE(json.ends_with("\"resumed\":true,\"generation\":4294967295}"));
 }
+
+TEST_CASE("a record of empty fields writes a whole line", "[http][log]") {
+  AccessRecord empty;
+  CHECK(molt::worker::formatAccessText(empty) ==
+        "access fe= be=- srv=- client= \"- - HTTP/1.1\" 0 in=0 out=0 head=- connect=- response=- "
+        "total=-");
+  CHECK(molt::worker::formatAccessJson(empty).ends_with(R"("generation":0})"));
+}
