@@ -61,8 +61,8 @@ struct TlsConfig {
   std::string ciphersuites;            // TLS 1.3 suites; empty: OpenSSL's default
   std::string minVersion = "TLSv1.2";  // "TLSv1.2" or "TLSv1.3"
   bool tickets = true;                 // false: no session tickets (TLS 1.2 resumes by session id)
-  bool preferServerCiphers =
-      false;  // true: the server's cipher and signature order, not the client's
+  // true: the server's order of ciphers and signature algorithms, not the client's
+  bool preferServerCiphers = false;
 };
 
 // The fleet tier ("fleet"): TLS resumption shared with other instances through Redis.

@@ -36,6 +36,19 @@ Variant roundTrip(ControlMessage encoded, Decoded<Variant> (*decode)(ControlMess
   return std::move(*decoded.value);
 }
 
+// A stats report with every field set, each to a different value.
+Stats sampleStats() {
+  Stats s;
+  s.connections = 3;
+  s.migrated = 4;
+  s.adopted = 5;
+  s.staying = 6;
+  s.http2Connections = 7;
+  s.http2Streams = 8;
+  s.parked = 9;
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("every master-to-worker message decodes to what was encoded", "[common][control]") {
@@ -227,19 +240,14 @@ TEST_CASE("migration messages decode to what was encoded, input bytes included",
   auto drain =
       std::get<Drain>(roundTrip<FromMaster, Drain>(Drain{5, true}.encode(), decodeFromMaster));
   REQUIRE(drain.migrate);
-  Stats s;
-  s.connections = 3;
-  s.migrated = 4;
-  s.adopted = 5;
-  s.staying = 6;
-  s.http2Connections = 7;
-  s.http2Streams = 8;
-  auto stats = std::get<Stats>(roundTrip<FromWorker, Stats>(s.encode(), decodeFromWorker));
+  auto stats =
+      std::get<Stats>(roundTrip<FromWorker, Stats>(sampleStats().encode(), decodeFromWorker));
   REQUIRE(stats.migrated == 4);
   REQUIRE(stats.adopted == 5);
   REQUIRE(stats.staying == 6);
   REQUIRE(stats.http2Connections == 7);
   REQUIRE(stats.http2Streams == 8);
+  REQUIRE(stats.parked == 9);
   ControlMessage negative = body({{"type", "stats"}, {"connections", 2}, {"http2_streams", -1}});
   REQUIRE_FALSE(decodeFromWorker(negative));
   // An older worker's stats (no migration fields) still decode.
@@ -289,14 +297,7 @@ TEST_CASE("a migrate with the wrong descriptors, kind, names or input is refused
 // The worker writes its stats report without nlohmann: the text must be the message encode()
 // builds, and decode like it, at every field's largest value too.
 TEST_CASE("a stats report written directly is the message encode() builds", "[common][control]") {
-  Stats small;
-  small.connections = 3;
-  small.migrated = 4;
-  small.adopted = 5;
-  small.staying = 6;
-  small.http2Connections = 7;
-  small.http2Streams = 8;
-  small.parked = 9;
+  Stats small = sampleStats();
   Stats large;
   large.connections = large.staying = large.http2Connections = large.http2Streams = large.parked =
       UINT32_MAX;
