@@ -4,13 +4,14 @@ connections to 127.0.0.1:PORT one after another, each of one KIND, and keeps the
   keepalive  HTTP/1.1, one GET of PATH answered, then idle (keep-alive);
   tls        the same over TLS (ALPN http/1.1 only, certificate not checked);
   websocket  GET /ws with Upgrade: websocket, the 101, one masked text frame sent and its echo
-             read, then idle.
+             read, then idle;
+  wss        the same over TLS.
 Before: 10 connections of the kind opened and closed (warm-up). Prints one line of key=value
 pairs: the PSS (kB) of the proxy's process tree (root PID) before the first connection and SETTLE
 seconds after the last, how many connections were opened, how many still answer (one more GET, or
 one more echoed frame) after the measurement, how many failed or were not tried (after 20
 failures in a row the rest is given up), the seconds the opening took and the last error.
-Usage: connection_memory.py PID PORT keepalive|websocket|tls COUNT PATH SETTLE"""
+Usage: connection_memory.py PID PORT keepalive|websocket|tls|wss COUNT PATH SETTLE"""
 import base64
 import os
 import resource
@@ -40,7 +41,7 @@ class Conn:
                 if sock.selected_alpn_protocol() not in (None, "http/1.1"):
                     raise OSError(f"ALPN gave {sock.selected_alpn_protocol()!r}")
             self.sock, self.buf = sock, b""
-            if KIND == "websocket":
+            if KIND in ("websocket", "wss"):
                 self.upgrade()
                 self.echo()
             else:
@@ -128,7 +129,7 @@ class Conn:
 
     def alive(self):
         try:
-            if KIND == "websocket":
+            if KIND in ("websocket", "wss"):
                 self.echo()
             else:
                 self.get()
@@ -142,7 +143,7 @@ def main():
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     context = None
-    if KIND == "tls":
+    if KIND in ("tls", "wss"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -206,9 +206,19 @@ void Worker::closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept {
 // A parked tunnel: a session of the kind that parked it takes it on, with what it kept.
 void Worker::unparkTunnel(ParkingLot::Parked parked) noexcept {
   std::unique_ptr<ParkedTunnel> tunnel(static_cast<ParkedTunnel*>(parked.cargo.release()));
-  auto client = std::make_unique<PlainStream>(loop_, buffers_);
+  std::unique_ptr<ClientStream> client;
+  int rc;
+  if (tunnel->clientTls) {
+    std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(tunnel->clientTls.release()));
+    auto tls = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
+    rc = tls->adopt(parked.fd);
+    client = std::move(tls);
+  } else {
+    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
+    rc = plain->adopt(parked.fd);
+    client = std::move(plain);
+  }
   auto server = std::make_unique<PlainStream>(loop_, buffers_);
-  int rc = client->adopt(parked.fd);
   if (rc < 0) close(parked.fd);
   int serverRc = server->adopt(parked.peer);
   if (serverRc < 0) close(parked.peer);

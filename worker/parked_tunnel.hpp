@@ -1,7 +1,8 @@
 // ParkedTunnel: what an idle tunnel's session leaves in the worker's parking lot with its two
 // descriptors (worker/net/parking.hpp), for the session that serves the tunnel when it wakes: the
-// tunnel goes on as if it had never stopped — its timeout, its server's connection count and, for
-// an http frontend, the upgrade's access-log line, written when the tunnel really ends.
+// tunnel goes on as if it had never stopped — its timeout, its server's connection count, a TLS
+// client's OpenSSL state and, for an http frontend, the upgrade's access-log line, written when
+// the tunnel really ends.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +41,9 @@ struct ParkedTunnel final : ParkingLot::Cargo {
   // connection, or an http frontend's websocket that a TcpSession adopted in a migration).
   bool http = false;
   std::uint64_t clientActive = 0, serverActive = 0;  // loop times (ms) of the last byte each way
+  // A TLS client's connection state (ParkedTls, worker/tls/stream.hpp): the tunnel goes on over
+  // the same TLS session, without a handshake. Null in clear.
+  std::unique_ptr<ParkingLot::Cargo> clientTls;
   // An http frontend's upgrade, for its log line.
   std::string request;  // the method, then the target
   std::uint32_t methodLength = 0;

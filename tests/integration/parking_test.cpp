@@ -602,3 +602,154 @@ TEST_CASE(
   bare.closeSocketSending();
   CHECK(bare.rawBytesUntilClose() == 0);
 }
+
+namespace {
+
+// tunnelConfig's two frontends with TLS binds: "fe" (http, websockets) and "raw" (tcp).
+std::string tlsTunnelConfig(const std::string& socket, std::uint16_t wsPort, std::uint16_t tcpPort,
+                            const std::string& tunnelTimeout) {
+  static TempDir certificates;
+  static bool made = makeCertificate(certificates.path() + "/site.pem", "site.test");
+  REQUIRE(made);
+  const std::string tls =
+      R"("bind": [{"address": "127.0.0.1:0", "tls": true}], "certificates": [")" +
+      certificates.path() + R"(/site.pem"])";
+  auto backend = [&](const char* name, const char* server, std::uint16_t port) {
+    return std::string(R"({"name": ")") + name + R"(", "timeouts": {"tunnel": ")" + tunnelTimeout +
+           R"("}, "servers": [{"name": ")" + server + R"(", "address": "127.0.0.1:)" +
+           std::to_string(port) + R"("}]})";
+  };
+  return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
+         R"("}, "frontends": [
+      {"name": "fe", "mode": "http", )" +
+         tls + R"(, "default_backend": "ws"},
+      {"name": "raw", "mode": "tcp", )" +
+         tls + R"(, "default_backend": "tcp"}],
+    "backends": [)" +
+         backend("ws", "w", wsPort) + ", " + backend("tcp", "t", tcpPort) + "]}";
+}
+
+// One tunnel whose client speaks TLS; the test holds the client and the server's socket.
+struct TlsTunnel {
+  std::unique_ptr<TlsClient> client;
+  molt::common::UniqueFd server;
+  std::string path;
+  bool send(bool fromServer, const std::string& bytes) {
+    if (fromServer) return sendAll(server.get(), bytes) && client->receive(bytes.size()) == bytes;
+    return client->send(bytes) && recvExactly(server.get(), bytes.size()) == bytes;
+  }
+};
+
+// The test's websocket and tcp servers, and molt terminating TLS in front of them.
+struct TlsTunnelSetup {
+  explicit TlsTunnelSetup(const std::string& tunnelTimeout) {
+    REQUIRE((wsListener && tcpListener));
+    proxy = std::make_unique<Molt>(tlsTunnelConfig(socket, wsPort, tcpPort, tunnelTimeout));
+  }
+  TlsTunnel webSocket(const std::string& path, const std::string& version) {
+    TlsTunnel t;
+    t.path = path;
+    t.client =
+        std::make_unique<TlsClient>(proxy->port("fe"), TlsClientOptions{"site.test", version});
+    REQUIRE(t.client->connected());
+    REQUIRE(t.client->send(
+        "GET " + path +
+        " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+    t.server = acceptFrom(wsListener.get());
+    REQUIRE(t.server);
+    REQUIRE(recvUntil(t.server.get(), "\r\n\r\n").find("GET " + path + " ") == 0);
+    REQUIRE(sendAll(t.server.get(),
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                    "Upgrade\r\n\r\n"));
+    REQUIRE(lineOf(*t.client).find("HTTP/1.1 101 ") == 0);
+    while (!lineOf(*t.client).empty()) {
+    }
+    return t;
+  }
+  TlsTunnel tcp(const std::string& version) {
+    TlsTunnel t;
+    t.client =
+        std::make_unique<TlsClient>(proxy->port("raw"), TlsClientOptions{"site.test", version});
+    REQUIRE(t.client->connected());
+    REQUIRE(t.client->send("hello"));
+    t.server = acceptFrom(tcpListener.get());
+    REQUIRE(t.server);
+    REQUIRE(recvExactly(t.server.get(), 5) == "hello");
+    return t;
+  }
+  TempDir dir;
+  const std::string socket = dir.path() + "/api.sock";
+  std::uint16_t wsPort = 0, tcpPort = 0;
+  molt::common::UniqueFd wsListener = listenOnLoopback(wsPort);
+  molt::common::UniqueFd tcpListener = listenOnLoopback(tcpPort);
+  std::unique_ptr<Molt> proxy;
+};
+
+}  // namespace
+
+TEST_CASE("idle TLS websockets and TLS tcp tunnels are parked with their TLS state, and woken",
+          "[http][tcp][integration][park][tls][websocket]") {
+  TlsTunnelSetup setup("30s");
+  const std::string& socket = setup.socket;
+  constexpr int kEach = 3;
+  std::vector<TlsTunnel> tunnels;
+  for (int i = 0; i < kEach; ++i)
+    tunnels.push_back(setup.webSocket("/wss/" + std::to_string(i), i % 2 ? "TLSv1.2" : "TLSv1.3"));
+  for (int i = 0; i < kEach; ++i) tunnels.push_back(setup.tcp(i % 2 ? "TLSv1.3" : "TLSv1.2"));
+  for (auto& t : tunnels) REQUIRE(t.send(false, "first"));
+
+  for (int round = 0; round < 2; ++round) {
+    INFO("round " << round);
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 2 * kEach; }));
+    CHECK(countsOf(socket).connections == 2 * kEach);
+    // Woken by either side, then both ways, over the same TLS sessions (no new handshake: the
+    // clients would fail on one).
+    for (std::size_t i = 0; i < tunnels.size(); ++i) {
+      INFO("tunnel " << i);
+      bool serverFirst = (i + round) % 2 == 0;
+      REQUIRE(tunnels[i].send(serverFirst, "wake " + std::to_string(i)));
+      REQUIRE(tunnels[i].send(!serverFirst, std::string(20000, 'a' + static_cast<char>(i))));
+    }
+    REQUIRE(waitFor([&] { return countsOf(socket).parked == 0; }));
+    CHECK(countsOf(socket).connections == 2 * kEach);
+  }
+
+  // A parked websocket whose client says close_notify: the server sees the end; its close ends
+  // the tunnel, which the client sees end cleanly, logged once with its TLS version.
+  REQUIRE(waitFor([&] { return countsOf(socket).parked == 2 * kEach; }));
+  TlsTunnel& ws = tunnels[1];
+  ws.client->closeSending();
+  bool eof = false;
+  CHECK(recvUntilEof(ws.server.get(), &eof).empty());
+  CHECK(eof);
+  ws.server.reset();
+  CHECK(ws.client->receive(1).empty());
+  CHECK(ws.client->peerClosedCleanly());
+  // A parked tcp tunnel whose server closes: the client is told with close_notify.
+  TlsTunnel& tcp = tunnels[kEach];
+  tcp.server.reset();
+  CHECK(tcp.client->receive(1).empty());
+  CHECK(tcp.client->peerClosedCleanly());
+  tcp.client.reset();
+  REQUIRE(waitFor([&] { return countsOf(socket).connections == 2 * kEach - 2; }));
+  REQUIRE_LINE(setup.proxy->process(),
+               R"re(access fe=fe .*"GET /wss/1 HTTP/1\.1" 101 .* tls=TLSv1\.2)re", 5s);
+}
+
+TEST_CASE("a parked TLS tunnel ends at its tunnel timeout with close_notify",
+          "[http][integration][park][tls][websocket]") {
+  TlsTunnelSetup setup("3s");
+  TlsTunnel ws = setup.webSocket("/wss/timeout", "");
+  REQUIRE(ws.send(true, "last"));
+  auto last = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return countsOf(setup.socket).parked == 1; }));
+  CHECK(ws.client->receive(1).empty());  // waits up to the socket's 10 s timeout
+  auto after = std::chrono::steady_clock::now() - last;
+  CHECK(ws.client->peerClosedCleanly());
+  CHECK(after >= 2900ms);
+  CHECK(after < 8s);
+  bool eof = false;
+  CHECK(recvUntilEof(ws.server.get(), &eof).empty());
+  CHECK(eof);
+  REQUIRE(waitFor([&] { return countsOf(setup.socket).connections == 0; }));
+}

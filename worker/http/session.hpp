@@ -231,6 +231,8 @@ class HttpSession final : public Session,
   bool logged_ = false;
   bool http2_ = false;        // the bind accepts HTTP/2 (prior knowledge, or ALPN h2)
   bool parkRefused_ = false;  // the host would not park it: not asked again until the next request
+  // A tunnel's TLS stream held bytes when it would have parked: tried again after its next bytes.
+  bool tlsBusy_ = false;
   // A tunnel that was parked: its upgrade's facts, for its log line and its next park.
   std::unique_ptr<ParkedTunnel> parked_;
   int status_ = 0;

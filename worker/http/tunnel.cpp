@@ -50,6 +50,7 @@ void HttpSession::onTunnelData(ClientStream& from, char* buffer, std::size_t len
   ClientStream& to = fromClient ? static_cast<ClientStream&>(*server_) : *client_;
   (fromClient ? clientActive_ : serverActive_) = uv_now(host_.loop());
   (fromClient ? bytesIn_ : bytesOut_) += length;
+  tlsBusy_ = false;
   BufferSlice slice{buffer, 0, static_cast<std::uint32_t>(length)};
   if (int rc = to.write({&slice, 1}); rc < 0) return finish(uv_strerror(rc));
   if (to.queuedBytes() > kHighWater) {
@@ -83,11 +84,11 @@ void HttpSession::onTunnelShutdown(ClientStream& to) {
   if (clientShut_ && serverShut_) finish(nullptr);
 }
 
-// Idle both ways, with both open, nothing paused or queued, on plaintext sockets, while the
-// worker serves: all the tunnel needs is its two descriptors.
+// Idle both ways, with both open, nothing paused or queued, while the worker serves: all the
+// tunnel needs is its two descriptors, and a TLS client's state.
 bool HttpSession::mayParkTunnel() const noexcept {
-  return phase_ == HttpPhase::Tunnel && !parkRefused_ && !draining_ && move_ == Move::No &&
-         client_ && server_ && !client_->secure() && client_->descriptor() >= 0 &&
+  return phase_ == HttpPhase::Tunnel && !parkRefused_ && !tlsBusy_ && !draining_ &&
+         move_ == Move::No && client_ && server_ && client_->descriptor() >= 0 &&
          server_->descriptor() >= 0 && !clientEof_ && !serverEof_ && !clientShut_ && !serverShut_ &&
          !clientPaused_ && !serverPaused_ && outCount_ == 0 && client_->queuedBytes() == 0 &&
          server_->queuedBytes() == 0 &&
@@ -113,6 +114,11 @@ void HttpSession::parkTunnel() {
     parked_->versionMinor = head.versionMinor();
   }
   ParkedTunnel& t = *parked_;
+  // A TLS client parks with its OpenSSL state, once nothing waits in it.
+  if (client_->secure() && !client_->takeParkState(t.clientTls)) {
+    tlsBusy_ = true;  // tried again once the tunnel is quiet after its next bytes
+    return armTimer();
+  }
   t.serverIndex = serverIndex_;
   t.clientActive = clientActive_;
   t.serverActive = serverActive_;
@@ -136,7 +142,8 @@ void HttpSession::parkTunnel() {
   if (clientFd >= 0) close(clientFd);
   if (serverFd >= 0) close(serverFd);
   parked_->serverIndex = -1;  // still this session's
-  parkRefused_ = true;        // served here until it ends
+  if (parked_->clientTls) client_->restoreParkState(std::move(parked_->clientTls));
+  parkRefused_ = true;  // served here until it ends
   armTimer();
 }
 

@@ -171,6 +171,7 @@ void TcpSession::onStreamData(ClientStream& stream, char* buffer, std::size_t le
   Side& side = sideOf(stream);
   Side& target = other(side);
   lastActivity_ = uv_now(host_.loop());
+  tlsBusy_ = false;
   if (&side == &client_ && !clientSpoke_) {
     clientSpoke_ = true;
     armIdleTimer(lastActivity_);  // the first-byte timeout is over; parking may come sooner
@@ -253,15 +254,14 @@ void TcpSession::armIdleTimer(uint64_t now) {
   armTimer(left);
 }
 
-// Splicing, idle both ways with both open, nothing paused or queued, on a plaintext client, after
-// the client spoke: all the connection needs is its two descriptors.
+// Splicing, idle both ways with both open, nothing paused or queued, after the client spoke: all
+// the connection needs is its two descriptors, and a TLS client's state.
 bool TcpSession::mayPark() const noexcept {
-  return phase_ == SessionPhase::Splicing && move_ == Move::No && !parkRefused_ && clientSpoke_ &&
-         !clientStream_->secure() && clientStream_->descriptor() >= 0 &&
-         serverStream_->descriptor() >= 0 && !client_.eof && !server_.eof && !client_.shutdown &&
-         !server_.shutdown && !client_.paused && !server_.paused &&
-         clientStream_->queuedBytes() == 0 && serverStream_->queuedBytes() == 0 &&
-         idleTimeoutMs_ > kParkAfterMs;
+  return phase_ == SessionPhase::Splicing && move_ == Move::No && !parkRefused_ && !tlsBusy_ &&
+         clientSpoke_ && clientStream_->descriptor() >= 0 && serverStream_->descriptor() >= 0 &&
+         !client_.eof && !server_.eof && !client_.shutdown && !server_.shutdown &&
+         !client_.paused && !server_.paused && clientStream_->queuedBytes() == 0 &&
+         serverStream_->queuedBytes() == 0 && idleTimeoutMs_ > kParkAfterMs;
 }
 
 // Duplicates of both descriptors go to the host; the session ends without counting its server's
@@ -271,6 +271,11 @@ void TcpSession::park() {
   try {
     tunnel = std::make_unique<ParkedTunnel>(frontend_, backend_);
   } catch (const std::bad_alloc&) {
+  }
+  // A TLS client parks with its OpenSSL state, once nothing waits in it.
+  if (tunnel && clientStream_->secure() && !clientStream_->takeParkState(tunnel->clientTls)) {
+    tlsBusy_ = true;  // tried again once the connection is quiet after its next bytes
+    return armIdleTimer(uv_now(host_.loop()));
   }
   int clientFd = tunnel ? fcntl(clientStream_->descriptor(), F_DUPFD_CLOEXEC, 0) : -1;
   int serverFd = clientFd < 0 ? -1 : fcntl(serverStream_->descriptor(), F_DUPFD_CLOEXEC, 0);
@@ -285,6 +290,7 @@ void TcpSession::park() {
   }
   if (clientFd >= 0) close(clientFd);
   if (serverFd >= 0) close(serverFd);
+  if (tunnel && tunnel->clientTls) clientStream_->restoreParkState(std::move(tunnel->clientTls));
   parkRefused_ = true;
   armIdleTimer(uv_now(host_.loop()));
 }

@@ -108,7 +108,9 @@ class TcpSession final : public Session, private StreamHandler {
   uint64_t acceptedAt_ = 0;
   bool clientSpoke_ = false;
   bool parkRefused_ = false;  // the host would not park it: served here until it ends
-  uint64_t resumedAt_ = 0;    // woken from the parking lot: not parked again before it reads
+  // Its TLS stream held bytes when it would have parked: tried again after its next bytes.
+  bool tlsBusy_ = false;
+  uint64_t resumedAt_ = 0;  // woken from the parking lot: not parked again before it reads
   Move move_ = Move::No;
   uint64_t moveSince_ = 0;
 };
