@@ -72,18 +72,23 @@ struct Client {
   Reader reader;
 };
 
-// Parking's TLS frontend "fe": a certificate made once per test process.
-std::string tlsParkingConfig(std::uint16_t originPort, const std::string& socket,
-                             const std::string& keepAlive, const std::string& global = "") {
+// The TLS frontends' certificate for site.test, made once per test process.
+std::string siteCertificate() {
   static TempDir certificates;
   static bool made = makeCertificate(certificates.path() + "/site.pem", "site.test");
   REQUIRE(made);
+  return certificates.path() + "/site.pem";
+}
+
+// Parking's TLS frontend "fe".
+std::string tlsParkingConfig(std::uint16_t originPort, const std::string& socket,
+                             const std::string& keepAlive, const std::string& global = "") {
   return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
          R"(")" + global + R"(},
     "frontends": [{"name": "fe", "mode": "http",
                    "bind": [{"address": "127.0.0.1:0", "tls": true}],
                    "certificates": [")" +
-         certificates.path() + R"(/site.pem"], "timeouts": {"keep_alive": ")" + keepAlive +
+         siteCertificate() + R"("], "timeouts": {"keep_alive": ")" + keepAlive +
          R"("}, "default_backend": "be"}],
     "backends": [{"name": "be", "servers": [{"name": "o", "address": "127.0.0.1:)" +
          std::to_string(originPort) + R"("}]}]})";
@@ -135,9 +140,15 @@ bool tlsGet(TlsClient& client, const std::string& path, std::size_t length) {
 }
 
 // An http frontend "fe" whose upgrades go to `wsPort`, a tcp frontend "raw" to `tcpPort`: both
-// servers are the test's own listeners, so that either side of a tunnel can speak first.
+// servers are the test's own listeners, so that either side of a tunnel can speak first. With
+// `tls`, both frontends terminate TLS.
 std::string tunnelConfig(const std::string& socket, std::uint16_t wsPort, std::uint16_t tcpPort,
-                         const std::string& tunnelTimeout, const std::string& global = "") {
+                         const std::string& tunnelTimeout, const std::string& global = "",
+                         bool tls = false) {
+  const std::string bind =
+      tls ? R"("bind": [{"address": "127.0.0.1:0", "tls": true}], "certificates": [")" +
+                siteCertificate() + R"("])"
+          : R"("bind": ["127.0.0.1:0"])";
   auto backend = [&](const char* name, const char* server, std::uint16_t port) {
     return std::string(R"({"name": ")") + name + R"(", "timeouts": {"tunnel": ")" + tunnelTimeout +
            R"("}, "servers": [{"name": ")" + server + R"(", "address": "127.0.0.1:)" +
@@ -146,8 +157,10 @@ std::string tunnelConfig(const std::string& socket, std::uint16_t wsPort, std::u
   return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
          R"(")" + global + R"(},
     "frontends": [
-      {"name": "fe", "mode": "http", "bind": ["127.0.0.1:0"], "default_backend": "ws"},
-      {"name": "raw", "mode": "tcp", "bind": ["127.0.0.1:0"], "default_backend": "tcp"}],
+      {"name": "fe", "mode": "http", )" +
+         bind + R"(, "default_backend": "ws"},
+      {"name": "raw", "mode": "tcp", )" +
+         bind + R"(, "default_backend": "tcp"}],
     "backends": [)" +
          backend("ws", "w", wsPort) + ", " + backend("tcp", "t", tcpPort) + "]}";
 }
@@ -230,22 +243,27 @@ std::vector<std::string> accessLines(Molt& molt, const std::string& path) {
 }
 
 // The test's own two servers (websocket and tcp), and molt in front of them (tunnelConfig).
-struct TunnelSetup {
-  explicit TunnelSetup(const std::string& tunnelTimeout, const std::string& global = "") {
+struct TunnelServers {
+  TunnelServers(const std::string& tunnelTimeout, const std::string& global, bool tls) {
     REQUIRE((wsListener && tcpListener));
-    proxy = std::make_unique<Molt>(tunnelConfig(socket, wsPort, tcpPort, tunnelTimeout, global));
+    proxy =
+        std::make_unique<Molt>(tunnelConfig(socket, wsPort, tcpPort, tunnelTimeout, global, tls));
   }
-  Tunnel webSocket(const std::string& path) {
-    return openWebSocketTo(proxy->port("fe"), wsListener.get(), path);
-  }
-  Tunnel tcp() { return openTcpTunnel(proxy->port("raw"), tcpListener.get()); }
-
   TempDir dir;
   const std::string socket = dir.path() + "/api.sock";
   std::uint16_t wsPort = 0, tcpPort = 0;
   molt::common::UniqueFd wsListener = listenOnLoopback(wsPort);
   molt::common::UniqueFd tcpListener = listenOnLoopback(tcpPort);
   std::unique_ptr<Molt> proxy;
+};
+
+struct TunnelSetup : TunnelServers {
+  explicit TunnelSetup(const std::string& tunnelTimeout, const std::string& global = "")
+      : TunnelServers(tunnelTimeout, global, false) {}
+  Tunnel webSocket(const std::string& path) {
+    return openWebSocketTo(proxy->port("fe"), wsListener.get(), path);
+  }
+  Tunnel tcp() { return openTcpTunnel(proxy->port("raw"), tcpListener.get()); }
 };
 
 }  // namespace
@@ -605,30 +623,6 @@ TEST_CASE(
 
 namespace {
 
-// tunnelConfig's two frontends with TLS binds: "fe" (http, websockets) and "raw" (tcp).
-std::string tlsTunnelConfig(const std::string& socket, std::uint16_t wsPort, std::uint16_t tcpPort,
-                            const std::string& tunnelTimeout) {
-  static TempDir certificates;
-  static bool made = makeCertificate(certificates.path() + "/site.pem", "site.test");
-  REQUIRE(made);
-  const std::string tls =
-      R"("bind": [{"address": "127.0.0.1:0", "tls": true}], "certificates": [")" +
-      certificates.path() + R"(/site.pem"])";
-  auto backend = [&](const char* name, const char* server, std::uint16_t port) {
-    return std::string(R"({"name": ")") + name + R"(", "timeouts": {"tunnel": ")" + tunnelTimeout +
-           R"("}, "servers": [{"name": ")" + server + R"(", "address": "127.0.0.1:)" +
-           std::to_string(port) + R"("}]})";
-  };
-  return R"({"global": {"workers": 1, "hard_stop_after": "20s", "api_socket": ")" + socket +
-         R"("}, "frontends": [
-      {"name": "fe", "mode": "http", )" +
-         tls + R"(, "default_backend": "ws"},
-      {"name": "raw", "mode": "tcp", )" +
-         tls + R"(, "default_backend": "tcp"}],
-    "backends": [)" +
-         backend("ws", "w", wsPort) + ", " + backend("tcp", "t", tcpPort) + "]}";
-}
-
 // One tunnel whose client speaks TLS; the test holds the client and the server's socket.
 struct TlsTunnel {
   std::unique_ptr<TlsClient> client;
@@ -641,11 +635,9 @@ struct TlsTunnel {
 };
 
 // The test's websocket and tcp servers, and molt terminating TLS in front of them.
-struct TlsTunnelSetup {
-  explicit TlsTunnelSetup(const std::string& tunnelTimeout) {
-    REQUIRE((wsListener && tcpListener));
-    proxy = std::make_unique<Molt>(tlsTunnelConfig(socket, wsPort, tcpPort, tunnelTimeout));
-  }
+struct TlsTunnelSetup : TunnelServers {
+  explicit TlsTunnelSetup(const std::string& tunnelTimeout)
+      : TunnelServers(tunnelTimeout, "", true) {}
   TlsTunnel webSocket(const std::string& path, const std::string& version) {
     TlsTunnel t;
     t.path = path;
@@ -677,12 +669,6 @@ struct TlsTunnelSetup {
     REQUIRE(recvExactly(t.server.get(), 5) == "hello");
     return t;
   }
-  TempDir dir;
-  const std::string socket = dir.path() + "/api.sock";
-  std::uint16_t wsPort = 0, tcpPort = 0;
-  molt::common::UniqueFd wsListener = listenOnLoopback(wsPort);
-  molt::common::UniqueFd tcpListener = listenOnLoopback(tcpPort);
-  std::unique_ptr<Molt> proxy;
 };
 
 }  // namespace
