@@ -167,20 +167,12 @@ void Worker::unpark(ParkingLot::Parked parked) noexcept {
   if (parked.peer >= 0) return unparkTunnel(std::move(parked));
   auto& frontend = *static_cast<Frontend*>(const_cast<void*>(parked.owner));
   auto router = routers_.find(&frontend);
+  std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(parked.cargo.release()));  // or none
+  if (state && (uv_now(loop_) >= parked.deadline || router == routers_.end()))
+    return closeParkedTls(parked.fd, std::move(state));
+  int rc = UV_ENOENT;
   std::unique_ptr<ClientStream> client;
-  int rc;
-  if (parked.cargo) {
-    std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(parked.cargo.release()));
-    if (uv_now(loop_) >= parked.deadline || router == routers_.end())
-      return closeParkedTls(parked.fd, std::move(state));
-    auto tls = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
-    rc = tls->adopt(parked.fd);
-    client = std::move(tls);
-  } else {
-    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
-    rc = router == routers_.end() ? UV_ENOENT : plain->adopt(parked.fd);
-    client = std::move(plain);
-  }
+  if (router != routers_.end()) client = adoptParked(parked.fd, std::move(state), rc);
   if (rc < 0) {
     common::log::warn("serving a parked connection of frontend {} again: {}",
                       frontend.config().name, uv_strerror(rc));
@@ -195,6 +187,20 @@ void Worker::unpark(ParkingLot::Parked parked) noexcept {
   raw->startAdopted({});
 }
 
+// The client stream of a parked connection on descriptor `fd`: TLS from its state (no
+// handshake), else plain. `rc` is 0 or a libuv error (the descriptor is then still the caller's).
+std::unique_ptr<ClientStream> Worker::adoptParked(int fd, std::unique_ptr<ParkedTls> tls,
+                                                  int& rc) noexcept {
+  if (tls) {
+    auto stream = std::make_unique<TlsStream>(loop_, buffers_, std::move(tls), *this);
+    rc = stream->adopt(fd);
+    return stream;
+  }
+  auto stream = std::make_unique<PlainStream>(loop_, buffers_);
+  rc = stream->adopt(fd);
+  return stream;
+}
+
 // A parked TLS connection whose keep-alive time is over closes as a session would close it, with
 // close_notify.
 void Worker::closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept {
@@ -206,18 +212,10 @@ void Worker::closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept {
 // A parked tunnel: a session of the kind that parked it takes it on, with what it kept.
 void Worker::unparkTunnel(ParkingLot::Parked parked) noexcept {
   std::unique_ptr<ParkedTunnel> tunnel(static_cast<ParkedTunnel*>(parked.cargo.release()));
-  std::unique_ptr<ClientStream> client;
   int rc;
-  if (tunnel->clientTls) {
-    std::unique_ptr<ParkedTls> state(static_cast<ParkedTls*>(tunnel->clientTls.release()));
-    auto tls = std::make_unique<TlsStream>(loop_, buffers_, std::move(state), *this);
-    rc = tls->adopt(parked.fd);
-    client = std::move(tls);
-  } else {
-    auto plain = std::make_unique<PlainStream>(loop_, buffers_);
-    rc = plain->adopt(parked.fd);
-    client = std::move(plain);
-  }
+  std::unique_ptr<ClientStream> client = adoptParked(
+      parked.fd, std::unique_ptr<ParkedTls>(static_cast<ParkedTls*>(tunnel->clientTls.release())),
+      rc);
   auto server = std::make_unique<PlainStream>(loop_, buffers_);
   if (rc < 0) close(parked.fd);
   int serverRc = server->adopt(parked.peer);

@@ -119,6 +119,8 @@ class Worker final : public SessionHost, public HandshakeObserver {
   void unpark(ParkingLot::Parked parked) noexcept;
   void unparkTunnel(ParkingLot::Parked parked) noexcept;
   void closeParkedTls(int fd, std::unique_ptr<ParkedTls> state) noexcept;
+  std::unique_ptr<ClientStream> adoptParked(int fd, std::unique_ptr<ParkedTls> tls,
+                                            int& rc) noexcept;
   // Counts a park; trims soon after (trimSoon): a second after a burst, a few after a few.
   void parked() noexcept;
   // Live client connections: sessions and parked ones.
