@@ -2,7 +2,8 @@
 // keep-alive connection parses them, and the head rewriting that follows every accepted head.
 // http_request_fuzz.cpp and http_response_fuzz.cpp pick the side.
 //
-// Beyond sanitizer reports, an accepted head that breaks checkHead's rules is a crash.
+// Beyond sanitizer reports, an accepted head that breaks checkHead's rules is a crash, and so is
+// a stream that parses differently fed in the input's steps and fed whole.
 //
 // Input: byte 0 picks a HEAD request (bit 1: no body in the response) and whether the body is
 // decoded through a sink (bit 2); byte 1 is the feeding step (1..256 bytes); the rest is the
@@ -52,38 +53,75 @@ inline void rewrite(const HttpParser& parser, bool response, BufferPool& pool) {
   (void)targetPath(head.target());
 }
 
-inline int fuzzHttp(const std::uint8_t* data, std::size_t size, bool response) {
-  if (size < 2) return 0;
-  static BufferPool pool;
+// What a caller sees of the head: the two parsing paths (whole heads, llhttp) must agree on it.
+inline void describe(const HttpHead& h, std::string& out) {
+  out.append(h.method()).append(" ").append(h.target()).append(" ");
+  out.append(std::to_string(h.status())).append(" ").append(h.reason()).append(" 1.");
+  out.append(std::to_string(h.versionMinor()));
+  for (std::size_t i = 0; i < h.fieldCount(); ++i) {
+    const HttpField& f = h.field(i);
+    out.append("|").append(h.name(f)).append("=").append(h.value(f)).append("#");
+    out.append(std::to_string(static_cast<int>(f.kind)));
+  }
+  out += h.chunked ? " chunked" : "";
+  out += h.hasLength ? " length=" + std::to_string(h.length) : "";
+  out += h.keepAlive ? " keep-alive" : "";
+  out += h.upgrade ? " upgrade" : "";
+  out += h.bodyUntilEof ? " until-eof" : "";
+}
+
+// Parses the stream message after message, fed `step` bytes at a time; returns what happened, in
+// order, with offsets.
+inline std::string parseStream(const std::uint8_t* data, std::size_t size, bool response,
+                               std::size_t step, BufferPool& pool) {
   Sink sink;
   HttpParser parser(response ? HttpParser::Kind::Response : HttpParser::Kind::Request);
   parser.setNoBody(data[0] & 2);
   if (data[0] & 4) parser.setBodySink(&sink);
-  std::size_t step = static_cast<std::size_t>(data[1]) + 1;
   const char* stream = reinterpret_cast<const char*>(data + 2);
   std::size_t length = size - 2, at = 0;
+  std::string trace;
   while (at <= length) {
     std::size_t n = std::min(step, length - at);
     ParseResult r = parser.feed(stream + at, n);
-    if (r.status == ParseStatus::Error) break;
+    if (r.status == ParseStatus::Error) {
+      trace += "error " + std::to_string(parser.error().status);
+      break;
+    }
     if (r.status == ParseStatus::NeedMore) {
       at += n;
       if (at == length) {
-        if (parser.inBody() && parser.head().bodyUntilEof) parser.finish();
+        if (parser.inBody() && parser.head().bodyUntilEof)
+          trace += parser.finish().status == ParseStatus::Error ? "eof error" : "eof";
         break;
       }
       continue;
     }
     at += r.consumed;
+    trace += "\n" + std::to_string(at) + ": ";
     if (r.status == ParseStatus::HeadComplete) {
+      describe(parser.head(), trace);
       rewrite(parser, response, pool);
       if (parser.head().upgrade && !response) break;  // the rest is another protocol
     } else {
+      trace += "complete, body " + std::to_string(sink.bytes);
       parser.reset();
       parser.setNoBody(data[0] & 2);
     }
     if (at == length && r.status == ParseStatus::MessageComplete) break;
   }
+  return trace;
+}
+
+// The stream fed in the input's steps and fed whole must parse alike: a whole head takes
+// HttpParser's own path (whole_head.cpp), a head in pieces llhttp's.
+inline int fuzzHttp(const std::uint8_t* data, std::size_t size, bool response) {
+  if (size < 2) return 0;
+  static BufferPool pool;
+  std::size_t step = static_cast<std::size_t>(data[1]) + 1;
+  if (parseStream(data, size, response, step, pool) !=
+      parseStream(data, size, response, SIZE_MAX, pool))
+    __builtin_trap();
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <llhttp.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -128,9 +129,11 @@ HttpParser::HttpParser(Kind kind) : kind_(kind), parser_(&(new Engine{})->state)
 }
 
 void HttpParser::reset() {
-  llhttp_init(parser_.get(), kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE,
-              &Callbacks::settings());
-  parser_->data = this;
+  llhttpStarted_ = false;  // set up when first needed: most heads never need it
+  wholeHead_ = false;
+  bodyLeft_ = 0;
+  versionMajor_ = 1;
+  methodId_ = 0;
   head_.clear();
   state_ = State::Head;
   pause_ = Pause::None;
@@ -142,6 +145,13 @@ void HttpParser::reset() {
   lineStart_ = false;
   firstLine_ = true;
   firstLineSpaces_ = 0;
+}
+
+void HttpParser::startLlhttp() {
+  llhttp_init(parser_.get(), kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE,
+              &Callbacks::settings());
+  parser_->data = this;
+  llhttpStarted_ = true;
 }
 
 int HttpParser::append(const char* at, std::size_t length) {
@@ -202,8 +212,10 @@ int HttpParser::onHeaderValueComplete() {
 
 int HttpParser::onHeadersComplete() {
   HttpHead& h = head_;
+  versionMajor_ = parser_->http_major;
   h.versionMinor_ = parser_->http_minor;
   if (kind_ == Kind::Request) {
+    methodId_ = parser_->method;
     h.method_ = llhttp_method_name(static_cast<llhttp_method_t>(parser_->method));
   } else {
     h.status_ = parser_->status_code;
@@ -230,6 +242,20 @@ ParseResult HttpParser::fail(int status, const char* reason) {
 ParseResult HttpParser::feed(const char* data, std::size_t length) {
   if (state_ == State::Failed || state_ == State::Done) return {ParseStatus::Error, 0};
   const int bad = kind_ == Kind::Request ? 400 : 502;
+  if (wholeHead_) return feedBody(data, length);
+  if (!llhttpStarted_) {
+    if (length == 0) return {ParseStatus::NeedMore, 0};
+    if (std::size_t used = parseWholeHead(data, length)) {
+      wholeHead_ = true;
+      headBytes_ = used;
+      if (!validateHead()) return fail(error_.status, error_.reason);
+      state_ = State::Body;
+      scanning_ = false;
+      return {ParseStatus::HeadComplete, used};
+    }
+    head_.clear();
+    startLlhttp();
+  }
   std::size_t done = 0;
   for (;;) {
     pause_ = Pause::None;
@@ -270,6 +296,15 @@ ParseResult HttpParser::feed(const char* data, std::size_t length) {
         return fail(bad, "parser paused unexpectedly");
     }
   }
+}
+
+ParseResult HttpParser::feedBody(const char* data, std::size_t length) {
+  std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bodyLeft_, length));
+  if (n > 0 && sink_) sink_->onBodyData(data, n);
+  bodyLeft_ -= n;
+  if (bodyLeft_ > 0) return {ParseStatus::NeedMore, n};
+  state_ = State::Done;
+  return {ParseStatus::MessageComplete, n};
 }
 
 ParseResult HttpParser::finish() {
@@ -362,7 +397,7 @@ bool HttpParser::scan(const char* data, std::size_t length) {
 
 bool HttpParser::validateHead() {
   const int bad = kind_ == Kind::Request ? 400 : 502;
-  if (parser_->http_major != 1 || parser_->http_minor > 1) {
+  if (versionMajor_ != 1 || head_.versionMinor_ > 1) {
     error_ = {kind_ == Kind::Request ? 505 : 502, "unsupported HTTP version"};
     return false;
   }
@@ -374,10 +409,10 @@ bool HttpParser::validateHead() {
 }
 
 bool HttpParser::validateRequestHead() {
-  if (parser_->method == HTTP_CONNECT) return error_ = {405, "CONNECT is not supported"}, false;
+  if (methodId_ == HTTP_CONNECT) return error_ = {405, "CONNECT is not supported"}, false;
   std::string_view target = head_.target();
   bool origin = !target.empty() && target[0] == '/';
-  bool asterisk = target == "*" && parser_->method == HTTP_OPTIONS;
+  bool asterisk = target == "*" && methodId_ == HTTP_OPTIONS;
   bool absolute =
       (startsWithIgnoreCase(target, "http://") || startsWithIgnoreCase(target, "https://")) &&
       !targetAuthority(target).empty();

@@ -1,6 +1,7 @@
 // HttpParser: strict, streaming HTTP/1.x parsing of requests or responses over llhttp (built in
 // strict mode, no lenient flag), plus the checks llhttp leaves to its user: the rules that keep
-// a request from being read two ways (request smuggling).
+// a request from being read two ways (request smuggling). Plain heads that arrive whole are
+// parsed without llhttp (whole_head.cpp), accepting only what llhttp would, alike.
 #pragma once
 
 #include <cstddef>
@@ -78,6 +79,8 @@ class HttpParser {
   bool started() const { return state_ != State::Head || headBytes_ > 0; }
   // A BodySink receives the body.
   bool decoding() const { return sink_ != nullptr; }
+  // The current head was parsed whole, without llhttp (whole_head.cpp); its body is counted here.
+  bool wholeHead() const { return wholeHead_; }
 
  private:
   enum class State {
@@ -102,8 +105,10 @@ class HttpParser {
   int onHeadersComplete();
   int append(const char* at, std::size_t length);
 
+  void startLlhttp();
+  std::size_t parseWholeHead(const char* data, std::size_t length);
+  ParseResult feedBody(const char* data, std::size_t length);
   ParseResult fail(int status, const char* reason);
-  ParseResult paused(std::size_t consumed);
   bool scan(const char* data, std::size_t length);
   bool validateHead();
   bool validateRequestHead();
@@ -118,7 +123,12 @@ class HttpParser {
   ParseError error_;
   BodySink* sink_ = nullptr;
   bool noBody_ = false;
-  bool inName_ = false;  // a header field name is being received
+  bool inName_ = false;         // a header field name is being received
+  bool llhttpStarted_ = false;  // llhttp has been set up for this message
+  bool wholeHead_ = false;
+  std::uint64_t bodyLeft_ = 0;  // whole heads: body bytes still to come
+  unsigned versionMajor_ = 1;
+  int methodId_ = 0;  // llhttp_method_t
   std::size_t headBytes_ = 0;
   // Raw line checks llhttp does not make (see scan()).
   bool scanning_ = true;  // head or trailer section
