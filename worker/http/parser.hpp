@@ -107,6 +107,7 @@ class HttpParser {
 
   void startLlhttp();
   std::size_t parseWholeHead(const char* data, std::size_t length);
+  int parseWholeStartLine(const char*& p, const char* end);
   ParseResult feedBody(const char* data, std::size_t length);
   ParseResult fail(int status, const char* reason);
   bool scan(const char* data, std::size_t length);

@@ -71,48 +71,56 @@ int version(const char* p, const char* end) {
 
 }  // namespace
 
+// The request or status line at p, into head_: the minor version, or -1 when llhttp must parse it.
+int HttpParser::parseWholeStartLine(const char*& p, const char* end) {
+  HttpHead& h = head_;
+  int minor = -1;
+  if (kind_ == Kind::Request) {
+    const char* methodEnd = span(p, end, kToken);
+    if (methodEnd == end || *methodEnd != ' ') return -1;
+    std::string_view name(p, static_cast<std::size_t>(methodEnd - p));
+    const Method* method = std::find_if(std::begin(kMethods), std::end(kMethods),
+                                        [name](const Method& m) { return m.name == name; });
+    if (method == std::end(kMethods)) return -1;
+    p = methodEnd + 1;
+    const char* targetEnd = span(p, end, kTarget);
+    if (p == end || *p != '/' || targetEnd == end || *targetEnd != ' ') return -1;
+    h.targetAt_ = static_cast<std::uint32_t>(h.bytes_.size());
+    h.targetLength_ = static_cast<std::uint32_t>(targetEnd - p);
+    h.bytes_.append(p, h.targetLength_);
+    p = targetEnd + 1;
+    if ((minor = version(p, end)) < 0 || !isCrlf(p + 8, end)) return -1;
+    p += 10;
+    h.method_ = llhttp_method_name(method->id);
+    methodId_ = method->id;
+    return minor;
+  }
+  // "HTTP/1.1 200 OK": a final status (1xx and what is not 200-599 go to llhttp) and a reason
+  // that does not start with whitespace.
+  if ((minor = version(p, end)) < 0 || end - p < 14 || p[8] != ' ' || p[9] < '2' || p[9] > '5' ||
+      !isDigit(p[10]) || !isDigit(p[11]) || p[12] != ' ' || p[13] == ' ' || p[13] == '\t')
+    return -1;
+  h.status_ = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+  p += 13;
+  const char* reasonEnd = span(p, end, kText);
+  if (!isCrlf(reasonEnd, end)) return -1;
+  if (reasonEnd != p) {
+    h.reasonAt_ = static_cast<std::uint32_t>(h.bytes_.size());
+    h.reasonLength_ = static_cast<std::uint32_t>(reasonEnd - p);
+    h.bytes_.append(p, h.reasonLength_);
+  }
+  p = reasonEnd + 2;
+  return minor;
+}
+
 // Returns the head's length when it parsed the head into head_ (with its framing), 0 when llhttp
 // must parse it (head_ is then partly filled: the caller clears it).
 std::size_t HttpParser::parseWholeHead(const char* data, std::size_t length) {
   const char* const end = data + std::min(length, kMaxHeadBytes);
   const char* p = data;
   HttpHead& h = head_;
-  int minor = -1;
-  if (kind_ == Kind::Request) {
-    const char* methodEnd = span(p, end, kToken);
-    if (methodEnd == end || *methodEnd != ' ') return 0;
-    std::string_view name(p, static_cast<std::size_t>(methodEnd - p));
-    const Method* method = std::find_if(std::begin(kMethods), std::end(kMethods),
-                                        [name](const Method& m) { return m.name == name; });
-    if (method == std::end(kMethods)) return 0;
-    p = methodEnd + 1;
-    const char* targetEnd = span(p, end, kTarget);
-    if (p == end || *p != '/' || targetEnd == end || *targetEnd != ' ') return 0;
-    h.targetAt_ = static_cast<std::uint32_t>(h.bytes_.size());
-    h.targetLength_ = static_cast<std::uint32_t>(targetEnd - p);
-    h.bytes_.append(p, h.targetLength_);
-    p = targetEnd + 1;
-    if ((minor = version(p, end)) < 0 || !isCrlf(p + 8, end)) return 0;
-    p += 10;
-    h.method_ = llhttp_method_name(method->id);
-    methodId_ = method->id;
-  } else {
-    // "HTTP/1.1 200 OK": a final status (1xx and what is not 200-599 go to llhttp) and a reason
-    // that does not start with whitespace.
-    if ((minor = version(p, end)) < 0 || end - p < 14 || p[8] != ' ' || p[9] < '2' || p[9] > '5' ||
-        !isDigit(p[10]) || !isDigit(p[11]) || p[12] != ' ' || p[13] == ' ' || p[13] == '\t')
-      return 0;
-    h.status_ = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    p += 13;
-    const char* reasonEnd = span(p, end, kText);
-    if (!isCrlf(reasonEnd, end)) return 0;
-    if (reasonEnd != p) {
-      h.reasonAt_ = static_cast<std::uint32_t>(h.bytes_.size());
-      h.reasonLength_ = static_cast<std::uint32_t>(reasonEnd - p);
-      h.bytes_.append(p, h.reasonLength_);
-    }
-    p = reasonEnd + 2;
-  }
+  const int minor = parseWholeStartLine(p, end);
+  if (minor < 0) return 0;
   bool close = false, keepAlive = false;
   for (;;) {
     if (p == end) return 0;
